@@ -1,0 +1,48 @@
+"""The ``fgrpo`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError, load_config
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (configs/demo.toml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, e.g. --set federation.rounds=2 (repeatable)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .experiments.runner import run_experiment
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out or cfg.output.dir)
+    cfg.output.dir = str(out)
+    run_experiment(cfg, out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fgrpo", description="Federated GRPO with FGRPO aggregation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a federated GRPO experiment (Flower simulation)")
+    _add_config_args(run)
+    run.add_argument("--out", help="run directory (default: output.dir from the config)")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"fgrpo: config error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

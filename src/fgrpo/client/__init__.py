@@ -1,0 +1,1 @@
+"""ClientApp and the per-round TRL GRPO driver."""

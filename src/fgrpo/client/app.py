@@ -1,0 +1,82 @@
+"""The ClientApp: one federated GRPO round per train message.
+
+The server's message carries the global adapter and the resolved run config
+(JSON in the ConfigRecord), so every client trains with the server's recipe.
+The reply is the new adapter plus a MetricRecord (numbers only) and a
+ConfigRecord holding the client's stable id.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from functools import lru_cache
+
+import torch
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from ..config import Config, config_from_dict
+from ..data import client_partition
+from ..evaluation import mean_greedy_reward
+from ..models.lora import cached_adapter_model
+from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, to_arrayrecord
+from ..tasks.rewards import reward_functions
+from .grpo import train_locally
+
+CONFIG_KEY = "fgrpo-config"
+
+app = ClientApp()
+
+
+@lru_cache(maxsize=4)
+def _parse_config(text: str) -> Config:
+    return config_from_dict(json.loads(text))
+
+
+def client_identity(context: Context) -> tuple[int, str]:
+    """(partition id, stable client id). Deployed nodes may name themselves via node_config."""
+    partition_id = int(context.node_config.get("partition-id", 0))
+    client_id = str(context.node_config.get("client-id", f"client-{partition_id}"))
+    return partition_id, client_id
+
+
+def round_seed(cfg: Config, server_round: int, partition_id: int) -> int:
+    return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
+    cfg = _parse_config(str(msg.content["config"][CONFIG_KEY]))
+    server_round = int(msg.content["config"]["server-round"])
+    partition_id, client_id = client_identity(context)
+    torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
+
+    model, tokenizer = cached_adapter_model(cfg.model)
+    load_adapter_state(model, from_arrayrecord(msg.content["arrays"]))
+    dataset = client_partition(cfg, partition_id)
+    rewards = reward_functions(cfg)
+    stats = train_locally(
+        model, tokenizer, dataset, rewards, cfg, seed=round_seed(cfg, server_round, partition_id),
+        steps=cfg.federation.local_steps,
+    )
+    metrics = {
+        "num-examples": len(dataset),
+        "reward": stats.reward,
+        "reward-first": stats.reward_first,
+        "reward-last": stats.reward_last,
+        "completion-length": stats.completion_length,
+        "train-seconds": stats.seconds,
+    }
+    if cfg.strategy.signal == "probe":
+        probe = dataset.select(range(min(cfg.strategy.probe_size, len(dataset)))).to_list()
+        metrics["probe-reward"] = mean_greedy_reward(model, tokenizer, probe, rewards[0], cfg.eval.max_new_tokens)
+    content = RecordDict(
+        {
+            "arrays": to_arrayrecord(adapter_state(model), cfg.model.transport_dtype),
+            "metrics": MetricRecord(metrics),
+            "client": ConfigRecord({"client-id": client_id}),
+        }
+    )
+    return Message(content=content, reply_to=msg)

@@ -1,0 +1,300 @@
+"""One typed configuration for a run: TOML file + ``--set key=value`` overrides.
+
+The config is validated completely before anything starts, so a typo costs a
+second instead of a half-finished run. It flattens to dotted keys
+(``federation.rounds``) because that is what Flower's ``run_config`` carries,
+and the server forwards the resolved config to clients as JSON so both sides
+train with exactly the same recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A user-caused configuration problem; ``key`` names the culprit."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+def _choice(*options: str) -> dict[str, Any]:
+    return {"choices": options}
+
+
+def _at_least(low: float) -> dict[str, Any]:
+    return {"min": low}
+
+
+def _within(low: float, high: float) -> dict[str, Any]:
+    return {"min": low, "max": high}
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"
+    lora_r: int = field(default=8, metadata=_at_least(1))
+    lora_alpha: int = field(default=16, metadata=_at_least(1))
+    lora_dropout: float = field(default=0.0, metadata=_within(0.0, 1.0))
+    # Empty list: chosen per architecture (see fgrpo.models.lora).
+    target_modules: list[str] = field(default_factory=list)
+    transport_dtype: str = field(default="fp32", metadata=_choice("fp32", "bf16"))
+
+
+@dataclass
+class FederationConfig:
+    num_clients: int = field(default=4, metadata=_at_least(1))
+    rounds: int = field(default=3, metadata=_at_least(1))
+    local_steps: int = field(default=2, metadata=_at_least(1))
+    fraction_train: float = field(default=1.0, metadata=_within(0.0, 1.0))
+    min_clients: int = field(default=1, metadata=_at_least(1))
+    # CPU share of one simulated client; 1 on a 2-core laptop runs two at once.
+    client_cpus: float = field(default=1.0, metadata=_at_least(0.1))
+    client_gpus: float = field(default=0.0, metadata=_at_least(0.0))
+
+
+@dataclass
+class StrategyConfig:
+    name: str = "fgrpo"
+    # FGRPO (see README "FGRPO aggregation"): every symbol of the rule.
+    signal: str = field(default="train-reward", metadata=_choice("train-reward", "probe"))
+    gain: str = field(default="ratio", metadata=_choice("ratio", "zscore", "difference"))
+    beta: float = field(default=0.8, metadata=_within(0.0, 1.0))
+    tau: float = field(default=1.0, metadata=_at_least(1e-9))
+    gamma: float = field(default=1.0, metadata=_at_least(0.0))
+    g_max: float = field(default=5.0, metadata=_at_least(0.0))
+    floor: float = field(default=0.0, metadata=_within(0.0, 1.0))
+    eps: float = field(default=1e-6, metadata=_at_least(1e-12))
+    server_lr: float = field(default=1.0, metadata=_at_least(0.0))
+    probe_size: int = field(default=8, metadata=_at_least(1))
+
+
+@dataclass
+class DataConfig:
+    tasks: list[str] = field(
+        default_factory=lambda: ["addition", "multiplication", "sorting", "countdown", "modular"]
+    )
+    partition: str = field(
+        default="dirichlet", metadata=_choice("iid", "dirichlet", "pathological", "size-skew")
+    )
+    alpha: float = field(default=0.5, metadata=_at_least(1e-6))
+    tasks_per_client: int = field(default=2, metadata=_at_least(1))
+    train_size: int = field(default=400, metadata=_at_least(1))
+    test_size: int = field(default=40, metadata=_at_least(1))
+    difficulty: int = field(default=1, metadata=_at_least(1))
+    # Multiplies a task's native reward, e.g. {multiplication = 100.0}.
+    reward_scale: dict[str, float] = field(default_factory=dict)
+    format_reward: float = field(default=0.0, metadata=_at_least(0.0))
+
+
+@dataclass
+class EvalConfig:
+    every: int = field(default=1, metadata=_at_least(0))
+    max_new_tokens: int = field(default=24, metadata=_at_least(1))
+    batch_size: int = field(default=64, metadata=_at_least(1))
+
+
+@dataclass
+class OutputConfig:
+    # Where `flwr run .` writes; `fgrpo run --out` overrides it.
+    dir: str = "runs/latest"
+
+
+# GRPO defaults sized for a CPU laptop; every key is a TRL GRPOConfig field and
+# any of them can be overridden with grpo.<name>.
+GRPO_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 5e-4,
+    "per_device_train_batch_size": 8,
+    "num_generations": 4,
+    "max_completion_length": 24,
+    "temperature": 1.0,
+    "beta": 0.0,
+}
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    grpo: dict[str, Any] = field(default_factory=dict)
+
+    # --- conversions -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def flatten(self) -> dict[str, Any]:
+        """Dotted keys, as Flower's run_config holds them."""
+        return _flatten(self.to_dict())
+
+    def grpo_settings(self) -> dict[str, Any]:
+        """Keyword arguments for TRL's GRPOConfig: defaults, then the user's keys."""
+        return {**GRPO_DEFAULTS, **self.grpo}
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, dotted + "."))
+        elif isinstance(value, list):  # Flower's run_config holds scalars only
+            flat[dotted] = ",".join(value)
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]) -> Any:
+    """Check one value against its declared type and limits; return it normalised."""
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        if isinstance(value, str):  # flat run_config form: "a,b,c"
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, f"expected a list of strings, got {value!r}")
+        return list(value)
+    if origin is dict:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value else {}
+            except json.JSONDecodeError as err:
+                raise ConfigError(key, f"expected a table, got {value!r}") from err
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a table, got {value!r}")
+        value_type = typing.get_args(annotation)[1]
+        if value_type is float:
+            return {k: _coerce(f"{key}.{k}", v, float, {}) for k, v in value.items()}
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+    elif annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        value = float(value)
+    elif annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(key, f"must be one of {', '.join(meta['choices'])}; got {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(key, f"must be >= {meta['min']}, got {value!r}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(key, f"must be <= {meta['max']}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(dotted, "unknown key")
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            if not isinstance(value, dict):
+                raise ConfigError(dotted, "expected a table")
+            kwargs[key] = _build(annotation, value, dotted + ".")
+        else:
+            kwargs[key] = _coerce(dotted, value, annotation, known[key].metadata)
+    return cls(**kwargs)
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        parts = dotted.split(".")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(dotted, "conflicts with a scalar key")
+        node[parts[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with a TOML value; bare words are read as strings."""
+    if "=" not in text:
+        raise ConfigError(text, "override must look like key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def validate_grpo_keys(grpo: dict[str, Any]) -> None:
+    """Every grpo.* key must be a TRL GRPOConfig field (checked against TRL itself)."""
+    if not grpo:
+        return
+    from trl import GRPOConfig  # imported lazily: TRL takes seconds to import
+
+    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    for key in grpo:
+        if key not in fields:
+            raise ConfigError(f"grpo.{key}", "not a field of TRL's GRPOConfig")
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    cfg = _build(Config, tree, "")
+    validate_grpo_keys(cfg.grpo)
+    if cfg.federation.min_clients > cfg.federation.num_clients:
+        raise ConfigError("federation.min_clients", "cannot exceed federation.num_clients")
+    if cfg.eval.max_new_tokens < 1:
+        raise ConfigError("eval.max_new_tokens", "must be positive")
+    return cfg
+
+
+def config_from_flat(flat: dict[str, Any]) -> Config:
+    """Rebuild a Config from Flower's flattened run_config."""
+    return config_from_dict(_unflatten(dict(flat)))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """TOML file (optional) plus ``key=value`` overrides, fully validated."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("--config", f"file not found: {path}")
+        try:
+            tree = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(str(path), f"invalid TOML: {err}") from err
+    flat_overrides = dict(parse_override(o) for o in overrides or [])
+    tree = _merge(tree, _unflatten(flat_overrides))
+    return config_from_dict(tree)

@@ -1,0 +1,72 @@
+"""Greedy decoding on held-out prompts: accuracy per task and the macro average."""
+
+from __future__ import annotations
+
+from statistics import fmean
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .tasks import get_task
+
+
+@torch.no_grad()
+def greedy_completions(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[list[dict[str, str]]],
+    max_new_tokens: int,
+    batch_size: int = 64,
+) -> list[str]:
+    """Chat-formatted prompts in, decoded completions out (left padding, batched)."""
+    was_training = model.training
+    model.eval()
+    outputs: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in batch]
+        encoded = tokenizer(
+            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        ).to(model.device)
+        generated = model.generate(
+            **encoded,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        new_tokens = generated[:, encoded["input_ids"].shape[1] :]
+        outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    model.train(was_training)
+    return outputs
+
+
+def accuracy_by_task(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    test_sets: dict[str, list[dict[str, Any]]],
+    max_new_tokens: int,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Fraction of exactly-correct greedy answers per task, plus ``macro`` over tasks."""
+    result: dict[str, float] = {}
+    for name, rows in test_sets.items():
+        task = get_task(name)
+        completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size)
+        result[name] = fmean(task.is_correct(c, r["answer"]) for c, r in zip(completions, rows, strict=True))
+    result["macro"] = fmean(result.values()) if result else 0.0
+    return result
+
+
+def mean_greedy_reward(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, Any]],
+    reward_fn: Any,
+    max_new_tokens: int,
+) -> float:
+    """FGRPO's ``probe`` signal: mean reward of greedy answers on a fixed local probe."""
+    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
+    rewards = reward_fn(completions=completions, prompts=[r["prompt"] for r in rows], **columns)
+    return fmean(float(x) for x in rewards if x is not None)

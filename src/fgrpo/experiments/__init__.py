@@ -1,0 +1,1 @@
+"""Experiment runner (simulation) and reports."""

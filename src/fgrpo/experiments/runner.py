@@ -1,0 +1,46 @@
+"""Run one experiment as a Flower simulation on this machine."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+
+
+def backend_config(cfg: Config) -> dict[str, Any]:
+    return {
+        "client_resources": {"num_cpus": cfg.federation.client_cpus, "num_gpus": cfg.federation.client_gpus},
+        "init_args": {"logging_level": "ERROR", "log_to_driver": True},
+    }
+
+
+def quiet_flower() -> None:
+    """Flower logs every message at INFO; our own progress lines say what matters."""
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_experiment(cfg: Config, out_dir: Path) -> dict[str, Any]:
+    """Simulate ``cfg.federation.num_clients`` clients; return the run's summary."""
+    from flwr.simulation import run_simulation
+
+    from ..client.app import app as client_app
+    from ..server.app import make_server_app
+
+    quiet_flower()
+    out_dir = out_dir.resolve()
+    run_simulation(
+        server_app=make_server_app(cfg, out_dir),
+        client_app=client_app,
+        num_supernodes=cfg.federation.num_clients,
+        backend_config=backend_config(cfg),
+    )
+    summary_path = out_dir / "summary.json"
+    if not summary_path.is_file():
+        raise RuntimeError(f"the simulation ended without writing {summary_path}; see the log above")
+    return json.loads(summary_path.read_text())

@@ -1,0 +1,1 @@
+"""Model registry, LoRA adapters, and adapter transport."""

@@ -1,0 +1,51 @@
+"""LoRA adapters on a base model, and the per-process cache of the wrapped model."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import PreTrainedTokenizerBase
+
+from ..config import ModelConfig
+from .registry import load_base
+
+
+def lora_config(model_cfg: ModelConfig) -> LoraConfig:
+    # target_modules=None lets PEFT pick the per-architecture defaults
+    # (q_proj/v_proj for Llama/Qwen2, c_attn for GPT-2, ...).
+    return LoraConfig(
+        r=model_cfg.lora_r,
+        lora_alpha=model_cfg.lora_alpha,
+        lora_dropout=model_cfg.lora_dropout,
+        target_modules=list(model_cfg.target_modules) or None,
+        task_type="CAUSAL_LM",
+    )
+
+
+def fresh_adapter_model(model_cfg: ModelConfig, seed: int) -> tuple[PeftModel, PreTrainedTokenizerBase]:
+    """Base model wrapped with a newly initialised adapter (B = 0, so it starts as a no-op)."""
+    base, tokenizer = load_base(model_cfg.name)
+    torch.manual_seed(seed)
+    return get_peft_model(base, lora_config(model_cfg)), tokenizer
+
+
+@lru_cache(maxsize=2)
+def _cached(name: str, r: int, alpha: int, dropout: float, targets: tuple[str, ...]):
+    cfg = ModelConfig(name=name, lora_r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets))
+    return fresh_adapter_model(cfg, seed=0)
+
+
+def cached_adapter_model(model_cfg: ModelConfig) -> tuple[PeftModel, PreTrainedTokenizerBase]:
+    """The process-wide adapter model: base weights load once, adapters are overwritten per round.
+
+    This is the one piece of global mutable state the design allows.
+    """
+    return _cached(
+        model_cfg.name,
+        model_cfg.lora_r,
+        model_cfg.lora_alpha,
+        model_cfg.lora_dropout,
+        tuple(model_cfg.target_modules),
+    )

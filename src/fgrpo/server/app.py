@@ -1,0 +1,32 @@
+"""The ServerApp. ``fgrpo run`` builds one around a resolved Config; ``flwr run .``
+uses the module-level ``app``, which reads the same config from Flower's run_config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from ..config import Config, config_from_flat
+from .federation import run_federation
+
+
+def make_server_app(cfg: Config, out_dir: Path) -> ServerApp:
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        del context
+        run_federation(grid, cfg, out_dir)
+
+    return server_app
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    cfg = config_from_flat(dict(context.run_config))
+    run_federation(grid, cfg, Path(cfg.output.dir))

@@ -1,0 +1,57 @@
+"""The run directory: resolved config, package versions, metrics.jsonl, summary.json.
+
+Layout::
+
+    DIR/config.toml        resolved config (reload with `fgrpo run --config DIR/config.toml`)
+    DIR/versions.json      python and package versions
+    DIR/metrics.jsonl      one JSON object per round
+    DIR/summary.json       the run at a glance
+    DIR/plots/*.png        accuracy and reward against round
+    DIR/checkpoint/        latest global adapter + strategy state
+    DIR/final/adapter/     the final global adapter, PEFT format
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from ..config import Config
+
+TRACKED_PACKAGES = ("fgrpo", "flwr", "flwr-datasets", "trl", "transformers", "peft", "torch", "datasets", "math-verify")
+
+
+def package_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def prepare(out_dir: Path, cfg: Config) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.toml").write_text(tomli_w.dumps(cfg.to_dict()))
+    (out_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n")
+    (out_dir / "metrics.jsonl").write_text("")
+
+
+def append_round(out_dir: Path, record: dict[str, Any]) -> None:
+    with (out_dir / "metrics.jsonl").open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def read_rounds(out_dir: Path) -> list[dict[str, Any]]:
+    lines = (out_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

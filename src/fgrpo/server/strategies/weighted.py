@@ -1,0 +1,113 @@
+"""Flower's FedAvg with pluggable client weights: the base of FGRPO and reward-weighted.
+
+Only the weights differ from FedAvg; the weighted average itself is Flower's
+``aggregate_arrayrecords``. The server step is θ ← θ + η · Σ_k w_k (θ_k − θ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
+
+WEIGHT_KEY = "aggregation-weight"
+
+
+@dataclass
+class ClientReport:
+    """The numbers one client's reply carries (see fgrpo.client.app)."""
+
+    client_id: str
+    num_examples: float
+    reward: float
+    metrics: dict[str, float]
+
+
+def read_report(content: RecordDict) -> ClientReport:
+    metrics = dict(next(iter(content.metric_records.values())))
+    client = content.config_records.get("client", ConfigRecord())
+    return ClientReport(
+        client_id=str(client.get("client-id", "unknown")),
+        num_examples=float(metrics["num-examples"]),
+        reward=float(metrics.get("reward", float("nan"))),
+        metrics={k: float(v) for k, v in metrics.items() if not isinstance(v, list)},
+    )
+
+
+def ledger_row(report: ClientReport, weight: float, **extra: Any) -> dict[str, Any]:
+    """One participant's line in metrics.jsonl."""
+    return {
+        "client-id": report.client_id,
+        "num-examples": int(report.num_examples),
+        "reward": report.reward,
+        "baseline": None,
+        "gain": None,
+        "weight": float(weight),
+        **extra,
+    }
+
+
+def data_size_ledger(contents: list[RecordDict]) -> list[dict[str, Any]]:
+    """Ledger for strategies that weight by num-examples (Flower's FedAvg family)."""
+    reports = [read_report(c) for c in contents]
+    total = sum(r.num_examples for r in reports)
+    return [ledger_row(r, r.num_examples / total) for r in reports]
+
+
+class ClientWeightedFedAvg(FedAvg):
+    """FedAvg where ``compute_weights`` decides each client's share."""
+
+    def __init__(self, *, server_lr: float = 1.0, **fedavg_kwargs: Any) -> None:
+        super().__init__(**fedavg_kwargs)
+        self.server_lr = server_lr
+        self.global_arrays: dict[str, np.ndarray] | None = None
+        self.ledger: list[dict[str, Any]] = []
+
+    def compute_weights(self, server_round: int, reports: list[ClientReport]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Return normalised weights and the ledger rows that explain them."""
+        raise NotImplementedError
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.global_arrays = {k: a.numpy() for k, a in arrays.items()}
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid, _ = self._check_and_log_replies(replies, is_train=True)
+        self.ledger = []
+        if not valid:
+            return None, None
+        contents = [m.content for m in valid]
+        weights, self.ledger = self.compute_weights(server_round, [read_report(c) for c in contents])
+        weighted = [
+            RecordDict({"arrays": next(iter(c.array_records.values())), "w": MetricRecord({WEIGHT_KEY: float(w)})})
+            for c, w in zip(contents, weights, strict=True)
+        ]
+        averaged = aggregate_arrayrecords(weighted, WEIGHT_KEY)
+        return self._server_step(averaged), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+
+    def _server_step(self, averaged: ArrayRecord) -> ArrayRecord:
+        if self.server_lr == 1.0 or self.global_arrays is None:
+            return averaged
+        return ArrayRecord(
+            {
+                k: Array(self.global_arrays[k] + self.server_lr * (a.numpy() - self.global_arrays[k]))
+                for k, a in averaged.items()
+            }
+        )
+
+    # Server-side state that must survive a restart (checkpoints, --resume).
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state

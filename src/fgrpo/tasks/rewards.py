@@ -1,0 +1,49 @@
+"""Reward functions with TRL's signature built from the task suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .base import ANSWER_TAG, completion_text
+from .registry import get_task
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+RewardFn = Callable[..., list[float | None]]
+
+
+def task_reward(scales: dict[str, float] | None = None) -> RewardFn:
+    """One reward function for a mixed-task dataset: each row is scored by its own task.
+
+    ``scales`` multiplies a task's native reward (the reward-scale heterogeneity knob).
+    """
+    scales = dict(scales or {})
+
+    def reward(completions: list[Any], answer: list[str], task: list[str], **_: Any) -> list[float]:
+        return [
+            get_task(t).score(completion_text(c), a) * scales.get(t, 1.0)
+            for c, a, t in zip(completions, answer, task, strict=True)
+        ]
+
+    reward.__name__ = "task_reward"
+    return reward
+
+
+def format_reward(weight: float) -> RewardFn:
+    """``weight`` when the completion carries exactly one <answer> tag, else 0."""
+
+    def reward(completions: list[Any], **_: Any) -> list[float]:
+        return [weight if len(ANSWER_TAG.findall(completion_text(c))) == 1 else 0.0 for c in completions]
+
+    reward.__name__ = "format_reward"
+    return reward
+
+
+def reward_functions(cfg: "Config") -> list[RewardFn]:
+    """The reward functions a client trains with, in TRL's ``reward_funcs`` order."""
+    funcs = [task_reward(cfg.data.reward_scale)]
+    if cfg.data.format_reward > 0:
+        funcs.append(format_reward(cfg.data.format_reward))
+    return funcs
