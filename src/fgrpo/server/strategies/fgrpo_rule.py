@@ -41,8 +41,9 @@ def relative_gain(signal: float, history: ClientHistory | None, params: FgrpoPar
     """Return (gain, baseline used). A first report has gain 0 and baseline = signal.
 
     ``zscore`` folds the current deviation into the spread before dividing, so the
-    gain is invariant to the client's reward scale from its second report on and
-    bounded by 1 / (1 - beta).
+    gain is bounded by 1 / (1 - beta). Both ``ratio`` and ``zscore`` guard the
+    divisor with max(., eps) rather than adding eps, which keeps them exactly
+    invariant to a client's reward scale whenever the divisor exceeds eps.
     """
     if history is None:
         return 0.0, signal
@@ -51,7 +52,7 @@ def relative_gain(signal: float, history: ClientHistory | None, params: FgrpoPar
         gain = deviation / max(abs(history.baseline), params.eps)
     elif params.gain_mode == "zscore":
         spread = params.beta * history.spread + (1.0 - params.beta) * abs(deviation)
-        gain = deviation / (spread + params.eps)
+        gain = deviation / max(spread, params.eps)
     elif params.gain_mode == "difference":
         gain = deviation
     else:

@@ -1,0 +1,27 @@
+"""Hand-built Flower reply messages, as a ClientApp would send them."""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.supercore.task_identity import TaskIdentity
+
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+
+
+
+def _as_server_task() -> None:
+    """Messages carry the creating task's identity; outside a Flower run we set one."""
+    if TaskIdentity._run_id is None:
+        TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
+
+
+def reply(client_id: str, arrays: dict[str, np.ndarray], num_examples: int, reward: float, **metrics: float) -> Message:
+    _as_server_task()
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({k: Array(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}),
+            "metrics": MetricRecord({"num-examples": num_examples, "reward": reward, **metrics}),
+            "client": ConfigRecord({"client-id": client_id}),
+        }
+    )
+    return Message(content=content, dst_node_id=0, message_type=MessageType.TRAIN)
