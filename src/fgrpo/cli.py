@@ -21,6 +21,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out or cfg.output.dir)
     cfg.output.dir = str(out)
+    from .data import check_data  # bad data or reward functions fail here, before any client starts
+
+    check_data(cfg)
     run_experiment(cfg, out)
     return 0
 
@@ -32,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--out", help="run directory (default: output.dir from the config)")
     run.set_defaults(func=cmd_run)
+    from . import data_cli  # `fgrpo tasks`, `fgrpo data describe`
+
+    data_cli.register(sub, _add_config_args)
     return parser
 
 

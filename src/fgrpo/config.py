@@ -78,6 +78,32 @@ class StrategyConfig:
 
 
 @dataclass
+class SourceConfig:
+    """One ``[[data.sources]]`` table: a dataset a data owner brings, used as one task.
+
+    See fgrpo.tasks.sources for how a source is loaded, validated and rewarded.
+    """
+
+    name: str = ""  # the task label: partitions, reward routing and evaluation use it
+    path: str = ""  # local file (.jsonl/.json/.csv/.parquet) or a directory holding <split>.<ext>
+    hub: str = ""  # Hugging Face hub id, e.g. "openai/gsm8k" (exactly one of path / hub)
+    subset: str = ""  # hub config name, e.g. "main" for gsm8k
+    split: str = "train"
+    test_path: str = ""  # held-out file; else test_split; else test rows carved from the data
+    test_split: str = ""
+    prompt_column: str = "prompt"
+    answer_column: str = "answer"
+    rename: dict[str, str] = field(default_factory=dict)  # {old column = "new column"}, applied first
+    system_prompt: str = ""
+    answer_format: str = field(default="auto", metadata=_choice("auto", "gsm8k", "boxed", "plain"))
+    checker: str = field(default="math", metadata=_choice("math", "exact"))
+    rewards: list[str] = field(default_factory=list)  # "package.module:function"; empty: accuracy
+    train_size: int = field(default=0, metadata=_at_least(0))  # 0: every row
+    test_size: int = field(default=-1, metadata=_at_least(-1))  # -1: data.test_size
+    on_bad_rows: str = field(default="error", metadata=_choice("error", "skip"))
+
+
+@dataclass
 class DataConfig:
     tasks: list[str] = field(
         default_factory=lambda: ["addition", "multiplication", "sorting", "countdown", "modular"]
@@ -93,6 +119,8 @@ class DataConfig:
     # Multiplies a task's native reward, e.g. {multiplication = 100.0}.
     reward_scale: dict[str, float] = field(default_factory=dict)
     format_reward: float = field(default=0.0, metadata=_at_least(0.0))
+    # Bring-your-own datasets, each one more task label ([[data.sources]] tables).
+    sources: list[SourceConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -153,6 +181,8 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(_flatten(value, dotted + "."))
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            flat[dotted] = json.dumps(value, sort_keys=True)  # a list of tables travels as JSON
         elif isinstance(value, list):  # Flower's run_config holds scalars only
             flat[dotted] = ",".join(value)
         else:
@@ -213,13 +243,30 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if key not in known:
             raise ConfigError(dotted, "unknown key")
         annotation = hints[key]
-        if dataclasses.is_dataclass(annotation):
+        item_type = (typing.get_args(annotation) or (None,))[0]
+        if typing.get_origin(annotation) is list and dataclasses.is_dataclass(item_type):
+            kwargs[key] = _build_tables(item_type, value, dotted)
+        elif dataclasses.is_dataclass(annotation):
             if not isinstance(value, dict):
                 raise ConfigError(dotted, "expected a table")
             kwargs[key] = _build(annotation, value, dotted + ".")
         else:
             kwargs[key] = _coerce(dotted, value, annotation, known[key].metadata)
     return cls(**kwargs)
+
+
+def _build_tables(cls: type, value: Any, dotted: str) -> list[Any]:
+    """A TOML array of tables (``[[data.sources]]``), or its JSON form from run_config."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as err:
+            raise ConfigError(dotted, f"expected an array of tables, got {value!r}") from err
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(dotted, f"expected an array of tables, got {value!r}")
+    return [_build(cls, item, f"{dotted}[{i}].") for i, item in enumerate(value)]
 
 
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +323,9 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
         raise ConfigError("federation.min_clients", "cannot exceed federation.num_clients")
     if cfg.eval.max_new_tokens < 1:
         raise ConfigError("eval.max_new_tokens", "must be positive")
+    from .tasks.sources import validate_data_config  # lazily: tasks import datasets helpers
+
+    validate_data_config(cfg.data)
     return cfg
 
 

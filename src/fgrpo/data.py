@@ -2,10 +2,16 @@
 
 Everything is a pure function of the config (and seed), so the server and every
 client process rebuild exactly the same partitions without sending data around.
+
+The pool holds the procedural tasks' prompts and every ``[[data.sources]]``
+dataset's rows; the ``task`` column (task or source name) is the label that the
+Dirichlet and pathological partitioners split by.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from functools import lru_cache
 from typing import Any
 
@@ -18,8 +24,9 @@ from flwr_datasets.partitioner import (
     Partitioner,
 )
 
-from .config import Config
+from .config import Config, ConfigError
 from .tasks import get_task
+from .tasks.sources import DataError, evaluation_rows, load_source
 
 TRAIN_SEED_OFFSET = 0
 TEST_SEED_OFFSET = 1_000_003  # a different stream: test prompts are never training prompts
@@ -29,32 +36,76 @@ def prompt_key(row: dict[str, Any]) -> str:
     return str(row["prompt"][-1]["content"])
 
 
+def task_names(cfg: Config) -> list[str]:
+    """Every task label of the run: procedural tasks, then data sources, in config order."""
+    return [*cfg.data.tasks, *(s.name for s in cfg.data.sources)]
+
+
 def test_sets(cfg: Config) -> dict[str, list[dict[str, Any]]]:
-    """Held-out prompts per task for server-side evaluation."""
-    return {
+    """Held-out prompts per task (and per data source) for server-side evaluation."""
+    held_out = {
         name: get_task(name).generate(cfg.data.test_size, cfg.seed + TEST_SEED_OFFSET, cfg.data.difficulty)
         for name in cfg.data.tasks
     }
+    for source in cfg.data.sources:
+        _, test = load_source(source, cfg.seed, cfg.data.test_size)
+        if test:
+            held_out[source.name] = evaluation_rows(source, test)
+    return held_out
+
+
+def _unify_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every row every column (None where absent), so one Arrow table can hold them.
+
+    A column whose plain values differ in type across tasks (an int ``answer`` in one
+    source, text in another) is stored as text.
+    """
+    columns: dict[str, None] = {}
+    kinds: dict[str, set[type]] = {}
+    for row in rows:
+        for key, value in row.items():
+            columns.setdefault(key)
+            if value is not None:
+                kinds.setdefault(key, set()).add(type(value))
+    scalar = (str, int, float, bool)
+    as_text = {k for k, t in kinds.items() if len(t) > 1 and all(issubclass(x, scalar) for x in t)}
+    return [
+        {k: (str(row[k]) if k in as_text and row.get(k) is not None else row.get(k)) for k in columns}
+        for row in rows
+    ]
 
 
 def training_pool(cfg: Config) -> Dataset:
     """All training prompts of the federation, tasks interleaved, test prompts removed."""
-    held_out = {prompt_key(r) for rows in test_sets(cfg).values() for r in rows}
-    per_task = -(-cfg.data.train_size // len(cfg.data.tasks))
-    rows = []
-    for name in cfg.data.tasks:
-        candidates = get_task(name).generate(per_task * 2, cfg.seed + TRAIN_SEED_OFFSET, cfg.data.difficulty)
-        rows.extend([r for r in candidates if prompt_key(r) not in held_out][:per_task])
-    return Dataset.from_list(rows).shuffle(seed=cfg.seed)
+    rows: list[dict[str, Any]] = []
+    if cfg.data.tasks:
+        held_out = {
+            prompt_key(r)
+            for name in cfg.data.tasks
+            for r in get_task(name).generate(cfg.data.test_size, cfg.seed + TEST_SEED_OFFSET, cfg.data.difficulty)
+        }
+        per_task = -(-cfg.data.train_size // len(cfg.data.tasks))
+        for name in cfg.data.tasks:
+            candidates = get_task(name).generate(per_task * 2, cfg.seed + TRAIN_SEED_OFFSET, cfg.data.difficulty)
+            rows.extend([r for r in candidates if prompt_key(r) not in held_out][:per_task])
+    for source in cfg.data.sources:
+        train, _ = load_source(source, cfg.seed, cfg.data.test_size)
+        rows.extend(train)
+    try:
+        pool = Dataset.from_list(_unify_columns(rows))
+    except Exception as err:  # noqa: BLE001 - Arrow cannot hold the mixture
+        raise DataError("data.sources", f"the tasks' columns cannot share one table: {err}") from err
+    return pool.shuffle(seed=cfg.seed)
 
 
-def make_partitioner(cfg: Config) -> Partitioner:
+def make_partitioner(cfg: Config, pool_size: int | None = None) -> Partitioner:
     n, d = cfg.federation.num_clients, cfg.data
+    pool_size = pool_size or d.train_size
     if d.partition == "iid":
         return IidPartitioner(num_partitions=n)
     if d.partition == "dirichlet":
         # A small minimum keeps extreme alphas (0.1) feasible on laptop-sized pools.
-        min_size = max(1, min(10, cfg.data.train_size // (4 * n)))
+        min_size = max(1, min(10, pool_size // (4 * n)))
         return DirichletPartitioner(
             num_partitions=n, partition_by="task", alpha=d.alpha, min_partition_size=min_size, seed=cfg.seed
         )
@@ -62,7 +113,7 @@ def make_partitioner(cfg: Config) -> Partitioner:
         return PathologicalPartitioner(
             num_partitions=n,
             partition_by="task",
-            num_classes_per_partition=min(d.tasks_per_client, len(d.tasks)),
+            num_classes_per_partition=min(d.tasks_per_client, len(task_names(cfg))),
             class_assignment_mode="first-deterministic",
             seed=cfg.seed,
         )
@@ -74,11 +125,11 @@ def make_partitioner(cfg: Config) -> Partitioner:
 @lru_cache(maxsize=4)
 def _partitioner_for(config_json: str) -> Partitioner:
     from .config import config_from_dict
-    import json
 
     cfg = config_from_dict(json.loads(config_json))
-    partitioner = make_partitioner(cfg)
-    partitioner.dataset = training_pool(cfg)
+    pool = training_pool(cfg)
+    partitioner = make_partitioner(cfg, len(pool))
+    partitioner.dataset = pool
     return partitioner
 
 
@@ -86,13 +137,50 @@ def client_partition(cfg: Config, partition_id: int) -> Dataset:
     """This client's private training prompts (deterministic in config and id)."""
     if not 0 <= partition_id < cfg.federation.num_clients:
         raise ValueError(f"partition id {partition_id} outside 0..{cfg.federation.num_clients - 1}")
-    return _partitioner_for(cfg.to_json()).load_partition(partition_id)
+    partitioner = _partitioner_for(cfg.to_json())  # data errors surface here, unchanged
+    try:
+        partition = partitioner.load_partition(partition_id)
+    except ValueError as err:  # e.g. Dirichlet cannot meet the minimum size in 10 tries
+        raise ConfigError(
+            "data.partition", f"{cfg.data.partition} partitioning failed: {err} "
+            "(more data, fewer clients or a larger data.alpha help)"
+        ) from err
+    if len(partition) == 0:
+        raise ConfigError(
+            "data.partition", f"client {partition_id} gets no data under {cfg.data.partition!r} "
+            f"with {cfg.federation.num_clients} clients; add data (data.train_size) or use fewer clients"
+        )
+    return partition
 
 
 def task_counts(cfg: Config) -> list[dict[str, int]]:
-    """Per-client count of prompts of each task (rows: clients)."""
+    """Per-client count of prompts of each task (rows: clients, columns: task labels)."""
+    names = task_names(cfg)
     counts = []
     for pid in range(cfg.federation.num_clients):
-        tasks = client_partition(cfg, pid)["task"]
-        counts.append({name: tasks.count(name) for name in cfg.data.tasks})
+        found = Counter(client_partition(cfg, pid)["task"])
+        counts.append({name: found.get(name, 0) for name in names})
     return counts
+
+
+def check_data(cfg: Config, probe_rows: int = 2) -> None:
+    """Fail before training starts: build the pool, the test sets and every partition, and
+    call each reward function once on a few of its rows (gold answer as the completion)."""
+    from .tasks.rewards import reward_functions
+
+    test_sets(cfg)
+    for pid in range(cfg.federation.num_clients):
+        client_partition(cfg, pid)
+    pool = _partitioner_for(cfg.to_json()).dataset
+    funcs = reward_functions(cfg)
+    labels = pool["task"]
+    for name in task_names(cfg):
+        rows = pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows]).to_list()
+        if not rows:
+            continue
+        columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
+        gold = [r.get("gold") or r.get("answer") or "" for r in rows]
+        completions = [[{"role": "assistant", "content": str(g)}] for g in gold]
+        for fn in funcs:
+            fn(prompts=[r["prompt"] for r in rows], completions=completions, completion_ids=[[0]] * len(rows),
+               **columns)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .tasks import get_task
+from .tasks import checker_for
 
 
 @torch.no_grad()
@@ -51,7 +51,7 @@ def accuracy_by_task(
     """Fraction of exactly-correct greedy answers per task, plus ``macro`` over tasks."""
     result: dict[str, float] = {}
     for name, rows in test_sets.items():
-        task = get_task(name)
+        task = checker_for(name, rows)  # a procedural task, or a data source's gold check
         completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size)
         result[name] = fmean(task.is_correct(c, r["answer"]) for c, r in zip(completions, rows, strict=True))
     result["macro"] = fmean(result.values()) if result else 0.0

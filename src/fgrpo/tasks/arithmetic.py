@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import random
 
-from .base import Task, last_integer, tagged_answer
+from .base import Task, answer_span, last_integer
 
 
 class IntegerAnswerTask(Task):
     """Exact-match integer answer; reward is the top of the range when right."""
 
     def extract(self, text: str) -> int | None:
-        tagged = tagged_answer(text)
-        if tagged is not None:
-            return last_integer(tagged)
-        return last_integer(text)
+        """The last whole number of the answer span (tag, \\boxed{}, ####, or the text)."""
+        return last_integer(answer_span(text))
 
     def score(self, text: str, gold: str) -> float:
         low, high = self.reward_range

@@ -1,14 +1,39 @@
-"""What every verifiable task provides: problems, answer extraction, reward, gold check."""
+"""What every verifiable task provides: problems, answer extraction, reward, gold check.
+
+Extraction is shared by all tasks and is deliberately forgiving about *where* an
+answer is written and strict about *what* it is:
+
+1. the last ``<answer>…</answer>`` tag wins;
+2. otherwise the last LaTeX ``\\boxed{…}`` (or ``\\fbox{…}``);
+3. otherwise a GSM8K-style ``#### answer`` marker;
+4. otherwise the whole text, where the last number counts.
+
+Numbers may be negative (``-5``, ``−5``), carry thousands separators
+(``1,000``) or sit in LaTeX (``$12$``); a minus between two operands
+(``5-3``) is subtraction, not a sign; ``12.0`` is the integer 12 while ``12.5``
+is no integer at all.
+"""
 
 from __future__ import annotations
 
 import random
 import re
 from abc import ABC, abstractmethod
+from fractions import Fraction
 from typing import Any
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-INTEGER = re.compile(r"-?\d+")
+# Plain signed integers (no separators), for lists of values such as sorting answers.
+INTEGER = re.compile(r"(?:(?<![\w.)\]}])-)?(?<![\w.])\d+")
+# A number as people and models write it: optional sign, thousands separators, decimals.
+NUMBER = re.compile(
+    r"(?:(?<![\w.)\]}])(?P<sign>-)|(?<![\w.]))"
+    r"(?P<int>\d{1,3}(?:,\d{3})+(?![\d])|\d+)"
+    r"(?P<frac>\.\d+)?"
+)
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_GSM8K_MARK = "####"
+_UNICODE_MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-"})
 
 
 def completion_text(completion: Any) -> str:
@@ -28,10 +53,52 @@ def tagged_answer(text: str) -> str | None:
     return found[-1].strip() if found else None
 
 
+def boxed_answer(text: str) -> str | None:
+    """Content of the last ``\\boxed{…}``, braces balanced; None when absent or unclosed."""
+    starts = [m.end() for m in _BOX.finditer(text)]
+    for start in reversed(starts):
+        depth, pos = 1, start
+        while pos < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[pos], 0)
+            pos += 1
+        if depth == 0:
+            return text[start : pos - 1].strip()
+    return None
+
+
+def gsm8k_marked(text: str) -> str | None:
+    """What follows the last ``####`` (GSM8K's answer marker), up to the end of its line."""
+    if _GSM8K_MARK not in text:
+        return None
+    tail = text.rsplit(_GSM8K_MARK, 1)[1].strip()
+    return tail.splitlines()[0].strip() if tail else None
+
+
+def answer_span(text: str) -> str:
+    """The part of a completion that holds the answer (tag > boxed > #### > whole text)."""
+    for finder in (tagged_answer, boxed_answer, gsm8k_marked):
+        found = finder(text)
+        if found is not None:
+            return found
+    return text
+
+
+def numbers(text: str) -> list[Fraction]:
+    """Every number in ``text`` as an exact Fraction, in order of appearance."""
+    text = text.translate(_UNICODE_MINUS)
+    found = []
+    for m in NUMBER.finditer(text):
+        value = Fraction(m["int"].replace(",", "") + (m["frac"] or ""))
+        found.append(-value if m["sign"] else value)
+    return found
+
+
 def last_integer(text: str) -> int | None:
-    """The answer a model meant when it gave no tag: the last integer it wrote."""
-    found = INTEGER.findall(text)
-    return int(found[-1]) if found else None
+    """The answer a model meant when it gave no tag: the last number it wrote, if whole."""
+    found = numbers(text)
+    if not found or found[-1].denominator != 1:
+        return None
+    return int(found[-1])
 
 
 class Task(ABC):

@@ -7,7 +7,7 @@ import operator
 import random
 from collections import Counter
 
-from .base import INTEGER, Task, tagged_answer
+from .base import INTEGER, Task, answer_span, boxed_answer, tagged_answer
 
 
 class Sorting(Task):
@@ -21,8 +21,8 @@ class Sorting(Task):
         return f"sort {' '.join(map(str, values))}", gold, f"<answer>{gold}</answer>"
 
     def extract(self, text: str) -> list[int] | None:
-        body = tagged_answer(text)
-        found = INTEGER.findall(body if body is not None else text)
+        """The integers of the answer span, in order ("1 2 3", "[1, 2, 3]", "$1,2,3$")."""
+        found = INTEGER.findall(answer_span(text).translate(_MINUS))
         return [int(v) for v in found] if found else None
 
     def score(self, text: str, gold: str) -> float:
@@ -35,6 +35,10 @@ class Sorting(Task):
         return self.reward_range[1] * hits / len(want)
 
 
+_MINUS = str.maketrans({"\u2212": "-"})
+# How models write operators and LaTeX around an expression -> Python syntax.
+_EXPRESSION_SPELLING = {"\\times": "*", "\\cdot": "*", "\u00d7": "*", "\u00b7": "*", "\u2212": "-",
+                        "\\left": "", "\\right": "", "$": "", "{": "(", "}": ")"}
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
 
@@ -70,9 +74,18 @@ class Countdown(Task):
         return question, gold, f"<answer>{expression}</answer>"
 
     def extract(self, text: str) -> tuple[int, list[int]] | None:
+        """(value, numbers used) of the tagged or boxed expression; None when absent or invalid.
+
+        ``3*4+1 = 13`` is read as its left side; LaTeX ``\\times``/``\\cdot`` and ``×`` mean ``*``.
+        """
         body = tagged_answer(text)
+        if body is None:
+            body = boxed_answer(text)
         if body is None or len(body) > 64:
             return None
+        for spelling, python in _EXPRESSION_SPELLING.items():
+            body = body.replace(spelling, python)
+        body = body.split("=")[0].strip()
         try:
             return _evaluate(ast.parse(body, mode="eval"))
         except (SyntaxError, ValueError, RecursionError):

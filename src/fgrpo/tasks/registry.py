@@ -14,3 +14,16 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise KeyError(f"unknown task {name!r}; known: {', '.join(TASKS)}") from None
+
+
+def checker_for(name: str, rows: list[dict] | None = None) -> Task:
+    """The gold check evaluation uses for a test set: the procedural task of that name, or the
+    checker a data source's test rows name (``checker`` column: "math" or "exact")."""
+    from .math_datasets import CHECKERS
+
+    if name in TASKS:
+        return TASKS[name]
+    checker = (rows or [{}])[0].get("checker")
+    if checker in CHECKERS:
+        return CHECKERS[checker]
+    return get_task(name)

@@ -1,4 +1,4 @@
-"""Reward functions with TRL's signature built from the task suite."""
+"""Reward functions with TRL's signature built from the task suite and the data sources."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .base import ANSWER_TAG, completion_text
-from .registry import get_task
+from .registry import TASKS
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -18,12 +18,13 @@ def task_reward(scales: dict[str, float] | None = None) -> RewardFn:
     """One reward function for a mixed-task dataset: each row is scored by its own task.
 
     ``scales`` multiplies a task's native reward (the reward-scale heterogeneity knob).
+    Rows of data sources get None: their own reward functions score them.
     """
     scales = dict(scales or {})
 
-    def reward(completions: list[Any], answer: list[str], task: list[str], **_: Any) -> list[float]:
+    def reward(completions: list[Any], answer: list[str], task: list[str], **_: Any) -> list[float | None]:
         return [
-            get_task(t).score(completion_text(c), a) * scales.get(t, 1.0)
+            TASKS[t].score(completion_text(c), a) * scales.get(t, 1.0) if t in TASKS else None
             for c, a, t in zip(completions, answer, task, strict=True)
         ]
 
@@ -41,9 +42,26 @@ def format_reward(weight: float) -> RewardFn:
     return reward
 
 
+def scaled_range(name: str, scales: dict[str, float]) -> tuple[float, float]:
+    """A procedural task's reward range after ``data.reward_scale``."""
+    low, high = TASKS[name].reward_range
+    scale = scales.get(name, 1.0)
+    return low * scale, high * scale
+
+
 def reward_functions(cfg: "Config") -> list[RewardFn]:
-    """The reward functions a client trains with, in TRL's ``reward_funcs`` order."""
-    funcs = [task_reward(cfg.data.reward_scale)]
+    """The reward functions a client trains with, in TRL's ``reward_funcs`` order.
+
+    The procedural tasks' reward comes first (when there are procedural tasks), then the
+    optional format reward, then each data source's functions (in config order).
+    """
+    from .sources import source_reward_functions
+
+    funcs: list[RewardFn] = []
+    if cfg.data.tasks:
+        funcs.append(task_reward(cfg.data.reward_scale))
     if cfg.data.format_reward > 0:
         funcs.append(format_reward(cfg.data.format_reward))
+    for source in cfg.data.sources:
+        funcs.extend(source_reward_functions(source, cfg.data.reward_scale.get(source.name, 1.0)))
     return funcs

@@ -1,0 +1,459 @@
+"""Bring-your-own data: ``[[data.sources]]`` -> validated prompts, held-out tests, rewards.
+
+A source is one dataset (a local JSONL/JSON/CSV/parquet file, a directory with
+``<split>.<ext>`` files, or a Hugging Face hub id) that joins the federation as
+one task label. Its rows keep *every* column (after ``rename``), plus three that
+fgrpo adds:
+
+- ``prompt``: chat messages built from ``prompt_column`` (and ``system_prompt``);
+- ``task``: the source's name, the label the partitioners split by;
+- ``gold``: the final answer parsed from ``answer_column``.
+
+So a reward function written for TRL's ``GRPOTrainer`` sees exactly the keyword
+lists it would see there (``completions``, ``prompts``, ``completion_ids`` and one
+list per column) and works unchanged. In a mixed pool each source's reward
+functions are called only with that source's rows; other rows get ``None``,
+which TRL skips, exactly as TRL's multi-task recipe does.
+
+Errors a data owner can cause are reported once, naming the file and row or the
+reward function: an empty prompt, an answer that cannot be parsed, a missing
+file, a reward path that does not import, a reward that raises, returns NaN or
+the wrong number of values. Nothing bad is trained on silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib
+import importlib.util
+import itertools
+import json
+import logging
+import math
+import os
+import random
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from numbers import Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import ConfigError, SourceConfig
+from .base import completion_text
+from .math_datasets import CHECKERS, gold_from_answer
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
+
+log = logging.getLogger("fgrpo")
+
+RewardFn = Callable[..., list[float | None]]
+FILE_TYPES = (".jsonl", ".json", ".csv", ".parquet")
+# Columns fgrpo adds, and keyword names TRL passes to reward functions: a dataset column with
+# one of these names would be overwritten or collide, so it must be renamed.
+RESERVED_COLUMNS = frozenset(
+    {"task", "gold", "prompts", "completion", "completions", "completion_ids", "trainer_state",
+     "log_extra", "log_metric", "environments"}
+)
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class DataError(ConfigError):
+    """A problem with a data owner's data; ``key`` names the file and row (or the source)."""
+
+
+class RewardFunctionError(RuntimeError):
+    """A user reward function misbehaved; the message names it and the sample."""
+
+
+class _BadRow(ValueError):
+    pass
+
+
+# --- config validation (called from config.config_from_dict) ---------------------------------
+
+
+def validate_data_config(data: "DataConfig") -> None:
+    """Check every [data] value that can be checked before loading anything."""
+    from .registry import TASKS
+
+    for name in data.tasks:
+        if name not in TASKS:
+            raise ConfigError("data.tasks", f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    if len(set(data.tasks)) != len(data.tasks):
+        raise ConfigError("data.tasks", "lists a task twice")
+    if not data.tasks and not data.sources:
+        raise ConfigError("data.tasks", "no tasks and no [[data.sources]]: nothing to train on")
+    seen: set[str] = set(data.tasks)
+    for i, source in enumerate(data.sources):
+        validate_source(source, f"data.sources[{i}]", taken=seen)
+        seen.add(source.name)
+    for name in data.reward_scale:
+        if name not in seen:
+            raise ConfigError(f"data.reward_scale.{name}", f"not a task or source of this run: {', '.join(seen)}")
+
+
+def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    from .registry import TASKS
+
+    if not source.name:
+        raise ConfigError(f"{key}.name", "every data source needs a name (its task label)")
+    if not SOURCE_NAME.match(source.name):
+        raise ConfigError(f"{key}.name", f"use letters, digits, '_', '-', '.'; got {source.name!r}")
+    if source.name in TASKS:
+        raise ConfigError(f"{key}.name", f"{source.name!r} is a built-in task; choose another name")
+    if source.name in taken:
+        raise ConfigError(f"{key}.name", f"{source.name!r} is used twice")
+    if bool(source.path) == bool(source.hub):
+        raise ConfigError(key, "give exactly one of path (a local file) or hub (a Hugging Face dataset id)")
+    if source.path and not Path(source.path).exists():
+        raise ConfigError(f"{key}.path", f"file not found: {source.path}")
+    if source.test_path and not Path(source.test_path).is_file():
+        raise ConfigError(f"{key}.test_path", f"file not found: {source.test_path}")
+    if source.path and Path(source.path).is_file() and Path(source.path).suffix.lower() not in FILE_TYPES:
+        raise ConfigError(f"{key}.path", f"unsupported file type {Path(source.path).suffix!r}; use {', '.join(FILE_TYPES)}")
+    for column_key in ("prompt_column", "answer_column"):
+        if not getattr(source, column_key):
+            raise ConfigError(f"{key}.{column_key}", "must name a column")
+    for old, new in source.rename.items():
+        if not isinstance(new, str) or not new:
+            raise ConfigError(f"{key}.rename.{old}", f"expected a new column name, got {new!r}")
+    for j, spec in enumerate(source.rewards):
+        try:
+            import_object(spec)
+        except (ImportError, AttributeError, TypeError, ValueError, SyntaxError) as err:
+            raise ConfigError(f"{key}.rewards[{j}]", str(err)) from err
+
+
+# --- reward functions by import path -------------------------------------------------------
+
+
+def import_object(spec: str) -> Callable[..., Any]:
+    """``package.module:function`` (or ``path/to/file.py:function``) -> the callable.
+
+    Modules are imported from the Python path, then from the current directory.
+    """
+    if spec.count(":") != 1 or not all(spec.split(":")):
+        raise ValueError(f"reward {spec!r} must look like package.module:function")
+    module_name, attr = spec.split(":")
+    try:
+        if module_name.endswith(".py"):
+            file = Path(module_name)
+            if not file.is_file():
+                raise ImportError(f"file not found: {module_name}")
+            module_spec = importlib.util.spec_from_file_location(f"fgrpo_user_{file.stem}", file)
+            assert module_spec is not None and module_spec.loader is not None
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.append(os.getcwd())
+            module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ImportError(f"cannot import reward {spec!r}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - the user's module failed while importing
+        raise ImportError(f"cannot import reward {spec!r}: importing {module_name} raised {type(err).__name__}: {err}") from err
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise AttributeError(f"cannot import reward {spec!r}: {module_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"reward {spec!r} is not callable")
+    return obj
+
+
+def _check_rewards(values: Any, n: int, label: str, source: str, prompts: Sequence[Any]) -> list[float | None]:
+    """The user's return value, checked: one finite number (or None) per completion."""
+    where = f"reward function {label} (data source {source!r})"
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
+        raise RewardFunctionError(f"{where} returned {type(values).__name__}, expected a list of {n} numbers")
+    values = list(values)
+    if len(values) != n:
+        raise RewardFunctionError(f"{where} returned {len(values)} values for {n} completions")
+    checked: list[float | None] = []
+    for k, value in enumerate(values):
+        if value is None:
+            checked.append(None)
+            continue
+        if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise RewardFunctionError(f"{where} returned {value!r} for sample {k}; expected a number or None")
+        if not math.isfinite(float(value)):
+            prompt = completion_text(prompts[k])[:80] if k < len(prompts) else "?"
+            raise RewardFunctionError(f"{where} returned {value} for sample {k} (prompt {prompt!r}); "
+                                      "return None to skip a sample")
+        checked.append(float(value))
+    return checked
+
+
+def source_reward(fn: Callable[..., Any], label: str, source: str, scale: float = 1.0) -> RewardFn:
+    """Wrap a TRL reward function so it sees only ``source``'s rows, checked and scaled.
+
+    Rows of other tasks get None (TRL ignores None when summing rewards).
+    """
+
+    def reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        n = len(completions)
+        mine = [i for i, t in enumerate(kwargs.get("task") or [source] * n) if t == source]
+        out: list[float | None] = [None] * n
+        if not mine:
+            return out
+        pick = lambda seq: [seq[i] for i in mine]  # noqa: E731
+        columns = {
+            k: pick(v) if isinstance(v, list) and len(v) == n else v for k, v in kwargs.items()
+        }
+        sub_prompts = pick(prompts)
+        try:
+            values = fn(prompts=sub_prompts, completions=pick(completions), **columns)
+        except RewardFunctionError:
+            raise
+        except Exception as err:  # noqa: BLE001 - reported with the function's name
+            raise RewardFunctionError(
+                f"reward function {label} (data source {source!r}) raised {type(err).__name__}: {err}"
+            ) from err
+        for i, value in zip(mine, _check_rewards(values, len(mine), label, source, sub_prompts), strict=True):
+            out[i] = None if value is None else value * scale
+        return out
+
+    reward.__name__ = f"{source}:{label.rsplit(':', 1)[-1]}"
+    return reward
+
+
+def accuracy_reward(checker: str) -> Callable[..., list[float]]:
+    """The default reward of a source without ``rewards``: its gold check, 1 right / 0 wrong."""
+
+    def accuracy(completions: list[Any], gold: list[str], **_: Any) -> list[float]:
+        check = CHECKERS[checker]
+        return [check.score(completion_text(c), g) for c, g in zip(completions, gold, strict=True)]
+
+    return accuracy
+
+
+def source_reward_functions(source: SourceConfig, scale: float = 1.0) -> list[RewardFn]:
+    if not source.rewards:
+        return [source_reward(accuracy_reward(source.checker), f"{source.checker}-accuracy", source.name, scale)]
+    return [source_reward(import_object(spec), spec, source.name, scale) for spec in source.rewards]
+
+
+# --- reading rows --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Table:
+    """Raw rows of one split, read lazily, each with a location for error messages."""
+
+    label: str
+    size: int
+    get: Callable[[int], tuple[str, dict[str, Any]]]
+
+
+def _read_jsonl(path: Path) -> _Table:
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(where, f"not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(where, f"expected a JSON object, got {type(row).__name__}")
+            rows.append((where, row))
+    return _Table(str(path), len(rows), rows.__getitem__)
+
+
+def _read_file(path: Path) -> _Table:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise DataError(str(path), "file not found")
+    if suffix == ".jsonl":
+        return _read_jsonl(path)
+    if suffix == ".json":
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return _read_jsonl(path)  # JSON lines under a .json name
+        if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+            data = next(iter(data.values()))  # {"data": [...]}
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise DataError(str(path), "expected a JSON array of objects or JSON lines")
+        rows = [(f"{path}, row {i + 1}", r) for i, r in enumerate(data)]
+        return _Table(str(path), len(rows), rows.__getitem__)
+    if suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = [(f"{path}, row {i + 1} (line {reader.line_num})", dict(r)) for i, r in enumerate(reader)]
+        return _Table(str(path), len(rows), rows.__getitem__)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            records = pq.read_table(path).to_pylist()
+        except Exception as err:  # noqa: BLE001
+            raise DataError(str(path), f"cannot read parquet: {err}") from err
+        rows = [(f"{path}, row {i + 1}", r) for i, r in enumerate(records)]
+        return _Table(str(path), len(rows), rows.__getitem__)
+    raise DataError(str(path), f"unsupported file type {suffix!r}; use {', '.join(FILE_TYPES)}")
+
+
+def _read_hub(source: SourceConfig, split: str) -> _Table:
+    """A split of a hub dataset via ``datasets.load_dataset`` (needs network or the HF cache)."""
+    from datasets import load_dataset
+
+    label = f"{source.hub}" + (f" ({source.subset})" if source.subset else "") + f" [{split}]"
+    try:
+        dataset = load_dataset(source.hub, source.subset or None, split=split)
+    except Exception as err:  # noqa: BLE001 - network, unknown id, unknown split...
+        raise DataError(label, f"cannot load from the Hugging Face hub: {type(err).__name__}: {err}") from err
+    return _Table(label, len(dataset), lambda i: (f"{label}, row {i + 1}", dict(dataset[i])))
+
+
+def _file_in(directory: Path, split: str) -> Path | None:
+    for suffix in FILE_TYPES:
+        candidate = directory / f"{split}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _tables(source: SourceConfig) -> tuple[_Table, _Table | None]:
+    """(training table, separate test table or None when tests are carved from training)."""
+    if source.hub:
+        test = _read_hub(source, source.test_split) if source.test_split else None
+        return _read_hub(source, source.split), test
+    path = Path(source.path)
+    test_file = Path(source.test_path) if source.test_path else None
+    if path.is_dir():
+        train_file = _file_in(path, source.split)
+        if train_file is None:
+            raise DataError(str(path), f"no {source.split}{{{','.join(FILE_TYPES)}}} file in this directory")
+        if test_file is None:
+            test_file = _file_in(path, source.test_split or "test")
+        path = train_file
+    return _read_file(path), (_read_file(test_file) if test_file else None)
+
+
+# --- rows -> prompts -----------------------------------------------------------------------
+
+
+def _messages(value: Any, system_prompt: str) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        messages = [{"role": "user", "content": value}]
+    elif isinstance(value, list) and value and all(
+        isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") for m in value
+    ):
+        messages = [{"role": str(m["role"]), "content": m["content"]} for m in value]
+    else:
+        raise _BadRow(f"prompt must be text or a list of chat messages, got {str(value)[:60]!r}")
+    if system_prompt and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, float) and math.isnan(value)
+    ) or (isinstance(value, (list, dict)) and not value)
+
+
+def prepare_row(raw: dict[str, Any], source: SourceConfig) -> dict[str, Any]:
+    """One dataset row -> a training row (all columns kept); _BadRow says what is wrong."""
+    row = {source.rename.get(k, k): v for k, v in raw.items()}
+    reserved = RESERVED_COLUMNS | ({"prompt"} if source.prompt_column != "prompt" else set())
+    clash = sorted(reserved & set(row))
+    if clash:
+        raise _BadRow(f"column {clash[0]!r} is reserved by fgrpo/TRL; rename it, e.g. rename = {{{clash[0]} = \"{clash[0]}_\"}}")
+    for role, column in (("prompt", source.prompt_column), ("answer", source.answer_column)):
+        if column not in row:
+            raise _BadRow(f"no {role} column {column!r} (columns: {', '.join(row) or 'none'})")
+        if _is_empty(row[column]):
+            raise _BadRow(f"empty {role} column {column!r}")
+    messages = _messages(row[source.prompt_column], source.system_prompt)
+    answer = row[source.answer_column]
+    gold = gold_from_answer(answer, source.answer_format)
+    if gold is None:
+        raise _BadRow(f"answer cannot be parsed ({source.answer_format} format): {str(answer)[-80:]!r}")
+    checker = CHECKERS[source.checker]
+    if not checker.gold_ok(gold):  # type: ignore[attr-defined]
+        raise _BadRow(f"answer {gold!r} cannot be parsed by the {source.checker!r} checker")
+    row["prompt"] = messages
+    row["task"] = source.name
+    row["gold"] = gold
+    return row
+
+
+def prompt_text(row: dict[str, Any]) -> str:
+    return str(row["prompt"][-1]["content"])
+
+
+def _valid_rows(table: _Table, source: SourceConfig, seed: int, skip: set[str]) -> Iterator[dict[str, Any]]:
+    """The table's usable rows in a seeded order; bad rows raise (or are skipped and logged)."""
+    order = list(range(table.size))
+    random.Random(f"{source.name}:{seed}:{table.label}").shuffle(order)
+    skipped: list[str] = []
+    try:
+        for i in order:
+            where, raw = table.get(i)
+            try:
+                row = prepare_row(raw, source)
+            except _BadRow as err:
+                if source.on_bad_rows == "error":
+                    raise DataError(where, f"{err} (data source {source.name!r}; on_bad_rows = \"skip\" drops such rows)") from None
+                skipped.append(f"{where}: {err}")
+                continue
+            if prompt_text(row) not in skip:
+                yield row
+    finally:
+        if skipped:
+            log.warning("data source %r: skipped %d bad rows, first: %s", source.name, len(skipped), skipped[0])
+
+
+def _take(rows: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The next ``n`` rows (0: all that are left)."""
+    return list(itertools.islice(rows, n) if n else rows)
+
+
+def test_size_of(source: SourceConfig, default: int) -> int:
+    return default if source.test_size < 0 else source.test_size
+
+
+@lru_cache(maxsize=16)
+def _load(source_json: str, seed: int, test_size: int) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+    source = SourceConfig(**json.loads(source_json))
+    train_table, test_table = _tables(source)
+    if test_table is not None:
+        test = _take(_valid_rows(test_table, source, seed, set()), test_size) if test_size else []
+        held_out = {prompt_text(r) for r in test}
+        train = _take(_valid_rows(train_table, source, seed, held_out), source.train_size)
+    else:  # carve the test rows out of the (shuffled) training rows
+        rows = _valid_rows(train_table, source, seed, set())
+        test = _take(rows, test_size) if test_size else []
+        held_out = {prompt_text(r) for r in test}
+        train = [r for r in _take(rows, source.train_size) if prompt_text(r) not in held_out]
+    if not train:
+        raise DataError(train_table.label, f"data source {source.name!r} has no usable training rows")
+    return tuple(train), tuple(test)
+
+
+def load_source(source: SourceConfig, seed: int, default_test_size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training rows, held-out test rows) of one source; deterministic in (source, seed).
+
+    Test rows never appear among the training rows (same prompt text counts as the same row).
+    """
+    source_json = json.dumps(dataclasses.asdict(source), sort_keys=True)
+    train, test = _load(source_json, seed, test_size_of(source, default_test_size))
+    return [dict(r) for r in train], [dict(r) for r in test]
+
+
+def evaluation_rows(source: SourceConfig, test_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Test rows as evaluation reads them: prompt, ``answer`` = gold, task, checker."""
+    return [{"prompt": r["prompt"], "answer": r["gold"], "task": source.name, "checker": source.checker}
+            for r in test_rows]
