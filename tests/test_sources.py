@@ -418,3 +418,32 @@ def test_reward_nan_check_accepts_numpy_and_none(tmp_path: Path) -> None:
     func = source_reward(lambda completions, **kw: [None, math.inf], "inf", "s")
     with pytest.raises(RewardFunctionError, match="returned inf for sample 1"):
         func(prompts=["a", "b"], completions=["x", "y"], task=["s", "s"])
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_gsm8k_source_with_two_reward_paths_runs_a_federated_round(tmp_path: Path) -> None:
+    """configs/gsm8k_local.toml with a local GSM8K JSONL: one Flower round, tiny model."""
+    from fgrpo.cli import main
+
+    root = gsm8k_dir(tmp_path / "gsm8k", train=16, test=4)
+    repo = Path(__file__).resolve().parents[1]
+    sources = (
+        f'[{{name = "gsm8k", path = "{root / "train.jsonl"}", test_path = "{root / "test.jsonl"}", '
+        'prompt_column = "question", answer_format = "gsm8k", test_size = 4, '
+        'rewards = ["fgrpo.tasks.example_rewards:correct_number", "fgrpo.tasks.example_rewards:shows_work"]}]'
+    )
+    out = tmp_path / "run"
+    code = main([
+        "run", "--config", str(repo / "configs" / "gsm8k_local.toml"), "--out", str(out),
+        "--set", f"data.sources={sources}", "--set", 'model.name="tiny-random"', "--set", "federation.rounds=1",
+        "--set", "grpo.per_device_train_batch_size=4", "--set", "grpo.max_completion_length=12",
+        "--set", "eval.max_new_tokens=12",
+    ])
+    assert code == 0
+    rounds = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rounds) == 1 and not rounds[0]["failures"]
+    assert len(rounds[0]["clients"]) == 2 and all(c["num-examples"] == 8 for c in rounds[0]["clients"])
+    assert set(rounds[0]["eval"]) == {"gsm8k", "macro"}
+    assert (out / "final" / "adapter").is_dir()

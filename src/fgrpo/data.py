@@ -86,8 +86,14 @@ def training_pool(cfg: Config) -> Dataset:
         }
         per_task = -(-cfg.data.train_size // len(cfg.data.tasks))
         for name in cfg.data.tasks:
-            candidates = get_task(name).generate(per_task * 2, cfg.seed + TRAIN_SEED_OFFSET, cfg.data.difficulty)
-            rows.extend([r for r in candidates if prompt_key(r) not in held_out][:per_task])
+            candidates = get_task(name).generate(per_task * 4, cfg.seed + TRAIN_SEED_OFFSET, cfg.data.difficulty)
+            seen = set(held_out)  # each prompt once: duplicates would blur partitions and counts
+            unique = []
+            for row in candidates:
+                if prompt_key(row) not in seen:
+                    seen.add(prompt_key(row))
+                    unique.append(row)
+            rows.extend(unique[:per_task])
     for source in cfg.data.sources:
         train, _ = load_source(source, cfg.seed, cfg.data.test_size)
         rows.extend(train)

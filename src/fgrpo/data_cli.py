@@ -67,6 +67,11 @@ def describe_partitions(cfg: Config) -> tuple[str, list[str], list[dict[str, int
         rows.append((str(pid), *(str(per_task[n]) for n in names), str(sum(per_task.values())), str(present)))
     rows.append(("total", *(str(sum(c[n] for c in counts)) for n in names), str(sum(sum(c.values()) for c in counts)), ""))
     table = [header, ""]
+    from .data import _partitioner_for
+
+    unassigned = len(_partitioner_for(cfg.to_json()).dataset) - sum(sum(c.values()) for c in counts)
+    if unassigned > 0:
+        table = [header, f"note: {unassigned} prompts reach no client under this partition", ""]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     return "\n".join(table), names, counts
