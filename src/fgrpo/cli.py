@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import data_cli  # `fgrpo tasks`, `fgrpo data describe`
 
     data_cli.register(sub, _add_config_args)
+    from . import strategies_cli  # `fgrpo strategies`
+
+    strategies_cli.register(sub)
     return parser
 
 

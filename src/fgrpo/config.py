@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .rl import RL_PRESETS
+
 
 class ConfigError(ValueError):
     """A user-caused configuration problem; ``key`` names the culprit."""
@@ -75,6 +77,17 @@ class StrategyConfig:
     eps: float = field(default=1e-6, metadata=_at_least(1e-12))
     server_lr: float = field(default=1.0, metadata=_at_least(0.0))
     probe_size: int = field(default=8, metadata=_at_least(1))
+    # Baselines (fgrpo.server.strategies): each constant of Flower's strategies is a key.
+    proximal_mu: float = field(default=0.01, metadata=_at_least(0.0))  # fedprox: mu/2 ||theta - theta_global||^2
+    # Server optimizer of fedadam / fedyogi / fedadagrad / fgrpo-adam (Reddi et al. 2021, Flower's FedOpt).
+    # eta is sized for LoRA deltas (Flower's 0.1 suits full models trained by SGD).
+    opt_eta: float = field(default=1e-3, metadata=_at_least(0.0))
+    opt_beta_1: float = field(default=0.9, metadata=_within(0.0, 1.0))
+    opt_beta_2: float = field(default=0.99, metadata=_within(0.0, 1.0))
+    opt_tau: float = field(default=1e-6, metadata=_at_least(1e-12))
+    server_momentum: float = field(default=0.9, metadata=_within(0.0, 1.0))  # fedavgm (lr: server_lr)
+    trim_beta: float = field(default=0.2, metadata=_within(0.0, 0.499))  # fedtrimmedavg: cut per tail
+    krum_num_malicious: int = field(default=0, metadata=_at_least(0))  # krum: f, the assumed attackers
 
 
 @dataclass
@@ -149,6 +162,12 @@ GRPO_DEFAULTS: dict[str, Any] = {
 
 
 @dataclass
+class RLConfig:
+    # Local RL algorithm: a preset over TRL's GRPOConfig (fgrpo.rl); grpo.* keys still override.
+    algorithm: str = field(default="grpo", metadata=_choice(*RL_PRESETS))
+
+
+@dataclass
 class Config:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -157,6 +176,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
     grpo: dict[str, Any] = field(default_factory=dict)
 
     # --- conversions -------------------------------------------------------
@@ -171,8 +191,8 @@ class Config:
         return _flatten(self.to_dict())
 
     def grpo_settings(self) -> dict[str, Any]:
-        """Keyword arguments for TRL's GRPOConfig: defaults, then the user's keys."""
-        return {**GRPO_DEFAULTS, **self.grpo}
+        """Keyword arguments for TRL's GRPOConfig: defaults, then the rl.algorithm preset, then the user's keys."""
+        return {**GRPO_DEFAULTS, **RL_PRESETS[self.rl.algorithm], **self.grpo}
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -316,9 +336,18 @@ def validate_grpo_keys(grpo: dict[str, Any]) -> None:
             raise ConfigError(f"grpo.{key}", "not a field of TRL's GRPOConfig")
 
 
+def validate_strategy_name(name: str) -> None:
+    """strategy.name must be in the registry (imported lazily: it pulls in Flower)."""
+    from .server.strategies import STRATEGIES
+
+    if name not in STRATEGIES:
+        raise ConfigError("strategy.name", f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
 def config_from_dict(tree: dict[str, Any]) -> Config:
     cfg = _build(Config, tree, "")
     validate_grpo_keys(cfg.grpo)
+    validate_strategy_name(cfg.strategy.name)
     if cfg.federation.min_clients > cfg.federation.num_clients:
         raise ConfigError("federation.min_clients", "cannot exceed federation.num_clients")
     if cfg.eval.max_new_tokens < 1:

@@ -20,8 +20,9 @@ from ..config import Config, config_from_dict
 from ..data import client_partition
 from ..evaluation import mean_greedy_reward
 from ..models.lora import cached_adapter_model
-from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, to_arrayrecord
+from ..models.transport import adapter_state, load_adapter_state, to_arrayrecord
 from ..tasks.rewards import reward_functions
+from .algorithms import plan_round, start_adapter
 from .grpo import train_locally
 
 CONFIG_KEY = "fgrpo-config"
@@ -54,12 +55,13 @@ def train(msg: Message, context: Context) -> Message:
     torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
 
     model, tokenizer = cached_adapter_model(cfg.model)
-    load_adapter_state(model, from_arrayrecord(msg.content["arrays"]))
+    load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
+    plan = plan_round(msg, context, model)  # FedProx / SCAFFOLD / local-only hooks, from the message
     dataset = client_partition(cfg, partition_id)
     rewards = reward_functions(cfg)
     stats = train_locally(
         model, tokenizer, dataset, rewards, cfg, seed=round_seed(cfg, server_round, partition_id),
-        steps=cfg.federation.local_steps,
+        steps=cfg.federation.local_steps, trainer_cls=plan.trainer_cls, **plan.trainer_kwargs,
     )
     metrics = {
         "num-examples": len(dataset),
@@ -68,6 +70,7 @@ def train(msg: Message, context: Context) -> Message:
         "reward-last": stats.reward_last,
         "completion-length": stats.completion_length,
         "train-seconds": stats.seconds,
+        **plan.metrics,
     }
     if cfg.strategy.signal == "probe":
         probe = dataset.select(range(min(cfg.strategy.probe_size, len(dataset)))).to_list()
@@ -79,4 +82,6 @@ def train(msg: Message, context: Context) -> Message:
             "client": ConfigRecord({"client-id": client_id}),
         }
     )
+    for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i
+        content[key] = record
     return Message(content=content, reply_to=msg)

@@ -34,6 +34,10 @@ def run_experiment(cfg: Config, out_dir: Path) -> dict[str, Any]:
 
     quiet_flower()
     out_dir = out_dir.resolve()
+    if cfg.strategy.name == "centralized":  # reference point: one trainer on the pooled data, no Flower
+        from ..server.centralized import run_centralized
+
+        return run_centralized(cfg, out_dir)
     run_simulation(
         server_app=make_server_app(cfg, out_dir),
         client_app=client_app,

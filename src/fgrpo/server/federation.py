@@ -29,7 +29,7 @@ from ..models.lora import fresh_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, to_arrayrecord
 from . import run_dir
 from .checkpoint import save_adapter, save_checkpoint
-from .strategies import build_strategy
+from .strategies import CENTRALIZED, build_strategy
 from .strategies.weighted import data_size_ledger, read_report
 
 log = logging.getLogger("fgrpo")
@@ -48,7 +48,8 @@ def screen_replies(replies: list[Message]) -> tuple[list[Message], list[dict[str
             continue
         try:
             content = reply.content
-            state = from_arrayrecord(next(iter(content.array_records.values())))
+            array_key = "arrays" if "arrays" in content.array_records else next(iter(content.array_records))
+            state = from_arrayrecord(content[array_key])
             bad = [k for k, v in state.items() if not np.all(np.isfinite(v))]
             if bad:
                 raise ValueError(f"non-finite values in {bad[0]}")
@@ -58,7 +59,6 @@ def screen_replies(replies: list[Message]) -> tuple[list[Message], list[dict[str
         except (KeyError, ValueError, StopIteration) as err:
             failures.append({"node": node, "reason": f"rejected update: {err}"})
             continue
-        array_key = next(iter(content.array_records))
         content[array_key] = to_arrayrecord(state, "fp32")
         kept.append(reply)
     return kept, failures
@@ -67,6 +67,10 @@ def screen_replies(replies: list[Message]) -> tuple[list[Message], list[dict[str
 def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None) -> dict[str, Any]:
     """Run all rounds; write the run directory; return the summary."""
     progress = progress or (lambda line: print(line, file=sys.stdout, flush=True))
+    if cfg.strategy.name == CENTRALIZED:  # reference point: no federation (e.g. under `flwr run .`)
+        from .centralized import run_centralized
+
+        return run_centralized(cfg, out_dir, progress)
     started = time.perf_counter()
     random.seed(cfg.seed)  # Flower samples clients with the global `random`
     np.random.seed(cfg.seed)
@@ -92,7 +96,13 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
         aggregated, train_metrics = strategy.aggregate_train(rnd, replies) if replies else (None, None)
         if aggregated is not None:
             state = from_arrayrecord(aggregated)
-        ledger = getattr(strategy, "ledger", None) or (data_size_ledger([r.content for r in replies]) if replies else [])
+        # This round's ledger only: the weights the strategy actually used (an earlier round's must not leak in).
+        if not replies:
+            ledger = []
+        elif hasattr(strategy, "ledger"):
+            ledger = strategy.ledger
+        else:
+            ledger = data_size_ledger([r.content for r in replies])
         record: dict[str, Any] = {
             "round": rnd,
             "clients": ledger,

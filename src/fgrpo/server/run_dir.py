@@ -4,6 +4,7 @@ Layout::
 
     DIR/config.toml        resolved config (reload with `fgrpo run --config DIR/config.toml`)
     DIR/versions.json      python and package versions
+    DIR/grpo_settings.json TRL GRPOConfig settings (rl.algorithm preset + grpo.* overrides)
     DIR/metrics.jsonl      one JSON object per round
     DIR/summary.json       the run at a glance
     DIR/plots/*.png        accuracy and reward against round
@@ -36,10 +37,23 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def grpo_settings_record(cfg: Config) -> dict[str, Any]:
+    """Which TRL GRPOConfig settings the rl.algorithm preset produced, and what grpo.* overrode."""
+    from ..rl import preset
+
+    return {
+        "algorithm": cfg.rl.algorithm,
+        "preset": preset(cfg.rl.algorithm),
+        "overrides": dict(cfg.grpo),
+        "settings": cfg.grpo_settings(),  # the keyword arguments every client's GRPOConfig receives
+    }
+
+
 def prepare(out_dir: Path, cfg: Config) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.toml").write_text(tomli_w.dumps(cfg.to_dict()))
     (out_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n")
+    (out_dir / "grpo_settings.json").write_text(json.dumps(grpo_settings_record(cfg), indent=2) + "\n")
     (out_dir / "metrics.jsonl").write_text("")
 
 

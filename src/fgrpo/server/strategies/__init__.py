@@ -1,15 +1,35 @@
-"""Aggregation strategies by name: Flower's where Flower has one, ours where it does not."""
+"""Aggregation strategies by name: Flower's where Flower has one, ours where it does not.
+
+Every strategy the registry builds keeps ``self.ledger``: one row per participating
+client with the weight that client actually had in the round's aggregate.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from flwr.serverapp.strategy import FedAvg, Strategy
+from flwr.serverapp.strategy import Strategy
 
 from ...config import Config
-from .fgrpo import Fgrpo
+from .baselines import (
+    LedgeredFedAdagrad,
+    LedgeredFedAdam,
+    LedgeredFedAvg,
+    LedgeredFedAvgM,
+    LedgeredFedMedian,
+    LedgeredFedProx,
+    LedgeredFedTrimmedAvg,
+    LedgeredFedYogi,
+    LedgeredKrum,
+    RewardWeighted,
+)
+from .fgrpo import Fgrpo, FgrpoAdam
 from .fgrpo_rule import FgrpoParams
+from .local_only import LocalOnly
+from .scaffold import Scaffold
+
+CENTRALIZED = "centralized"
 
 
 def _sampling(cfg: Config) -> dict[str, Any]:
@@ -27,13 +47,58 @@ def fgrpo_params(cfg: Config) -> FgrpoParams:
     return FgrpoParams(gain_mode=s.gain, beta=s.beta, tau=s.tau, gamma=s.gamma, g_max=s.g_max, floor=s.floor, eps=s.eps)
 
 
+def _server_opt(cfg: Config, with_betas: bool = True) -> dict[str, Any]:
+    """Flower FedOpt's constants; eta_l (informational in Flower) is the clients' learning rate."""
+    s = cfg.strategy
+    opt = {"eta": s.opt_eta, "eta_l": float(cfg.grpo_settings()["learning_rate"]), "tau": s.opt_tau}
+    if with_betas:
+        opt.update(beta_1=s.opt_beta_1, beta_2=s.opt_beta_2)
+    return opt
+
+
 def _fgrpo(cfg: Config) -> Strategy:
     return Fgrpo(params=fgrpo_params(cfg), signal=cfg.strategy.signal, server_lr=cfg.strategy.server_lr, **_sampling(cfg))
 
 
+def _centralized(cfg: Config) -> Strategy:
+    raise ValueError(
+        "strategy.name='centralized' is not a federated strategy: fgrpo.experiments.runner.run_experiment "
+        "trains it directly (fgrpo.server.centralized)"
+    )
+
+
 STRATEGIES: dict[str, tuple[str, Callable[[Config], Strategy]]] = {
-    "fedavg": ("Flower's FedAvg: weights proportional to num-examples", lambda cfg: FedAvg(**_sampling(cfg))),
+    "fedavg": ("Flower's FedAvg: weights proportional to num-examples",
+               lambda cfg: LedgeredFedAvg(**_sampling(cfg))),
+    "fedprox": ("Flower's FedProx: FedAvg + client loss mu/2*||theta - theta_global||^2 (strategy.proximal_mu)",
+                lambda cfg: LedgeredFedProx(proximal_mu=cfg.strategy.proximal_mu, **_sampling(cfg))),
+    "scaffold": ("SCAFFOLD option II: client/server control variates correct every local step",
+                 lambda cfg: Scaffold(server_lr=cfg.strategy.server_lr, **_sampling(cfg))),
+    "fedadam": ("Flower's FedAdam: server Adam step on the FedAvg average (strategy.opt_*)",
+                lambda cfg: LedgeredFedAdam(**_server_opt(cfg), **_sampling(cfg))),
+    "fedyogi": ("Flower's FedYogi: server Yogi step on the FedAvg average (strategy.opt_*)",
+                lambda cfg: LedgeredFedYogi(**_server_opt(cfg), **_sampling(cfg))),
+    "fedadagrad": ("Flower's FedAdagrad: server Adagrad step on the FedAvg average (strategy.opt_eta, opt_tau)",
+                   lambda cfg: LedgeredFedAdagrad(**_server_opt(cfg, with_betas=False), **_sampling(cfg))),
+    "fedavgm": ("Flower's FedAvgM: server momentum (strategy.server_momentum, server_lr)",
+                lambda cfg: LedgeredFedAvgM(server_learning_rate=cfg.strategy.server_lr,
+                                            server_momentum=cfg.strategy.server_momentum, **_sampling(cfg))),
+    "fedmedian": ("Flower's FedMedian: coordinate-wise median of the client adapters",
+                  lambda cfg: LedgeredFedMedian(**_sampling(cfg))),
+    "fedtrimmedavg": ("Flower's FedTrimmedAvg: coordinate-wise mean after cutting strategy.trim_beta per tail",
+                      lambda cfg: LedgeredFedTrimmedAvg(beta=cfg.strategy.trim_beta, **_sampling(cfg))),
+    "krum": ("Flower's Krum: keep the update closest to its neighbours (strategy.krum_num_malicious)",
+             lambda cfg: LedgeredKrum(num_malicious_nodes=cfg.strategy.krum_num_malicious, **_sampling(cfg))),
+    "reward-weighted": ("Naive rule: weights proportional to raw mean reward (shifted by the min if negative)",
+                        lambda cfg: RewardWeighted(server_lr=cfg.strategy.server_lr, **_sampling(cfg))),
     "fgrpo": ("FGRPO: weights n^gamma * exp(relative gain / tau) against each client's EMA baseline", _fgrpo),
+    "fgrpo-adam": ("FGRPO weighting followed by Flower's FedAdam server step (strategy.opt_*)",
+                   lambda cfg: FgrpoAdam(params=fgrpo_params(cfg), signal=cfg.strategy.signal,
+                                         **_server_opt(cfg), **_sampling(cfg))),
+    "local-only": ("Reference: each client trains alone all run; the reported model is the mean of theirs",
+                   lambda cfg: LocalOnly(**_sampling(cfg))),
+    CENTRALIZED: ("Reference: one GRPOTrainer on the pooled data for the same total number of steps",
+                  _centralized),
 }
 
 

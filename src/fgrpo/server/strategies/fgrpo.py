@@ -7,6 +7,7 @@ from logging import INFO
 from typing import Any
 
 import numpy as np
+from flwr.serverapp.strategy import FedAdam
 from flwr.supercore import log
 
 from .fgrpo_rule import ClientHistory, FgrpoParams, fgrpo_weights, relative_gain, update_history
@@ -18,7 +19,7 @@ SIGNAL_KEYS = {"train-reward": "reward", "probe": "probe-reward"}
 class Fgrpo(ClientWeightedFedAvg):
     """Flower strategy implementing the FGRPO rule; baselines are kept per stable client id."""
 
-    def __init__(self, *, params: FgrpoParams, signal: str = "train-reward", **kwargs: Any) -> None:
+    def __init__(self, *, params: FgrpoParams = FgrpoParams(), signal: str = "train-reward", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if signal not in SIGNAL_KEYS:
             raise ValueError(f"unknown FGRPO signal {signal!r}")
@@ -56,3 +57,33 @@ class Fgrpo(ClientWeightedFedAvg):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = {cid: ClientHistory(**h) for cid, h in state.get("history", {}).items()}
+
+
+class FgrpoAdam(FedAdam, Fgrpo):
+    """FGRPO weighting, then Flower's FedAdam server step on the FGRPO-weighted average.
+
+    By the MRO (FgrpoAdam, FedAdam, FedOpt, Fgrpo, ClientWeightedFedAvg, FedAvg),
+    FedAdam.aggregate_train's ``super()`` reaches ClientWeightedFedAvg.aggregate_train,
+    which averages with the FGRPO weights (server_lr stays 1, so it returns the plain
+    weighted average); FedAdam then turns average - θ into its adaptive step.
+    """
+
+    def __init__(
+        self,
+        *,
+        params: FgrpoParams = FgrpoParams(),
+        signal: str = "train-reward",
+        eta: float = 1e-3,
+        eta_l: float = 1e-1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.99,
+        tau: float = 1e-6,
+        **sampling: Any,
+    ) -> None:
+        # FedOpt's super().__init__ call reaches Fgrpo.__init__ without FGRPO arguments,
+        # so they are set once the chain has run.
+        FedAdam.__init__(self, eta=eta, eta_l=eta_l, beta_1=beta_1, beta_2=beta_2, tau=tau, **sampling)
+        if signal not in SIGNAL_KEYS:
+            raise ValueError(f"unknown FGRPO signal {signal!r}")
+        self.params = params
+        self.signal = signal

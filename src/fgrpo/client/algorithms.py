@@ -1,0 +1,200 @@
+"""Client-side halves of the federated algorithms: FedProx, SCAFFOLD, local-only.
+
+What the client does is read off the server's message, not off the strategy name:
+
+- ``proximal-mu`` in the ConfigRecord (Flower's FedProx sends it): train with
+  ``FedProxGRPOTrainer``, whose loss adds mu/2 * ||theta - theta_global||^2 over the
+  adapter parameters;
+- an ArrayRecord ``scaffold-c`` (the server control variate): correct every local
+  optimizer step by (c - c_i) and reply with delta c_i (option II, see
+  fgrpo.server.strategies.scaffold); c_i persists in ``context.state``;
+- ``keep-local-model`` in the ConfigRecord (local-only): start from the adapter kept in
+  ``context.state`` (the global one on the first round) and keep the result there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message
+from peft import PeftModel, get_peft_model_state_dict
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+
+from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
+from ..server.strategies.local_only import KEEP_LOCAL_KEY
+from ..server.strategies.scaffold import DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
+
+PROXIMAL_MU_KEY = "proximal-mu"  # Flower's FedProx
+CLIENT_VARIATE_KEY = "scaffold-c-i"  # in context.state
+LOCAL_ADAPTER_KEY = "local-adapter"  # in context.state
+CLIENT_RECORD_KEY = "fgrpo-client"  # in context.state: round counter of the persistent state
+
+
+def adapter_parameters(model: PeftModel) -> dict[str, torch.nn.Parameter]:
+    """The trainable adapter tensors, keyed like ``adapter_state`` (PEFT state-dict names)."""
+    by_storage = {p.data_ptr(): p for p in model.parameters() if p.requires_grad}
+    params = {k: by_storage.get(v.data_ptr()) for k, v in get_peft_model_state_dict(model).items()}
+    missing = [k for k, p in params.items() if p is None]
+    if missing:
+        raise RuntimeError(f"adapter tensors without a trainable parameter: {missing[:3]}")
+    return params  # type: ignore[return-value]
+
+
+# --- FedProx -------------------------------------------------------------------
+
+
+def proximal_term(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor], mu: float) -> torch.Tensor:
+    """mu/2 * sum_k ||theta_k - theta_global_k||^2."""
+    total = sum(((params[k] - anchor[k]) ** 2).sum() for k in params)
+    return 0.5 * mu * total  # type: ignore[return-value]
+
+
+class FedProxGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer with FedProx's proximal term added to the loss."""
+
+    def __init__(
+        self,
+        *args: Any,
+        proximal_mu: float,
+        prox_params: dict[str, torch.nn.Parameter],
+        anchor: dict[str, torch.Tensor],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.proximal_mu = float(proximal_mu)
+        self.prox_params = prox_params  # the live adapter parameters (see adapter_parameters)
+        self.prox_anchor = anchor  # theta_global, detached
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.proximal_mu == 0.0:
+            return loss
+        # GRPO's loss is already scaled for gradient accumulation (loss_is_scaled_for_ga), so
+        # the term is split the same way and counts once per optimizer step.
+        prox = proximal_term(self.prox_params, self.prox_anchor, self.proximal_mu)
+        return loss + prox / self.current_gradient_accumulation_steps
+
+
+# --- SCAFFOLD ------------------------------------------------------------------
+
+
+def client_variate_update(
+    c_i: dict[str, np.ndarray],
+    c: dict[str, np.ndarray],
+    x: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+    lr_sum: float,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """SCAFFOLD option II: c_i+ = c_i - c + (x - y_i) / (K lr). Returns (c_i+, c_i+ - c_i).
+
+    ``lr_sum`` is the sum of the learning rates of the K local steps: K * lr for a
+    constant schedule, and the exact generalisation for a decaying one.
+    """
+    if lr_sum <= 0:
+        raise ValueError(f"SCAFFOLD needs a positive sum of local learning rates, got {lr_sum}")
+    new = {k: c_i[k] - c[k] + (x[k] - y[k]) / lr_sum for k in c_i}
+    return new, {k: new[k] - c_i[k] for k in c_i}
+
+
+class ScaffoldCorrection(TrainerCallback):
+    """Adds (c - c_i) to every adapter gradient right before each optimizer step.
+
+    Runs after gradient clipping; records the learning rate each step applied.
+    """
+
+    def __init__(self, params: dict[str, torch.nn.Parameter], correction: dict[str, np.ndarray]) -> None:
+        self.params = params
+        self.correction = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in correction.items()}
+        self.lr_sum = 0.0
+        self.steps = 0
+
+    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):  # noqa: ANN001
+        for name, param in self.params.items():
+            corr = self.correction[name].to(device=param.device, dtype=param.dtype)
+            if param.grad is None:
+                param.grad = corr.clone()
+            else:
+                param.grad.add_(corr)
+        if optimizer is not None:
+            self.lr_sum += float(optimizer.param_groups[0]["lr"])
+        self.steps += 1
+
+
+# --- what one round of local training looks like -------------------------------
+
+
+@dataclass
+class LocalRound:
+    """The trainer to use and what to add to the reply afterwards."""
+
+    trainer_cls: type[GRPOTrainer] = GRPOTrainer
+    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # added to the reply's MetricRecord
+    finish: Callable[[PeftModel], dict[str, ArrayRecord]] = lambda model: {}
+
+
+def start_adapter(msg: Message, context: Context) -> dict[str, np.ndarray]:
+    """The adapter local training starts from: the global one, or local-only's own."""
+    config = msg.content["config"]
+    if config.get(KEEP_LOCAL_KEY, False) and LOCAL_ADAPTER_KEY in context.state.array_records:
+        return from_arrayrecord(context.state[LOCAL_ADAPTER_KEY])
+    return from_arrayrecord(msg.content["arrays"])
+
+
+def plan_round(msg: Message, context: Context, model: PeftModel) -> LocalRound:
+    """Choose trainer and hooks from the message; call after the start adapter is loaded."""
+    config = msg.content["config"]
+    plan = LocalRound()
+    finishers: list[Callable[[PeftModel], dict[str, ArrayRecord]]] = []
+    if PROXIMAL_MU_KEY in config:
+        params = adapter_parameters(model)
+        anchor = {k: p.detach().clone() for k, p in params.items()}
+        plan.trainer_cls = FedProxGRPOTrainer
+        plan.trainer_kwargs.update(proximal_mu=float(config[PROXIMAL_MU_KEY]), prox_params=params, anchor=anchor)
+    stateful = SERVER_VARIATE_KEY in msg.content.array_records or bool(config.get(KEEP_LOCAL_KEY, False))
+    if stateful:  # how many rounds this client's own state has lived through (it must persist)
+        record = context.state.config_records.get(CLIENT_RECORD_KEY, ConfigRecord({"rounds": 0}))
+        rounds = int(record["rounds"]) + 1
+        context.state[CLIENT_RECORD_KEY] = ConfigRecord({"rounds": rounds})
+        plan.metrics["client-state-rounds"] = rounds
+    if SERVER_VARIATE_KEY in msg.content.array_records:
+        finishers.append(_plan_scaffold(msg, context, model, plan))
+    if config.get(KEEP_LOCAL_KEY, False):
+        def keep(model: PeftModel) -> dict[str, ArrayRecord]:
+            context.state[LOCAL_ADAPTER_KEY] = to_arrayrecord(adapter_state(model))
+            return {}
+        finishers.append(keep)
+
+    def finish(model: PeftModel) -> dict[str, ArrayRecord]:
+        extra: dict[str, ArrayRecord] = {}
+        for finisher in finishers:
+            extra.update(finisher(model))
+        return extra
+
+    plan.finish = finish
+    return plan
+
+
+def _plan_scaffold(msg: Message, context: Context, model: PeftModel, plan: LocalRound) -> Callable[[PeftModel], dict[str, ArrayRecord]]:
+    c = from_arrayrecord(msg.content[SERVER_VARIATE_KEY])
+    x = adapter_state(model)  # the global adapter just loaded
+    if set(c) != set(x):
+        raise ValueError("SCAFFOLD: server control variate keys do not match the adapter")
+    if CLIENT_VARIATE_KEY in context.state.array_records:
+        c_i = from_arrayrecord(context.state[CLIENT_VARIATE_KEY])
+    else:
+        c_i = {k: np.zeros_like(v) for k, v in x.items()}
+    callback = ScaffoldCorrection(adapter_parameters(model), {k: c[k] - c_i[k] for k in c})
+    plan.trainer_kwargs.setdefault("callbacks", []).append(callback)
+
+    def finish(model: PeftModel) -> dict[str, ArrayRecord]:
+        new_c_i, delta = client_variate_update(c_i, c, x, adapter_state(model), callback.lr_sum)
+        context.state[CLIENT_VARIATE_KEY] = to_arrayrecord(new_c_i)
+        return {DELTA_VARIATE_KEY: ArrayRecord({k: Array(v.astype(np.float32)) for k, v in delta.items()})}
+
+    return finish

@@ -1,0 +1,115 @@
+"""SCAFFOLD (Karimireddy et al., 2020), option II, on the LoRA adapter. Flower has no SCAFFOLD.
+
+Per round, with global adapter x and server control variate c:
+
+- server -> client: x (``arrays``) and c (ArrayRecord ``scaffold-c``);
+- client i (fgrpo.client.algorithms): starts from y_i = x, adds the correction (c - c_i) to the
+  gradient of every local optimizer step, and after K steps sets (option II)
+  c_i+ = c_i - c + (x - y_i) / (K lr); it keeps c_i+ in its own state (Flower's
+  ``context.state``) and replies with y_i and delta c_i = c_i+ - c_i (ArrayRecord ``scaffold-delta-c``);
+- server: x <- x + eta_g * sum_k w_k (y_k - x) with w_k = n_k / sum n (FedAvg's weights, so the
+  comparison with FedAvg isolates the drift correction; eta_g = strategy.server_lr),
+  and c <- c + |S| / N * mean_k(delta c_k), N = number of connected clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from logging import WARNING
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.supercore import log
+
+from .weighted import ledger_row, read_report
+
+SERVER_VARIATE_KEY = "scaffold-c"
+DELTA_VARIATE_KEY = "scaffold-delta-c"
+
+
+def server_variate_update(
+    c: dict[str, np.ndarray], deltas: list[dict[str, np.ndarray]], num_clients: int
+) -> dict[str, np.ndarray]:
+    """c + |S|/N * mean(delta c) over the participants S."""
+    if not deltas:
+        return c
+    share = len(deltas) / num_clients
+    return {k: c[k] + share * np.mean([d[k] for d in deltas], axis=0) for k in c}
+
+
+class Scaffold(FedAvg):
+    """SCAFFOLD's server: FedAvg-weighted model step plus the server control variate."""
+
+    def __init__(self, *, server_lr: float = 1.0, **fedavg_kwargs: Any) -> None:
+        super().__init__(**fedavg_kwargs)
+        self.server_lr = server_lr
+        self.global_arrays: dict[str, np.ndarray] | None = None
+        self.control: dict[str, np.ndarray] | None = None  # c
+        self.num_clients = 0  # N, counted when a round is configured
+        self.ledger: list[dict[str, Any]] = []
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.global_arrays = {k: a.numpy().astype(np.float32) for k, a in arrays.items()}
+        if self.control is None:
+            self.control = {k: np.zeros_like(v) for k, v in self.global_arrays.items()}
+        self.num_clients = len(list(grid.get_node_ids()))
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        variate = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in self.control.items()})
+        for message in messages:
+            message.content[SERVER_VARIATE_KEY] = variate
+        return messages
+
+    def _delta(self, content: Any) -> dict[str, np.ndarray] | None:
+        if DELTA_VARIATE_KEY not in content.array_records:
+            return None
+        delta = {k: a.numpy().astype(np.float32) for k, a in content[DELTA_VARIATE_KEY].items()}
+        assert self.control is not None
+        if set(delta) != set(self.control) or any(
+            delta[k].shape != self.control[k].shape or not np.all(np.isfinite(delta[k])) for k in delta
+        ):
+            return None
+        return delta
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        # validate=False: SCAFFOLD replies carry two ArrayRecords (adapter, delta c).
+        valid, _ = self._check_and_log_replies(replies, is_train=True, validate=False)
+        self.ledger = []
+        if self.global_arrays is None or self.control is None:
+            raise RuntimeError("SCAFFOLD: configure_train must run before aggregate_train")
+        used, deltas = [], []
+        for message in valid:
+            delta = self._delta(message.content)
+            if delta is None:
+                log(WARNING, "SCAFFOLD: reply from node %s has no usable '%s'; skipped",
+                    message.metadata.src_node_id, DELTA_VARIATE_KEY)
+                continue
+            used.append(message.content)
+            deltas.append(delta)
+        if not used:
+            return None, None
+        reports = [read_report(c) for c in used]
+        sizes = np.array([r.num_examples for r in reports], dtype=np.float64)
+        weights = sizes / sizes.sum()
+        x = self.global_arrays
+        step = {k: np.zeros_like(v, dtype=np.float64) for k, v in x.items()}
+        for content, w in zip(used, weights, strict=True):
+            for k, a in content["arrays"].items():
+                step[k] += w * (a.numpy().astype(np.float64) - x[k])
+        new_x = {k: (x[k] + self.server_lr * step[k]).astype(np.float32) for k in x}
+        self.control = server_variate_update(self.control, deltas, max(self.num_clients, len(deltas)))
+        self.ledger = [ledger_row(r, w) for r, w in zip(reports, weights, strict=True)]
+        metrics = self.train_metrics_aggr_fn(used, self.weighted_by_key)
+        return ArrayRecord({k: Array(v) for k, v in new_x.items()}), metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"num-clients": self.num_clients}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.num_clients = int(state.get("num-clients", 0))
