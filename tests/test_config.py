@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.config import Config, ConfigError, config_from_dict, config_from_flat, load_config, parse_override
+from fgrpo.config import GRPO_DEFAULTS, Config, ConfigError, config_from_dict, config_from_flat, load_config, parse_override
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,10 +67,12 @@ def test_json_and_flat_forms_round_trip():
     assert config_from_flat(cfg.flatten()) == cfg
 
 
-def test_flower_app_defaults_in_pyproject_are_a_valid_config():
+def test_flower_app_defaults_in_pyproject_mirror_the_config_defaults():
+    """`flwr run . --run-config` only accepts keys the app declares, so declare them all."""
     flat = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-    cfg = config_from_flat(flat)
-    assert cfg.model.name and cfg.federation.rounds >= 1
+    expected = {**Config().flatten(), **{f"grpo.{k}": v for k, v in GRPO_DEFAULTS.items()}}
+    assert flat == expected
+    assert config_from_flat(flat).grpo == GRPO_DEFAULTS
 
 
 def test_cli_reports_a_bad_key_in_one_line_with_exit_2():
