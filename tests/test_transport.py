@@ -1,0 +1,84 @@
+"""Adapter transport (fp32 lossless, bf16 within bf16 precision) and LoRA target-module choice."""
+
+import numpy as np
+import pytest
+import torch
+
+from fgrpo.config import ModelConfig
+from fgrpo.models.lora import fresh_adapter_model, lora_config
+from fgrpo.models.transport import (
+    BF16_SUFFIX,
+    adapter_state,
+    from_arrayrecord,
+    load_adapter_state,
+    to_arrayrecord,
+)
+
+
+def random_state(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "base_model.model.layers.0.self_attn.q_proj.lora_A.weight": rng.normal(size=(8, 128)).astype(np.float32),
+        "base_model.model.layers.0.self_attn.q_proj.lora_B.weight": (rng.normal(size=(128, 8)) * 1e-3).astype(
+            np.float32
+        ),
+        "tiny": np.array([1e-30, -3.0e38, 0.0, 1.0 + 2**-20], dtype=np.float32),
+    }
+
+
+def test_fp32_round_trip_is_lossless():
+    state = random_state()
+    back = from_arrayrecord(to_arrayrecord(state, "fp32"))
+    assert set(back) == set(state)
+    for key, value in state.items():
+        assert back[key].dtype == np.float32 and back[key].shape == value.shape
+        assert np.array_equal(back[key], value), key
+
+
+def test_bf16_round_trip_within_bf16_precision():
+    state = random_state()
+    record = to_arrayrecord(state, "bf16")
+    assert all(key.endswith(BF16_SUFFIX) for key in record)
+    wire = sum(array.numpy().nbytes for array in record.values())
+    assert wire * 2 == sum(v.nbytes for v in state.values())  # half the bytes on the wire
+    back = from_arrayrecord(record)
+    assert set(back) == set(state)
+    for key, value in state.items():
+        assert back[key].dtype == np.float32 and back[key].shape == value.shape
+        # bf16 keeps 8 significand bits: relative error <= 2^-8 after round-to-nearest
+        np.testing.assert_allclose(back[key], value, rtol=2**-8, atol=0)
+        assert np.array_equal(back[key], torch.from_numpy(value).to(torch.bfloat16).float().numpy())
+    assert not np.array_equal(back["tiny"], state["tiny"])  # 1 + 2^-20 is not representable: it is lossy
+
+
+def test_unknown_transport_dtype_is_rejected():
+    with pytest.raises(ValueError, match="fp16"):
+        to_arrayrecord(random_state(), "fp16")
+
+
+def test_adapter_state_round_trips_through_the_model():
+    model, _ = fresh_adapter_model(ModelConfig(name="tiny-random"), seed=0)
+    state = {k: v + 0.25 for k, v in adapter_state(model).items()}
+    load_adapter_state(model, from_arrayrecord(to_arrayrecord(state, "fp32")))
+    for key, value in adapter_state(model).items():
+        assert np.array_equal(value, state[key])
+    with pytest.raises(ValueError, match="adapter keys"):
+        load_adapter_state(model, {"nope": np.zeros(1, dtype=np.float32)})
+
+
+def lora_targets(model) -> set[str]:
+    return {name.split(".")[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
+
+
+def test_target_modules_default_to_peft_per_architecture_choice():
+    assert lora_config(ModelConfig(name="tiny-random")).target_modules is None
+    model, _ = fresh_adapter_model(ModelConfig(name="tiny-random"), seed=0)
+    assert lora_targets(model) == {"q_proj", "v_proj"}  # PEFT's Llama default
+
+
+def test_target_modules_from_config_are_used():
+    cfg = ModelConfig(name="tiny-random", target_modules=["q_proj", "k_proj", "down_proj"], lora_r=4)
+    model, _ = fresh_adapter_model(cfg, seed=0)
+    assert lora_targets(model) == {"q_proj", "k_proj", "down_proj"}
+    a = next(v for k, v in adapter_state(model).items() if "down_proj.lora_A" in k)
+    assert a.shape[0] == 4
