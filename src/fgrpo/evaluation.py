@@ -62,11 +62,22 @@ def mean_greedy_reward(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     rows: list[dict[str, Any]],
-    reward_fn: Any,
+    reward_funcs: list[Any],
     max_new_tokens: int,
 ) -> float:
-    """FGRPO's ``probe`` signal: mean reward of greedy answers on a fixed local probe."""
+    """FGRPO's ``probe`` signal: mean total reward of greedy answers on a fixed local probe.
+
+    As in TRL, a row's total is the sum of the reward functions that scored it
+    (None means "not mine"); rows no function scored are left out.
+    """
     completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
     columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
-    rewards = reward_fn(completions=completions, prompts=[r["prompt"] for r in rows], **columns)
-    return fmean(float(x) for x in rewards if x is not None)
+    scores = [fn(completions=completions, prompts=[r["prompt"] for r in rows], **columns) for fn in reward_funcs]
+    totals = [
+        sum(float(x) for x in per_row if x is not None)
+        for per_row in zip(*scores, strict=True)
+        if any(x is not None for x in per_row)
+    ]
+    if not totals:
+        raise ValueError("no reward function scored any probe row; check the data sources' rewards")
+    return fmean(totals)

@@ -74,7 +74,7 @@ def train(msg: Message, context: Context) -> Message:
     }
     if cfg.strategy.signal == "probe":
         probe = dataset.select(range(min(cfg.strategy.probe_size, len(dataset)))).to_list()
-        metrics["probe-reward"] = mean_greedy_reward(model, tokenizer, probe, rewards[0], cfg.eval.max_new_tokens)
+        metrics["probe-reward"] = mean_greedy_reward(model, tokenizer, probe, rewards, cfg.eval.max_new_tokens)
     content = RecordDict(
         {
             "arrays": to_arrayrecord(adapter_state(model), cfg.model.transport_dtype),
