@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import strategies_cli  # `fgrpo strategies`
 
     strategies_cli.register(sub)
+    from .models import commands as model_commands  # `fgrpo models | build-tiny-model | export | eval`
+
+    model_commands.register(sub, _add_config_args)
     return parser
 
 

@@ -1,0 +1,166 @@
+"""Model subcommands of the ``fgrpo`` CLI: models, build-tiny-model, export, eval.
+
+``register(sub, add_config_args)`` adds them to the CLI's subparsers, so cli.py
+only needs one line per module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+KNOWN_MODELS = ("tiny", "tiny-random", "smollm2-135m")
+
+
+# --- fgrpo models -------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from .registry import describe
+
+    rows = [describe(name) for name in KNOWN_MODELS]
+    width = max(len(r.name) for r in rows)
+    print(f"{'name':<{width}}  {'kind':<11}  {'available':<9}  loads from")
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.kind:<11}  {'yes' if r.available else 'no':<9}  {r.location}")
+    print(f"{'<hub id|dir>':<{width}}  {'hub-or-path':<11}  {'-':<9}  any Hugging Face hub id or local model directory")
+    return 0
+
+
+# --- fgrpo build-tiny-model ------------------------------------------------------
+def cmd_build_tiny(args: argparse.Namespace) -> int:
+    from .build_tiny import BuildSettings, build_tiny_model
+    from .registry import TINY_DIR
+
+    out = Path(args.out) if args.out else TINY_DIR
+    if out.exists() and any(out.iterdir()) and not (out / "config.json").is_file():
+        print(f"fgrpo: refusing to overwrite {out}: it exists and is not a model directory", file=sys.stderr)
+        return 2
+    report = build_tiny_model(out, BuildSettings(seed=args.seed))
+    print(json.dumps(report["test_accuracy"], indent=2))
+    return 0
+
+
+# --- fgrpo export ---------------------------------------------------------------------
+def run_adapter_dir(run_dir: Path) -> Path:
+    """The run's final adapter (falling back to its latest checkpoint for an unfinished run)."""
+    for candidate in (run_dir / "final" / "adapter", run_dir / "checkpoint" / "adapter"):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"{run_dir}: no final/adapter or checkpoint/adapter (is it an `fgrpo run` directory?)")
+
+
+def run_config(run_dir: Path):
+    from ..config import load_config
+
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.toml (is it an `fgrpo run` directory?)")
+    return load_config(path)
+
+
+def export_run(run_dir: str | Path, out: str | Path, merged: bool = False) -> Path:
+    """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus the tokenizer."""
+    from peft import PeftModel
+
+    from .registry import load_base
+
+    run_dir, out = Path(run_dir), Path(out)
+    adapter = run_adapter_dir(run_dir)
+    cfg = run_config(run_dir)
+    base, tokenizer = load_base(cfg.model.name)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if merged:
+        model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+        model.save_pretrained(tmp, safe_serialization=True)
+    else:
+        shutil.copytree(adapter, tmp)
+        # Name the base the way `fgrpo` does, so `fgrpo eval --model NAME --adapter DIR` works.
+        config_path = tmp / "adapter_config.json"
+        adapter_cfg = json.loads(config_path.read_text())
+        adapter_cfg["base_model_name_or_path"] = cfg.model.name
+        config_path.write_text(json.dumps(adapter_cfg, indent=2) + "\n")
+    tokenizer.save_pretrained(tmp)
+    (tmp / "fgrpo_export.json").write_text(
+        json.dumps({"run": str(run_dir.resolve()), "base_model": cfg.model.name, "merged": merged}, indent=2) + "\n"
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(out)
+    return out
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = export_run(args.run_dir, args.out, args.merged)
+    kind = "merged model (AutoModelForCausalLM.from_pretrained)" if args.merged else "PEFT adapter"
+    print(f"exported {kind} to {out}")
+    return 0
+
+
+# --- fgrpo eval -------------------------------------------------------------------------
+def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None) -> dict[str, float]:
+    """Greedy accuracy per task (and macro) of a base model, optionally with a PEFT adapter."""
+    from ..data import test_sets
+    from ..evaluation import accuracy_by_task
+    from .registry import load_base
+
+    model, tokenizer = load_base(model_name)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    return accuracy_by_task(model, tokenizer, test_sets(cfg), cfg.eval.max_new_tokens, cfg.eval.batch_size)
+
+
+def accuracy_table(accuracy: dict[str, float], test_size: int) -> str:
+    width = max(len(k) for k in accuracy)
+    lines = [f"{'task':<{width}}  accuracy", f"{'-' * width}  --------"]
+    lines += [f"{k:<{width}}  {v:8.3f}" for k, v in accuracy.items() if k != "macro"]
+    lines.append(f"{'macro':<{width}}  {accuracy['macro']:8.3f}")
+    lines.append(f"({test_size} held-out prompts per task, greedy decoding)")
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    name = args.model or cfg.model.name
+    if args.adapter and not (Path(args.adapter) / "adapter_config.json").is_file():
+        print(f"fgrpo: --adapter {args.adapter}: no adapter_config.json there", file=sys.stderr)
+        return 2
+    accuracy = evaluate_model(cfg, name, args.adapter)
+    print(f"model {name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
+    print(accuracy_table(accuracy, cfg.data.test_size))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": name, "adapter": args.adapter, "accuracy": accuracy}, indent=2))
+    return 0
+
+
+def register(sub: Any, add_config_args: Any) -> None:
+    """Add the model subcommands to the CLI's subparsers."""
+    models = sub.add_parser("models", help="list the model names and where they load from")
+    models.set_defaults(func=cmd_models)
+
+    build = sub.add_parser("build-tiny-model", help="train the shipped tiny reasoner from scratch (SFT, CPU)")
+    build.add_argument("--out", help="output directory (default: the package's models/tiny)")
+    build.add_argument("--seed", type=int, default=0, help="seed for data, initial weights and stopping point")
+    build.set_defaults(func=cmd_build_tiny)
+
+    export = sub.add_parser("export", help="export a run's final adapter (PEFT) or the merged model")
+    export.add_argument("run_dir", help="an `fgrpo run` output directory")
+    export.add_argument("--out", required=True, help="directory to write")
+    export.add_argument("--merged", action="store_true", help="merge the adapter into the base model")
+    export.set_defaults(func=cmd_export)
+
+    evaluate = sub.add_parser("eval", help="greedy accuracy per task on the held-out test sets")
+    add_config_args(evaluate)
+    evaluate.add_argument("--model", help="model name (default: model.name from the config)")
+    evaluate.add_argument("--adapter", help="PEFT adapter directory (e.g. from `fgrpo export`)")
+    evaluate.add_argument("--json", help="also write the accuracies to this JSON file")
+    evaluate.set_defaults(func=cmd_eval)
