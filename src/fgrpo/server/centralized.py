@@ -10,27 +10,20 @@ run directory has the same artefacts as a federated run. No Flower is involved.
 
 from __future__ import annotations
 
-import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from statistics import fmean
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
-import torch
 from transformers import TrainerCallback
 
-from ..client.grpo import train_locally
+from ..client.grpo import stats_from_log, train_locally
 from ..config import Config
-from ..data import test_sets, training_pool
-from ..evaluation import accuracy_by_task
-from ..experiments.reports import summarise, summary_text, write_plots
-from ..models.lora import fresh_adapter_model
+from ..data import training_pool
 from ..models.transport import adapter_state
 from ..tasks.rewards import reward_functions
-from . import run_dir
-from .checkpoint import save_adapter, save_checkpoint
-from .strategies.weighted import ledger_row, ClientReport
+from .journal import RunJournal
+from .strategies.weighted import ClientReport, ledger_row
 
 CLIENT_ID = "centralized"
 
@@ -65,61 +58,41 @@ class RoundBoundaries(TrainerCallback):
 
 def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train centrally; write metrics.jsonl, summary.json, plots, checkpoint/ and final/adapter."""
-    progress = progress or print
-    started = time.perf_counter()
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    run_dir.prepare(out_dir, cfg)
-    model, tokenizer = fresh_adapter_model(cfg.model, cfg.seed)
+    journal = RunJournal(cfg, out_dir, progress or print)
+    model, tokenizer = journal.model, journal.tokenizer
     pool = training_pool(cfg)
-    held_out = test_sets(cfg)
     per_round, steps = total_steps(cfg)
     rounds = cfg.federation.rounds
-
-    def evaluate() -> dict[str, float]:
-        return accuracy_by_task(model, tokenizer, held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
-
-    torch.manual_seed(cfg.seed)
-    initial_eval = evaluate() if cfg.eval.every else None
-    if initial_eval:
-        progress(f"round 0/{rounds} | macro acc {initial_eval['macro']:.3f}")
+    journal.start()
     clock = {"round": time.perf_counter()}
 
     def on_round(rnd: int, logged: list[dict[str, Any]]) -> None:
-        rewards = [float(e["reward"]) for e in logged]
-        report = ClientReport(client_id=CLIENT_ID, num_examples=len(pool), reward=fmean(rewards), metrics={})
+        stats = stats_from_log(logged, time.perf_counter() - clock["round"])
+        report = ClientReport(client_id=CLIENT_ID, num_examples=len(pool), reward=stats.reward, metrics={})
         record: dict[str, Any] = {
             "round": rnd,
-            "clients": [ledger_row(report, 1.0, steps=len(logged))],
+            "clients": [ledger_row(report, 1.0, steps=stats.steps)],
             "failures": [],
             "train": {
-                "reward": fmean(rewards),
-                "reward-first": rewards[0],
-                "reward-last": rewards[-1],
-                "completion-length": fmean(float(e.get("completions/mean_length", 0.0)) for e in logged),
+                "reward": stats.reward,
+                "reward-first": stats.reward_first,
+                "reward-last": stats.reward_last,
+                "completion-length": stats.completion_length,
             },
         }
-        if cfg.eval.every and (rnd % cfg.eval.every == 0 or rnd == rounds):
-            record["eval"] = evaluate()
+        if journal.eval_due(rnd):
+            record["eval"] = journal.evaluate()
             model.train()
         record["seconds"] = round(time.perf_counter() - clock["round"], 2)
-        run_dir.append_round(out_dir, record)
-        save_checkpoint(out_dir, rnd, model, adapter_state(model), {"steps": rnd * per_round})
-        progress(_round_line(rnd, rounds, record))
+        journal.end_round(record, adapter_state(model), {"steps": rnd * per_round}, _round_line(rnd, rounds, record))
         clock["round"] = time.perf_counter()
 
-    progress(f"centralized: {steps} GRPO steps on {len(pool)} pooled prompts ({per_round} per round-equivalent)")
+    journal.progress(f"centralized: {steps} GRPO steps on {len(pool)} pooled prompts ({per_round} per round-equivalent)")
     train_locally(
         model, tokenizer, pool, reward_functions(cfg), cfg, seed=cfg.seed, steps=steps,
         callbacks=[RoundBoundaries(per_round, on_round)],
     )
-    save_adapter(model, adapter_state(model), out_dir / "final" / "adapter")
-    records = run_dir.read_rounds(out_dir)
-    write_plots(out_dir, initial_eval, records)
-    summary = summarise(cfg.strategy.name, initial_eval, records, time.perf_counter() - started)
-    run_dir.write_summary(out_dir, summary)
-    progress(summary_text(summary, out_dir))
-    return summary
+    return journal.finish(adapter_state(model))
 
 
 def _round_line(rnd: int, total: int, record: dict[str, Any]) -> str:

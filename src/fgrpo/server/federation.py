@@ -8,31 +8,21 @@ global adapter.
 
 from __future__ import annotations
 
-import logging
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from ..client.app import CONFIG_KEY
 from ..config import Config
-from ..data import test_sets
-from ..evaluation import accuracy_by_task
-from ..experiments.reports import summarise, summary_text, write_plots
-from ..models.lora import fresh_adapter_model
-from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, to_arrayrecord
-from . import run_dir
-from .checkpoint import save_adapter, save_checkpoint
+from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
+from .journal import RunJournal
 from .strategies import CENTRALIZED, build_strategy
-from .strategies.weighted import data_size_ledger, read_report
-
-log = logging.getLogger("fgrpo")
+from .strategies.weighted import read_report
 
 
 def screen_replies(replies: list[Message]) -> tuple[list[Message], list[dict[str, Any]]]:
@@ -71,23 +61,10 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
         from .centralized import run_centralized
 
         return run_centralized(cfg, out_dir, progress)
-    started = time.perf_counter()
-    random.seed(cfg.seed)  # Flower samples clients with the global `random`
-    np.random.seed(cfg.seed)
-    run_dir.prepare(out_dir, cfg)
+    journal = RunJournal(cfg, out_dir, progress)
     strategy = build_strategy(cfg)
-    model, tokenizer = fresh_adapter_model(cfg.model, cfg.seed)
-    state = adapter_state(model)
-    held_out = test_sets(cfg)
-
-    def evaluate(weights: dict[str, np.ndarray]) -> dict[str, float]:
-        load_adapter_state(model, weights)
-        return accuracy_by_task(model, tokenizer, held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
-
-    torch.manual_seed(cfg.seed)
-    initial_eval = evaluate(state) if cfg.eval.every else None
-    if initial_eval:
-        progress(f"round 0/{cfg.federation.rounds} | macro acc {initial_eval['macro']:.3f}")
+    state = adapter_state(journal.model)
+    journal.start()
 
     for rnd in range(1, cfg.federation.rounds + 1):
         round_start = time.perf_counter()
@@ -96,33 +73,21 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
         aggregated, train_metrics = strategy.aggregate_train(rnd, replies) if replies else (None, None)
         if aggregated is not None:
             state = from_arrayrecord(aggregated)
-        # This round's ledger only: the weights the strategy actually used (an earlier round's must not leak in).
-        if not replies:
-            ledger = []
-        elif hasattr(strategy, "ledger"):
-            ledger = strategy.ledger
-        else:
-            ledger = data_size_ledger([r.content for r in replies])
+        # Every registry strategy records the weights it actually used for this round's replies;
+        # a round with no replies never reached aggregate_train, so an earlier ledger must not leak in.
+        ledger = strategy.ledger if replies else []
         record: dict[str, Any] = {
             "round": rnd,
             "clients": ledger,
             "failures": failures,
             "train": dict(train_metrics) if train_metrics else {},
         }
-        if cfg.eval.every and (rnd % cfg.eval.every == 0 or rnd == cfg.federation.rounds):
-            record["eval"] = evaluate(state)
+        if journal.eval_due(rnd):
+            record["eval"] = journal.evaluate(state)
         record["seconds"] = round(time.perf_counter() - round_start, 2)
-        run_dir.append_round(out_dir, record)
-        save_checkpoint(out_dir, rnd, model, state, strategy.state_dict() if hasattr(strategy, "state_dict") else {})
-        progress(round_line(rnd, cfg.federation.rounds, record))
+        journal.end_round(record, state, strategy.state_dict(), round_line(rnd, cfg.federation.rounds, record))
 
-    save_adapter(model, state, out_dir / "final" / "adapter")
-    rounds = run_dir.read_rounds(out_dir)
-    write_plots(out_dir, initial_eval, rounds)
-    summary = summarise(cfg.strategy.name, initial_eval, rounds, time.perf_counter() - started)
-    run_dir.write_summary(out_dir, summary)
-    progress(summary_text(summary, out_dir))
-    return summary
+    return journal.finish(state)
 
 
 def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:

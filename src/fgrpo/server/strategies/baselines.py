@@ -31,7 +31,7 @@ from flwr.serverapp.strategy import (
 )
 from flwr.serverapp.strategy.multikrum import select_multikrum
 
-from .weighted import ClientReport, ClientWeightedFedAvg, ledger_row, read_report
+from .weighted import ClientReport, ClientWeightedFedAvg, data_size_weights, ledger_row, read_report
 
 
 def _adapter_record(content: RecordDict) -> ArrayRecord:
@@ -75,8 +75,7 @@ class Ledgered:
     ledger: list[dict[str, Any]]
 
     def client_weights(self, contents: list[RecordDict], reports: list[ClientReport]) -> np.ndarray:
-        sizes = np.array([r.num_examples for r in reports], dtype=np.float64)
-        return sizes / sizes.sum()
+        return data_size_weights(reports)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

@@ -24,7 +24,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.supercore import log
 
-from .weighted import ledger_row, read_report
+from .weighted import data_size_weights, ledger_row, read_report
 
 SERVER_VARIATE_KEY = "scaffold-c"
 DELTA_VARIATE_KEY = "scaffold-delta-c"
@@ -95,8 +95,7 @@ class Scaffold(FedAvg):
         if not used:
             return None, None
         reports = [read_report(c) for c in used]
-        sizes = np.array([r.num_examples for r in reports], dtype=np.float64)
-        weights = sizes / sizes.sum()
+        weights = data_size_weights(reports)
         x = self.global_arrays
         step = {k: np.zeros_like(v, dtype=np.float64) for k, v in x.items()}
         for content, w in zip(used, weights, strict=True):

@@ -53,11 +53,10 @@ def ledger_row(report: ClientReport, weight: float, **extra: Any) -> dict[str, A
     }
 
 
-def data_size_ledger(contents: list[RecordDict]) -> list[dict[str, Any]]:
-    """Ledger for strategies that weight by num-examples (Flower's FedAvg family)."""
-    reports = [read_report(c) for c in contents]
-    total = sum(r.num_examples for r in reports)
-    return [ledger_row(r, r.num_examples / total) for r in reports]
+def data_size_weights(reports: list[ClientReport]) -> np.ndarray:
+    """FedAvg's weights n_k / sum n."""
+    sizes = np.array([r.num_examples for r in reports], dtype=np.float64)
+    return sizes / sizes.sum()
 
 
 class ClientWeightedFedAvg(FedAvg):
