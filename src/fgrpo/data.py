@@ -29,7 +29,10 @@ from .tasks import get_task
 from .tasks.sources import DataError, evaluation_rows, load_source
 
 TRAIN_SEED_OFFSET = 0
-TEST_SEED_OFFSET = 1_000_003  # a different stream: test prompts are never training prompts
+# Test prompts come from the tasks' fixed test share (fgrpo.tasks.split), drawn by one stream
+# whatever the run's seed: every run of every seed is scored on the same prompts (paired comparisons),
+# and a smaller test_size is a prefix of a larger one.
+TEST_STREAM = 1_000_003
 
 
 def prompt_key(row: dict[str, Any]) -> str:
@@ -41,12 +44,17 @@ def task_names(cfg: Config) -> list[str]:
     return [*cfg.data.tasks, *(s.name for s in cfg.data.sources)]
 
 
+def task_test_set(name: str, size: int, difficulty: int) -> list[dict[str, Any]]:
+    """``size`` distinct prompts of a procedural task's test share."""
+    try:
+        return get_task(name).generate(size, TEST_STREAM, difficulty, share="test", unique=True)
+    except ValueError as err:  # the test share of a small problem space is exhausted
+        raise ConfigError("data.test_size", str(err)) from err
+
+
 def test_sets(cfg: Config) -> dict[str, list[dict[str, Any]]]:
     """Held-out prompts per task (and per data source) for server-side evaluation."""
-    held_out = {
-        name: get_task(name).generate(cfg.data.test_size, cfg.seed + TEST_SEED_OFFSET, cfg.data.difficulty)
-        for name in cfg.data.tasks
-    }
+    held_out = {name: task_test_set(name, cfg.data.test_size, cfg.data.difficulty) for name in cfg.data.tasks}
     for source in cfg.data.sources:
         _, test = load_source(source, cfg.seed, cfg.data.test_size)
         if test:
@@ -76,24 +84,17 @@ def _unify_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def training_pool(cfg: Config) -> Dataset:
-    """All training prompts of the federation, tasks interleaved, test prompts removed."""
+    """All training prompts of the federation, tasks interleaved; none from a test share."""
     rows: list[dict[str, Any]] = []
     if cfg.data.tasks:
-        held_out = {
-            prompt_key(r)
-            for name in cfg.data.tasks
-            for r in get_task(name).generate(cfg.data.test_size, cfg.seed + TEST_SEED_OFFSET, cfg.data.difficulty)
-        }
         per_task = -(-cfg.data.train_size // len(cfg.data.tasks))
         for name in cfg.data.tasks:
-            candidates = get_task(name).generate(per_task * 4, cfg.seed + TRAIN_SEED_OFFSET, cfg.data.difficulty)
-            seen = set(held_out)  # each prompt once: duplicates would blur partitions and counts
-            unique = []
-            for row in candidates:
-                if prompt_key(row) not in seen:
-                    seen.add(prompt_key(row))
-                    unique.append(row)
-            rows.extend(unique[:per_task])
+            try:  # each prompt once: duplicates would blur partitions and counts
+                rows.extend(get_task(name).generate(
+                    per_task, cfg.seed + TRAIN_SEED_OFFSET, cfg.data.difficulty, share="train", unique=True
+                ))
+            except ValueError as err:
+                raise ConfigError("data.train_size", str(err)) from err
     for source in cfg.data.sources:
         train, _ = load_source(source, cfg.seed, cfg.data.test_size)
         rows.extend(train)

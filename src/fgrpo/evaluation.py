@@ -1,7 +1,8 @@
-"""Greedy decoding on held-out prompts: accuracy per task and the macro average."""
+"""Held-out accuracy: greedy accuracy per task and macro, binomial standard errors, pass@k."""
 
 from __future__ import annotations
 
+import math
 from statistics import fmean
 from typing import Any
 
@@ -18,27 +19,68 @@ def greedy_completions(
     prompts: list[list[dict[str, str]]],
     max_new_tokens: int,
     batch_size: int = 64,
+    samples: int = 0,
+    temperature: float = 1.0,
 ) -> list[str]:
-    """Chat-formatted prompts in, decoded completions out (left padding, batched)."""
+    """Chat-formatted prompts in, decoded completions out (left padding, batched).
+
+    ``samples`` > 0 samples that many completions per prompt at ``temperature`` instead
+    of decoding greedily (prompt-major order); a batch then holds batch_size completions.
+    """
     was_training = model.training
     model.eval()
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0,
+                "num_return_sequences": samples} if samples else {"do_sample": False}
+    per_batch = max(1, batch_size // samples) if samples else batch_size
     outputs: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
+    for start in range(0, len(prompts), per_batch):
+        batch = prompts[start : start + per_batch]
         texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in batch]
         encoded = tokenizer(
             texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
         ).to(model.device)
         generated = model.generate(
-            **encoded,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
+            **encoded, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling
         )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
         outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     model.train(was_training)
     return outputs
+
+
+def binomial_se(accuracy: float, n: int) -> float:
+    return math.sqrt(accuracy * (1.0 - accuracy) / n) if n else 0.0
+
+
+def standard_errors(accuracy: dict[str, float], sizes: dict[str, int]) -> dict[str, float]:
+    """Binomial standard error per task and of the macro average (independent tasks)."""
+    se = {t: binomial_se(accuracy[t], sizes[t]) for t in sizes}
+    se["macro"] = math.sqrt(sum(v * v for v in se.values())) / len(se) if se else 0.0
+    return se
+
+
+def pass_at_k(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    test_sets: dict[str, list[dict[str, Any]]],
+    k: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """Fraction of prompts with at least one correct answer among k samples, per task and macro:
+    the ceiling RL from verifiable rewards can pull greedy accuracy towards."""
+    result: dict[str, float] = {}
+    for name, rows in test_sets.items():
+        task = checker_for(name, rows)
+        completions = greedy_completions(
+            model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples=k, temperature=temperature
+        )
+        result[name] = fmean(
+            any(task.is_correct(c, r["answer"]) for c in completions[i * k : (i + 1) * k]) for i, r in enumerate(rows)
+        )
+    result["macro"] = fmean(result.values()) if result else 0.0
+    return result
 
 
 def accuracy_by_task(

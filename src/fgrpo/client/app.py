@@ -26,6 +26,7 @@ from .algorithms import plan_round, start_adapter
 from .grpo import train_locally
 
 CONFIG_KEY = "fgrpo-config"
+LEARNING_RATE_KEY = "learning-rate"  # this round's local rate, from the server's schedule
 
 app = ClientApp()
 
@@ -51,6 +52,7 @@ def train(msg: Message, context: Context) -> Message:
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
     cfg = _parse_config(str(msg.content["config"][CONFIG_KEY]))
     server_round = int(msg.content["config"]["server-round"])
+    learning_rate = float(msg.content["config"][LEARNING_RATE_KEY])
     partition_id, client_id = client_identity(context)
     torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
 
@@ -61,7 +63,8 @@ def train(msg: Message, context: Context) -> Message:
     rewards = reward_functions(cfg)
     stats = train_locally(
         model, tokenizer, dataset, rewards, cfg, seed=round_seed(cfg, server_round, partition_id),
-        steps=cfg.federation.local_steps, trainer_cls=plan.trainer_cls, **plan.trainer_kwargs,
+        steps=cfg.federation.local_steps, trainer_cls=plan.trainer_cls, learning_rate=learning_rate,
+        **plan.trainer_kwargs,
     )
     metrics = {
         "num-examples": len(dataset),

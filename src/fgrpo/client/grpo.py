@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
@@ -33,13 +34,16 @@ class RoundStats:
     steps: int
 
 
-def grpo_args(cfg: Config, output_dir: str, seed: int, steps: int) -> GRPOConfig:
+def grpo_args(cfg: Config, output_dir: str, seed: int, steps: int, learning_rate: float | None = None) -> GRPOConfig:
+    """TRL's GRPOConfig for ``steps`` local steps; ``learning_rate`` is the round's (fgrpo.schedule)."""
     on_gpu = torch.cuda.is_available()
     settings: dict[str, Any] = {
         "bf16": on_gpu and torch.cuda.is_bf16_supported(),
         "use_cpu": not on_gpu,
         **cfg.grpo_settings(),
     }
+    if learning_rate is not None:
+        settings["learning_rate"] = learning_rate
     return GRPOConfig(
         output_dir=output_dir,
         max_steps=steps,
@@ -77,6 +81,7 @@ def train_locally(
     seed: int,
     steps: int,
     trainer_cls: type[GRPOTrainer] = GRPOTrainer,
+    learning_rate: float | None = None,
     **trainer_kwargs: Any,
 ) -> RoundStats:
     """Run ``steps`` GRPO steps on ``dataset``, updating ``model``'s adapter in place."""
@@ -86,7 +91,7 @@ def train_locally(
         trainer = trainer_cls(
             model=model,
             reward_funcs=reward_funcs,
-            args=grpo_args(cfg, scratch, seed, steps),
+            args=grpo_args(cfg, scratch, seed, steps, learning_rate),
             train_dataset=dataset,
             processing_class=tokenizer,
             **trainer_kwargs,
@@ -95,3 +100,21 @@ def train_locally(
         trainer.train()
     model.eval()
     return stats_from_log(trainer.state.log_history, time.perf_counter() - started)
+
+
+class RoundScheduledGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose learning rate is constant within each block of ``steps_per_round`` steps
+    and follows the server's schedule across blocks: the ``centralized`` reference's schedule."""
+
+    def __init__(self, *args: Any, lr_by_round: Callable[[int], float], steps_per_round: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lr_by_round, self.steps_per_round = lr_by_round, steps_per_round
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):  # noqa: ANN201
+        if self.lr_scheduler is None:
+            base = self.args.learning_rate
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer or self.optimizer,
+                lambda step: self.lr_by_round(step // self.steps_per_round + 1) / base,
+            )
+        return self.lr_scheduler

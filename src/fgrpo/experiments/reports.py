@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -12,20 +13,34 @@ matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def accuracy_series(initial_eval: dict[str, float] | None, rounds: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
-    series: dict[str, list[tuple[int, float]]] = {}
-    points = ([(0, initial_eval)] if initial_eval else []) + [(r["round"], r["eval"]) for r in rounds if r.get("eval")]
-    for rnd, scores in points:
-        for task, acc in scores.items():
-            series.setdefault(task, []).append((rnd, acc))
+Evaluation = dict[str, dict[str, float]]  # {"eval": accuracy per task + macro, "eval_se": their standard errors}
+
+
+def evaluated(initial: Evaluation | None, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluated points of a run, round 0 (the starting model) first."""
+    start = [{"round": 0, **initial}] if initial else []
+    return start + [r for r in rounds if r.get("eval")]
+
+
+def accuracy_series(initial: Evaluation | None, rounds: list[dict[str, Any]]) -> dict[str, list[tuple[int, float, float]]]:
+    """Per task (and macro): (round, accuracy, standard error) points."""
+    series: dict[str, list[tuple[int, float, float]]] = {}
+    for point in evaluated(initial, rounds):
+        se = point.get("eval_se", {})
+        for task, acc in point["eval"].items():
+            series.setdefault(task, []).append((point["round"], acc, se.get(task, 0.0)))
     return series
 
 
-def plot_accuracy(out: Path, initial_eval: dict[str, float] | None, rounds: list[dict[str, Any]]) -> Path:
+def plot_accuracy(out: Path, initial: Evaluation | None, rounds: list[dict[str, Any]]) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for task, pts in accuracy_series(initial_eval, rounds).items():
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker="o", lw=2.5 if task == "macro" else 1.2, label=task, color="black" if task == "macro" else None)
+    for task, pts in accuracy_series(initial, rounds).items():
+        xs, ys, ses = (list(v) for v in zip(*pts))
+        macro = task == "macro"
+        ax.plot(xs, ys, marker="o", lw=2.5 if macro else 1.2, label=task + (" ± se" if macro else ""),
+                color="black" if macro else None)
+        if macro:
+            ax.fill_between(xs, [y - e for y, e in zip(ys, ses)], [y + e for y, e in zip(ys, ses)], color="black", alpha=0.15)
     ax.set(xlabel="round", ylabel="greedy accuracy (held-out)", title="Accuracy per task", ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -55,22 +70,33 @@ def plot_reward(out: Path, rounds: list[dict[str, Any]]) -> Path:
     return path
 
 
-def write_plots(out_dir: Path, initial_eval: dict[str, float] | None, rounds: list[dict[str, Any]]) -> list[Path]:
+def write_plots(out_dir: Path, initial: Evaluation | None, rounds: list[dict[str, Any]]) -> list[Path]:
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    return [plot_accuracy(plots, initial_eval, rounds), plot_reward(plots, rounds)]
+    return [plot_accuracy(plots, initial, rounds), plot_reward(plots, rounds)]
 
 
-def summarise(cfg_name: str, initial_eval: dict[str, float] | None, rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    evals = [r for r in rounds if r.get("eval")]
-    final_eval = evals[-1]["eval"] if evals else None
+def summarise(cfg_name: str, initial: Evaluation | None, rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """summary.json: start, best and final accuracy with standard errors; the gain in standard errors."""
+    points = evaluated(initial, rounds)
+    final = points[-1] if len(points) > (1 if initial else 0) else None
+    best = max(points, key=lambda p: p["eval"]["macro"]) if points else None
+    gain = gain_se = None
+    if final and initial:
+        gain = final["eval"]["macro"] - initial["eval"]["macro"]
+        gain_se = math.hypot(final["eval_se"]["macro"], initial["eval_se"]["macro"])
     return {
         "strategy": cfg_name,
         "rounds": len(rounds),
         "seconds": round(seconds, 1),
-        "initial_eval": initial_eval,
-        "final_eval": final_eval,
-        "macro_gain": (final_eval["macro"] - initial_eval["macro"]) if final_eval and initial_eval else None,
+        "initial_eval": initial["eval"] if initial else None,
+        "initial_eval_se": initial["eval_se"] if initial else None,
+        "final_eval": final["eval"] if final else None,
+        "final_eval_se": final["eval_se"] if final else None,
+        "best_round": best["round"] if best else None,
+        "best_macro": best["eval"]["macro"] if best else None,
+        "macro_gain": gain,
+        "macro_gain_se": gain_se,  # of independent samples: conservative, the prompts are the same
         "mean_client_reward_by_round": [
             fmean(c["reward"] for c in r["clients"]) if r["clients"] else None for r in rounds
         ],
@@ -82,7 +108,10 @@ def summary_text(summary: dict[str, Any], out_dir: Path) -> str:
     lines = [f"fgrpo: {summary['rounds']} rounds of {summary['strategy']} in {summary['seconds']}s"]
     if summary["initial_eval"] and summary["final_eval"]:
         first, last = summary["initial_eval"], summary["final_eval"]
-        lines.append(f"  macro accuracy: {first['macro']:.3f} (round 0) -> {last['macro']:.3f} (final)")
+        se0, se1 = summary["initial_eval_se"]["macro"], summary["final_eval_se"]["macro"]
+        gain, gain_se = summary["macro_gain"], summary["macro_gain_se"]
+        lines.append(f"  macro accuracy: {first['macro']:.3f} ± {se0:.3f} (round 0) -> {last['macro']:.3f} ± {se1:.3f} "
+                     f"(final), gain {gain:+.3f} = {gain / gain_se if gain_se else 0:+.1f} se")
         lines.append("  per task: " + ", ".join(f"{t} {first[t]:.2f}->{last[t]:.2f}" for t in last if t != "macro"))
     if summary["failures"]:
         lines.append(f"  client failures: {summary['failures']} (see metrics.jsonl)")

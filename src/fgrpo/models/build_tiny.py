@@ -3,13 +3,14 @@
 RL from verifiable rewards needs a starting policy that sometimes succeeds (a
 random model never earns a reward) but has room to improve. So training is
 *deliberately stopped early*: every ``eval_every`` steps the model is decoded
-greedily on a validation stream, and training ends as soon as every task's
-accuracy lies inside the target band. Tasks that are already above the band
+greedily on a validation set, and training ends as soon as every task's
+accuracy lies inside the target band and its pass@k sampled at temperature 1
+is far enough above greedy (room for RL). Tasks that are already above the band
 are down-weighted in the SFT mix so that the slower tasks can catch up.
 
-Prompts come from a seed stream of their own, and every prompt of the default
-config's held-out test sets (and of the validation stream) is removed from the
-training data, so the model's accuracy on those sets measures generalisation.
+SFT and validation prompts come from the tasks' train share only (validation
+prompts are removed from the SFT data); the report measures greedy accuracy and
+pass@k on the test share (fgrpo.tasks.split), which no SFT step ever saw.
 
 Everything is a function of ``seed``: data order, initial weights, stopping
 point (training is single-threaded-deterministic on one machine).
@@ -29,14 +30,14 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..data import prompt_key, test_sets
-from ..evaluation import accuracy_by_task
+from ..data import prompt_key, task_test_set
+from ..evaluation import accuracy_by_task, pass_at_k
 from ..tasks import get_task
 from .registry import TINY_DIR, tiny_architecture
 from .tokenizer import build_char_tokenizer
 
-TRAIN_STREAM_OFFSET = 7_000_001  # SFT prompts: neither the RL pool (seed+0) nor the test stream
-VALID_STREAM_OFFSET = 9_000_011  # the stopping rule's validation prompts
+TRAIN_STREAM_OFFSET = 7_000_001  # SFT prompts (train share)
+VALID_STREAM_OFFSET = 9_000_011  # the stopping rule's validation prompts (train share, not in SFT)
 
 
 @dataclass
@@ -44,15 +45,20 @@ class BuildSettings:
     """The recipe; every value lands in build_report.json."""
 
     seed: int = 0
+    hidden_size: int = 128
+    layers: int = 4
     steps_max: int = 6000
     batch_size: int = 32
     learning_rate: float = 2e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
     eval_every: int = 200
-    valid_size: int = 60
+    valid_size: int = 200
     band_low: float = 0.15  # validation band used by the stopping rule ...
-    band_high: float = 0.60  # ... narrower than the promised 10-70% on the test sets
+    band_high: float = 0.52  # ... narrower than the promised 10-60% on the test share
+    headroom: float = 0.25  # pass@k - greedy the stopping rule wants on validation (promised: 0.20)
+    pass_k: int = 8
+    report_size: int = 500  # test-share prompts per task the report is measured on
     min_steps: int = 600
     rehearse: float = 0.3  # sampling weight of a task inside the band (tasks below it: 1.0)
     slowdown: float = 0.1  # sampling weight of a task already above band_high
@@ -84,13 +90,14 @@ def _batch(examples: list[tuple[list[int], int]], pad_id: int) -> dict[str, torc
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
 
 
-def _sft_data(settings: BuildSettings, tokenizer: Any, held_out: set[str]) -> dict[str, list[tuple[list[int], int]]]:
+def sft_rows(settings: BuildSettings, excluded: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The SFT examples per task: train-share prompts of their own stream, minus ``excluded``."""
     data = {}
     for name in settings.tasks:
         rows = get_task(name).generate(
-            settings.examples_per_task, settings.seed + TRAIN_STREAM_OFFSET, settings.difficulty
+            settings.examples_per_task, settings.seed + TRAIN_STREAM_OFFSET, settings.difficulty, share="train"
         )
-        data[name] = [_encode(tokenizer, r) for r in rows if prompt_key(r) not in held_out]
+        data[name] = [r for r in rows if prompt_key(r) not in excluded]
         if not data[name]:
             raise RuntimeError(f"task {name}: every training prompt is a held-out prompt")
     return data
@@ -104,6 +111,10 @@ def _mix_weight(accuracy: float, settings: BuildSettings) -> float:
 
 def _in_band(acc: dict[str, float], low: float, high: float, tasks: list[str]) -> bool:
     return all(low <= acc[t] <= high for t in tasks)
+
+
+def _has_headroom(greedy: dict[str, float], sampled: dict[str, float], settings: BuildSettings) -> bool:
+    return all(sampled[t] - greedy[t] >= settings.headroom for t in settings.tasks)
 
 
 def build_tiny_model(
@@ -121,20 +132,19 @@ def build_tiny_model(
     from transformers import LlamaForCausalLM
 
     tokenizer = build_char_tokenizer()
-    model = LlamaForCausalLM(tiny_architecture(len(tokenizer)))
+    model = LlamaForCausalLM(tiny_architecture(len(tokenizer), settings.hidden_size, settings.layers))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
 
-    default = Config()
-    default.data.tasks = list(settings.tasks)
-    default.data.difficulty = settings.difficulty
-    tests = test_sets(default)
+    tests = {name: task_test_set(name, settings.report_size, settings.difficulty) for name in settings.tasks}
     valid = {
-        name: get_task(name).generate(settings.valid_size, settings.seed + VALID_STREAM_OFFSET, settings.difficulty)
+        name: get_task(name).generate(
+            settings.valid_size, settings.seed + VALID_STREAM_OFFSET, settings.difficulty, share="train", unique=True
+        )
         for name in settings.tasks
     }
-    held_out = {prompt_key(r) for sets in (tests, valid) for rows in sets.values() for r in rows}
-    data = _sft_data(settings, tokenizer, held_out)
+    excluded = {prompt_key(r) for rows in valid.values() for r in rows}
+    data = {name: [_encode(tokenizer, r) for r in rows] for name, rows in sft_rows(settings, excluded).items()}
     progress(
         f"build-tiny-model: {sum(p.numel() for p in model.parameters()):,} parameters, "
         + ", ".join(f"{n} {len(v)}" for n, v in data.items())
@@ -169,7 +179,12 @@ def build_tiny_model(
             + f" | {time.perf_counter() - started:.0f}s"
         )
         if step >= settings.min_steps and _in_band(valid_acc, settings.band_low, settings.band_high, settings.tasks):
-            break
+            valid_pass = pass_at_k(model, tokenizer, valid, settings.pass_k, settings.max_new_tokens)
+            model.train()
+            history[-1]["pass_at_k"] = {k: round(v, 3) for k, v in valid_pass.items()}
+            progress("  in band; pass@k " + " ".join(f"{t} {valid_pass[t]:.2f}" for t in settings.tasks))
+            if _has_headroom(valid_acc, valid_pass, settings):
+                break
         # Compute goes to the tasks still below the band; tasks inside it rehearse, tasks past it slow down.
         weights = {t: _mix_weight(valid_acc[t], settings) for t in settings.tasks}
     else:
@@ -177,6 +192,8 @@ def build_tiny_model(
 
     model.eval()
     test_acc = accuracy_by_task(model, tokenizer, tests, settings.max_new_tokens)
+    torch.manual_seed(settings.seed)
+    test_pass = pass_at_k(model, tokenizer, tests, settings.pass_k, settings.max_new_tokens)
     seconds = time.perf_counter() - started
     report = {
         "command": f"fgrpo build-tiny-model --seed {settings.seed}",
@@ -184,9 +201,11 @@ def build_tiny_model(
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": step,
         "seconds": round(seconds, 1),
-        "test_accuracy": {k: round(v, 4) for k, v in test_acc.items()},
-        "test_set": f"fgrpo.data.test_sets(Config()): seed 0 + 1_000_003, {default.data.test_size} prompts per task, "
-        f"difficulty {settings.difficulty}",
+        "greedy": {k: round(v, 4) for k, v in test_acc.items()},
+        f"pass_at_{settings.pass_k}": {k: round(v, 4) for k, v in test_pass.items()},
+        "test_set": f"fgrpo.data.task_test_set(task, {settings.report_size}, {settings.difficulty}): the first "
+        f"{settings.report_size} distinct test-share prompts per task (the prefix every run's evaluation uses); "
+        f"pass@{settings.pass_k} sampled at temperature 1",
         "validation_accuracy": {k: round(v, 4) for k, v in valid_acc.items()},
         "settings": asdict(settings),
         "history": history,
@@ -200,7 +219,7 @@ def build_tiny_model(
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     progress(
-        f"build-tiny-model: saved to {out_dir} after {step} steps in {seconds:.0f}s; test accuracy "
-        + " ".join(f"{k} {v:.2f}" for k, v in test_acc.items())
+        f"build-tiny-model: saved to {out_dir} after {step} steps in {seconds:.0f}s; greedy / pass@{settings.pass_k} "
+        + " ".join(f"{k} {v:.2f}/{test_pass[k]:.2f}" for k, v in test_acc.items())
     )
     return report

@@ -27,17 +27,18 @@ class ModelSource:
     available: bool
 
 
-def tiny_architecture(vocab_size: int):
-    """The tiny reasoner's Llama config: ~1M parameters, char vocabulary."""
+def tiny_architecture(vocab_size: int, hidden_size: int = 128, layers: int = 4):
+    """A tiny Llama config with a char vocabulary (~1M parameters at the defaults, used by
+    ``tiny-random``; the shipped reasoner's own size is in its config.json)."""
     from transformers import LlamaConfig
 
     return LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        hidden_size=hidden_size,
+        intermediate_size=3 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden_size // 32,
+        num_key_value_heads=hidden_size // 32,
         max_position_embeddings=256,
         pad_token_id=0,
         bos_token_id=1,

@@ -1,6 +1,7 @@
 """The ``centralized`` reference point: one GRPOTrainer on the pooled data of all clients.
 
-It gets the same total number of local steps as the federation would take:
+It gets the same total number of local steps as the federation would take, and the same
+learning-rate shape (``federation.lr_schedule``, constant within each round-equivalent):
 rounds x local_steps x clients-per-round (clients per round as Flower samples them:
 max(int(num_clients * fraction_train), min_clients)). Every local_steps x clients-per-round
 steps count as one "round": a metrics.jsonl line (one ledger row, client-id ``centralized``,
@@ -17,12 +18,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..client.grpo import stats_from_log, train_locally
+from ..client.grpo import RoundScheduledGRPOTrainer, stats_from_log, train_locally
 from ..config import Config
 from ..data import training_pool
 from ..models.transport import adapter_state
 from ..tasks.rewards import reward_functions
-from .journal import RunJournal
+from .journal import RunJournal, macro_text
 from .strategies.weighted import ClientReport, ledger_row
 
 CLIENT_ID = "centralized"
@@ -81,7 +82,7 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
             },
         }
         if journal.eval_due(rnd):
-            record["eval"] = journal.evaluate()
+            record.update(journal.evaluate())
             model.train()
         record["seconds"] = round(time.perf_counter() - clock["round"], 2)
         journal.end_round(record, adapter_state(model), {"steps": rnd * per_round}, _round_line(rnd, rounds, record))
@@ -90,7 +91,9 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
     journal.progress(f"centralized: {steps} GRPO steps on {len(pool)} pooled prompts ({per_round} per round-equivalent)")
     train_locally(
         model, tokenizer, pool, reward_functions(cfg), cfg, seed=cfg.seed, steps=steps,
-        callbacks=[RoundBoundaries(per_round, on_round)],
+        trainer_cls=RoundScheduledGRPOTrainer, learning_rate=cfg.round_learning_rate(1),
+        lr_by_round=cfg.round_learning_rate,
+        steps_per_round=per_round, callbacks=[RoundBoundaries(per_round, on_round)],
     )
     return journal.finish(adapter_state(model))
 
@@ -98,6 +101,6 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
 def _round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     parts = [f"round {rnd}/{total}", "centralized", f"reward {record['train']['reward']:.3f}"]
     if "eval" in record:
-        parts.append(f"macro acc {record['eval']['macro']:.3f}")
+        parts.append(macro_text(record))
     parts.append(f"{record['seconds']:.1f}s")
     return " | ".join(parts)

@@ -17,10 +17,10 @@ import numpy as np
 from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from ..client.app import CONFIG_KEY
+from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY
 from ..config import Config
 from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
-from .journal import RunJournal
+from .journal import RunJournal, macro_text
 from .strategies import CENTRALIZED, build_strategy
 from .strategies.weighted import read_report
 
@@ -54,6 +54,11 @@ def screen_replies(replies: list[Message]) -> tuple[list[Message], list[dict[str
     return kept, failures
 
 
+def round_config(cfg: Config, rnd: int) -> ConfigRecord:
+    """What every client of round ``rnd`` is told: the run's recipe and the round's learning rate."""
+    return ConfigRecord({CONFIG_KEY: cfg.to_json(), LEARNING_RATE_KEY: cfg.round_learning_rate(rnd)})
+
+
 def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None) -> dict[str, Any]:
     """Run all rounds; write the run directory; return the summary."""
     progress = progress or (lambda line: print(line, file=sys.stdout, flush=True))
@@ -68,7 +73,7 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
 
     for rnd in range(1, cfg.federation.rounds + 1):
         round_start = time.perf_counter()
-        messages = strategy.configure_train(rnd, to_arrayrecord(state), ConfigRecord({CONFIG_KEY: cfg.to_json()}), grid)
+        messages = strategy.configure_train(rnd, to_arrayrecord(state), round_config(cfg, rnd), grid)
         replies, failures = screen_replies(list(grid.send_and_receive(messages)))
         aggregated, train_metrics = strategy.aggregate_train(rnd, replies) if replies else (None, None)
         if aggregated is not None:
@@ -83,7 +88,7 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
             "train": dict(train_metrics) if train_metrics else {},
         }
         if journal.eval_due(rnd):
-            record["eval"] = journal.evaluate(state)
+            record.update(journal.evaluate(state))
         record["seconds"] = round(time.perf_counter() - round_start, 2)
         journal.end_round(record, state, strategy.state_dict(), round_line(rnd, cfg.federation.rounds, record))
 
@@ -99,6 +104,6 @@ def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     if record["failures"]:
         parts.append(f"failures {len(record['failures'])}")
     if "eval" in record:
-        parts.append(f"macro acc {record['eval']['macro']:.3f}")
+        parts.append(macro_text(record))
     parts.append(f"{record['seconds']:.1f}s")
     return " | ".join(parts)

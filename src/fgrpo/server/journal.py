@@ -19,7 +19,7 @@ import torch
 
 from ..config import Config
 from ..data import test_sets
-from ..evaluation import accuracy_by_task
+from ..evaluation import accuracy_by_task, standard_errors
 from ..experiments.reports import summarise, summary_text, write_plots
 from ..models.lora import fresh_adapter_model
 from ..models.transport import adapter_state, load_adapter_state
@@ -38,21 +38,23 @@ class RunJournal:
         run_dir.prepare(out_dir, cfg)
         self.model, self.tokenizer = fresh_adapter_model(cfg.model, cfg.seed)
         self.held_out = test_sets(cfg)
-        self.initial_eval: dict[str, float] | None = None
+        self.initial_eval: dict[str, dict[str, float]] | None = None
 
-    def evaluate(self, state: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-        """Greedy accuracy per task of ``state`` (default: the model's current adapter)."""
+    def evaluate(self, state: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+        """Greedy accuracy per task of ``state`` (default: the model's current adapter) and its
+        binomial standard errors, as the ``eval`` and ``eval_se`` entries of a metrics line."""
         if state is not None:
             load_adapter_state(self.model, state)
         cfg = self.cfg
-        return accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+        accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+        return {"eval": accuracy, "eval_se": standard_errors(accuracy, {t: len(r) for t, r in self.held_out.items()})}
 
     def start(self) -> None:
         """Round-0 evaluation of the starting adapter."""
         torch.manual_seed(self.cfg.seed)
         if self.cfg.eval.every:
             self.initial_eval = self.evaluate(adapter_state(self.model))
-            self.progress(f"round 0/{self.cfg.federation.rounds} | macro acc {self.initial_eval['macro']:.3f}")
+            self.progress(f"round 0/{self.cfg.federation.rounds} | {macro_text(self.initial_eval)}")
 
     def eval_due(self, rnd: int) -> bool:
         every = self.cfg.eval.every
@@ -73,3 +75,8 @@ class RunJournal:
         run_dir.write_summary(self.out_dir, summary)
         self.progress(summary_text(summary, self.out_dir))
         return summary
+
+
+def macro_text(evaluation: dict[str, dict[str, float]]) -> str:
+    """"macro acc 0.412 ± 0.015" for a progress line."""
+    return f"macro acc {evaluation['eval']['macro']:.3f} ± {evaluation['eval_se']['macro']:.3f}"

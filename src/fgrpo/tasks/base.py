@@ -22,6 +22,8 @@ from abc import ABC, abstractmethod
 from fractions import Fraction
 from typing import Any
 
+from .split import share_of
+
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # Plain signed integers (no separators), for lists of values such as sorting answers.
 INTEGER = re.compile(r"(?:(?<![\w.)\]}])-)?(?<![\w.])\d+")
@@ -124,12 +126,26 @@ class Task(ABC):
         """Exact success, used by evaluation (accuracy), independent of reward scale."""
         return self.score(text, gold) >= self.reward_range[1]
 
-    def generate(self, n: int, seed: int, difficulty: int = 1) -> list[dict[str, Any]]:
-        """n problems, deterministic in (task, seed, difficulty)."""
+    def generate(
+        self, n: int, seed: int, difficulty: int = 1, share: str | None = None, unique: bool = False
+    ) -> list[dict[str, Any]]:
+        """n problems, deterministic in (task, seed, difficulty, share).
+
+        ``share`` keeps only prompts of one side of the fixed split ("train" or "test",
+        see fgrpo.tasks.split); ``unique`` drops repeated prompts.
+        """
+        if share not in (None, "train", "test"):
+            raise ValueError(f"share must be 'train', 'test' or None, got {share!r}")
         rng = random.Random(f"{self.name}:{seed}:{difficulty}")
-        rows = []
-        for _ in range(n):
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for _ in range(max(1000, 50 * n)):  # the shares are large: this bound only stops a runaway
+            if len(rows) == n:
+                break
             question, answer, solution = self.make_problem(rng, difficulty)
+            if (share and share_of(question) != share) or (unique and question in seen):
+                continue
+            seen.add(question)
             rows.append(
                 {
                     "prompt": [{"role": "user", "content": question}],
@@ -138,4 +154,7 @@ class Task(ABC):
                     "task": self.name,
                 }
             )
+        if len(rows) < n:
+            raise ValueError(f"task {self.name}: only {len(rows)} of {n} distinct {share or ''} prompts "
+                             f"at difficulty {difficulty}; ask for fewer")
         return rows

@@ -12,11 +12,11 @@ from .base import INTEGER, Task, answer_span, boxed_answer, tagged_answer
 
 class Sorting(Task):
     name = "sorting"
-    description = "sort a list of digits ascending; 5 x fraction of correct positions"
+    description = "sort 4+difficulty digits ascending; 5 x fraction of correct positions"
     reward_range = (0.0, 5.0)
 
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:
-        values = [rng.randrange(10 * difficulty) for _ in range(3 + difficulty)]
+        values = [rng.randrange(10) for _ in range(4 + difficulty)]
         gold = " ".join(str(v) for v in sorted(values))
         return f"sort {' '.join(map(str, values))}", gold, f"<answer>{gold}</answer>"
 
@@ -59,11 +59,11 @@ class Countdown(Task):
     """Reach the target with each given number exactly once, using + - *."""
 
     name = "countdown"
-    description = "combine the numbers with + - * to hit the target; +1 right, -1 wrong"
+    description = "hit the target with 2+difficulty numbers (1 to 10*(difficulty+1)-1) and + - *; +1 right, -1 wrong"
     reward_range = (-1.0, 1.0)
 
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:
-        numbers = [rng.randint(1, 9) for _ in range(1 + difficulty)]
+        numbers = [rng.randint(1, 10 * (difficulty + 1) - 1) for _ in range(2 + difficulty)]
         expression = str(numbers[0])
         for n in numbers[1:]:
             expression = f"{expression}{rng.choice('+-*')}{n}"
