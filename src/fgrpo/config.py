@@ -166,7 +166,7 @@ GRPO_DEFAULTS: dict[str, Any] = {
     # Constant within a round: a per-round decay would restart every round (fgrpo.schedule).
     "lr_scheduler_type": "constant",
     # Recomputing activations only costs time on a CPU with a small model.
-    "gradient_checkpointing": False,
+    "activation_checkpointing": False,
 }
 
 
