@@ -37,6 +37,7 @@ from .registry import TINY_DIR, tiny_architecture
 from .tokenizer import build_char_tokenizer
 
 TRAIN_STREAM_OFFSET = 7_000_001  # SFT prompts (train share)
+PASS_K = 8  # the report's pass@k: samples per prompt at temperature 1
 VALID_STREAM_OFFSET = 9_000_011  # the stopping rule's validation prompts (train share, not in SFT)
 
 
@@ -57,7 +58,6 @@ class BuildSettings:
     band_low: float = 0.15  # validation band used by the stopping rule ...
     band_high: float = 0.52  # ... narrower than the promised 10-60% on the test share
     headroom: float = 0.25  # pass@k - greedy the stopping rule wants on validation (promised: 0.20)
-    pass_k: int = 8
     report_size: int = 500  # test-share prompts per task the report is measured on
     min_steps: int = 600
     rehearse: float = 0.3  # sampling weight of a task inside the band (tasks below it: 1.0)
@@ -179,7 +179,7 @@ def build_tiny_model(
             + f" | {time.perf_counter() - started:.0f}s"
         )
         if step >= settings.min_steps and _in_band(valid_acc, settings.band_low, settings.band_high, settings.tasks):
-            valid_pass = pass_at_k(model, tokenizer, valid, settings.pass_k, settings.max_new_tokens)
+            valid_pass = pass_at_k(model, tokenizer, valid, PASS_K, settings.max_new_tokens)
             model.train()
             history[-1]["pass_at_k"] = {k: round(v, 3) for k, v in valid_pass.items()}
             progress("  in band; pass@k " + " ".join(f"{t} {valid_pass[t]:.2f}" for t in settings.tasks))
@@ -193,7 +193,7 @@ def build_tiny_model(
     model.eval()
     test_acc = accuracy_by_task(model, tokenizer, tests, settings.max_new_tokens)
     torch.manual_seed(settings.seed)
-    test_pass = pass_at_k(model, tokenizer, tests, settings.pass_k, settings.max_new_tokens)
+    test_pass = pass_at_k(model, tokenizer, tests, PASS_K, settings.max_new_tokens)
     seconds = time.perf_counter() - started
     report = {
         "command": f"fgrpo build-tiny-model --seed {settings.seed}",
@@ -202,10 +202,10 @@ def build_tiny_model(
         "steps": step,
         "seconds": round(seconds, 1),
         "greedy": {k: round(v, 4) for k, v in test_acc.items()},
-        f"pass_at_{settings.pass_k}": {k: round(v, 4) for k, v in test_pass.items()},
+        f"pass_at_{PASS_K}": {k: round(v, 4) for k, v in test_pass.items()},
         "test_set": f"fgrpo.data.task_test_set(task, {settings.report_size}, {settings.difficulty}): the first "
         f"{settings.report_size} distinct test-share prompts per task (the prefix every run's evaluation uses); "
-        f"pass@{settings.pass_k} sampled at temperature 1",
+        f"pass@{PASS_K} sampled at temperature 1",
         "validation_accuracy": {k: round(v, 4) for k, v in valid_acc.items()},
         "settings": asdict(settings),
         "history": history,
@@ -219,7 +219,7 @@ def build_tiny_model(
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     progress(
-        f"build-tiny-model: saved to {out_dir} after {step} steps in {seconds:.0f}s; greedy / pass@{settings.pass_k} "
+        f"build-tiny-model: saved to {out_dir} after {step} steps in {seconds:.0f}s; greedy / pass@{PASS_K} "
         + " ".join(f"{k} {v:.2f}/{test_pass[k]:.2f}" for k, v in test_acc.items())
     )
     return report

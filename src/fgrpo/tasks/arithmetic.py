@@ -24,30 +24,30 @@ class IntegerAnswerTask(Task):
 
 class Addition(IntegerAnswerTask):
     name = "addition"
-    description = "a+b with a below 10^(difficulty+1) and b below 2*10^(difficulty+1); exact match"
+    description = "a+b with (difficulty+1)-digit operands; exact match"
     reward_range = (0.0, 1.0)
 
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:
         top = 10 ** (difficulty + 1)
-        a, b = rng.randrange(top), rng.randrange(2 * top)
+        a, b = rng.randrange(top), rng.randrange(top)
         return self._problem(f"{a}+{b}=?", a + b)
 
 
 class Multiplication(IntegerAnswerTask):
     name = "multiplication"
-    description = "a*b, a single digit 2-9, b below 1.5*10^(difficulty+2); exact match, scored 10"
+    description = "a*b, a single digit 2-9, b below 1.25*10^(difficulty+2); exact match, scored 10"
     reward_range = (0.0, 10.0)
 
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:
-        a, b = rng.randint(2, 9), rng.randrange(15 * 10 ** (difficulty + 1))
+        a, b = rng.randint(2, 9), rng.randrange(125 * 10**difficulty)
         return self._problem(f"{a}*{b}=?", a * b)
 
 
 class Modular(IntegerAnswerTask):
     name = "modular"
-    description = "a mod m, a below 10^(difficulty+2), m in 2-19; exact match"
+    description = "a mod m, a below 2*10^(difficulty+2), m in 2-9; exact match"
     reward_range = (0.0, 1.0)
 
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:
-        a, m = rng.randrange(10 ** (difficulty + 2)), rng.randint(2, 19)
+        a, m = rng.randrange(2 * 10 ** (difficulty + 2)), rng.randint(2, 9)
         return self._problem(f"{a} mod {m}=?", a % m)

@@ -59,11 +59,11 @@ class Countdown(Task):
     """Reach the target with each given number exactly once, using + - *."""
 
     name = "countdown"
-    description = "hit the target with 2+difficulty numbers (1 to 10*(difficulty+1)-1) and + - *; +1 right, -1 wrong"
+    description = "hit the target with 2+difficulty numbers (1 to 8*(difficulty+1)) and + - *; +1 right, -1 wrong"
     reward_range = (-1.0, 1.0)
 
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:
-        numbers = [rng.randint(1, 10 * (difficulty + 1) - 1) for _ in range(2 + difficulty)]
+        numbers = [rng.randint(1, 8 * (difficulty + 1)) for _ in range(2 + difficulty)]
         expression = str(numbers[0])
         for n in numbers[1:]:
             expression = f"{expression}{rng.choice('+-*')}{n}"
