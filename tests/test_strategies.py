@@ -380,7 +380,8 @@ def test_screen_replies_widens_the_adapter_record_even_when_it_is_not_first():
         "metrics": two_replies()[0].content["metrics"],
         "client": ConfigRecord({"client-id": "a"}),
     })
-    kept, failures = screen_replies([Message(content=content, dst_node_id=0, message_type="train")])
+    sent = {"w": np.zeros(1, dtype=np.float32)}
+    kept, failures = screen_replies([Message(content=content, dst_node_id=0, message_type="train")], sent)
     assert len(kept) == 1 and not failures
     np.testing.assert_array_equal(kept[0].content["arrays"]["w"].numpy(), [1.0])
     np.testing.assert_array_equal(kept[0].content[DELTA_VARIATE_KEY]["w"].numpy(), [0.5])

@@ -20,7 +20,7 @@ from ..config import Config, config_from_dict
 from ..data import client_partition
 from ..evaluation import mean_greedy_reward
 from ..models.lora import cached_adapter_model
-from ..models.transport import adapter_state, load_adapter_state, to_arrayrecord
+from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
 from .grpo import train_locally
@@ -80,7 +80,7 @@ def train(msg: Message, context: Context) -> Message:
         metrics["probe-reward"] = mean_greedy_reward(model, tokenizer, probe, rewards, cfg.eval.max_new_tokens)
     content = RecordDict(
         {
-            "arrays": to_arrayrecord(adapter_state(model), cfg.model.transport_dtype),
+            "arrays": reply_record(adapter_state(model), from_arrayrecord(msg.content["arrays"]), cfg.model.transport_dtype),
             "metrics": MetricRecord(metrics),
             "client": ConfigRecord({"client-id": client_id}),
         }
