@@ -9,17 +9,13 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
-from fgrpo.client.algorithms import (
-    ScaffoldCorrection,
-    client_variate_update,
-    proximal_term,
-)
+from fgrpo.client.algorithms import proximal_term
 from fgrpo.config import ConfigError, load_config
 from fgrpo.server.federation import screen_replies
 from fgrpo.server.strategies import STRATEGIES, build_strategy
 from fgrpo.server.strategies.baselines import reward_weights
-from fgrpo.server.strategies.local_only import KEEP_LOCAL_KEY
-from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
+from fgrpo.server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY
+from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
 
 from .replies import reply
 
@@ -273,99 +269,42 @@ def test_fgrpo_adam_is_fgrpo_weights_then_fedadam_step():
     np.testing.assert_allclose(x2, expected, rtol=1e-5)
 
 
-# --- SCAFFOLD ---------------------------------------------------------------------
-
-
-def scaffold_reply(cid: str, y: list[float], n: int, delta_c: list[float]) -> Message:
-    message = reply(cid, {"w": y}, n, 0.1)
-    message.content[DELTA_VARIATE_KEY] = ArrayRecord({"w": Array(np.asarray(delta_c, dtype=np.float32))})
-    return message
-
-
-def test_scaffold_sends_the_server_variate_and_updates_it_by_option_two():
-    s = make("scaffold", "strategy.server_lr=1.0")
-    messages = configure(s, [1.0, 1.0], nodes=4)
-    np.testing.assert_array_equal(messages[0].content[SERVER_VARIATE_KEY]["w"].numpy(), [0.0, 0.0])
-    got = aggregate(s, 1, [scaffold_reply("a", [3.0, 1.0], 30, [0.2, -0.4]),
-                           scaffold_reply("b", [1.0, 5.0], 10, [0.6, 0.0])])
-    np.testing.assert_allclose(got, [1 + 0.75 * 2 + 0.25 * 0, 1 + 0.75 * 0 + 0.25 * 4], rtol=1e-6)
-    # c += |S|/N * mean(delta c) = 2/4 * (0.4, -0.2)
-    np.testing.assert_allclose(s.control["w"], [0.2, -0.1], rtol=1e-6)
-    assert weights(s) == pytest.approx([0.75, 0.25])
-    messages = configure(s, got.tolist(), nodes=4)
-    np.testing.assert_allclose(messages[0].content[SERVER_VARIATE_KEY]["w"].numpy(), [0.2, -0.1], rtol=1e-6)
-
-
-def test_scaffold_server_lr_scales_the_model_step_and_bad_deltas_are_skipped():
-    s = make("scaffold", "strategy.server_lr=0.5")
-    configure(s, [0.0, 0.0], nodes=2)
-    bad = scaffold_reply("b", [9.0, 9.0], 10, [float("nan"), 0.0])
-    got = aggregate(s, 1, [scaffold_reply("a", [2.0, 4.0], 30, [1.0, 1.0]), bad])
-    np.testing.assert_allclose(got, [1.0, 2.0])  # only a: 0 + 0.5 * (2, 4)
-    np.testing.assert_allclose(s.control["w"], [0.5, 0.5])  # 1/2 * (1, 1)
-    assert [row["client-id"] for row in s.ledger] == ["a"]
-
-
-def test_client_variate_follows_option_two():
-    c_i, c = {"w": np.array([0.1, 0.0])}, {"w": np.array([0.3, -0.2])}
-    x, y = {"w": np.array([1.0, 1.0])}, {"w": np.array([0.8, 1.5])}
-    new, delta = client_variate_update(c_i, c, x, y, lr_sum=5 * 0.1)  # K = 5 steps at lr 0.1
-    # c_i+ = c_i - c + (x - y) / (K lr)
-    np.testing.assert_allclose(new["w"], [0.1 - 0.3 + 0.2 / 0.5, 0.0 + 0.2 - 0.5 / 0.5])
-    np.testing.assert_allclose(delta["w"], new["w"] - c_i["w"])
-    with pytest.raises(ValueError):
-        client_variate_update(c_i, c, x, y, lr_sum=0.0)
-
-
-def test_scaffold_correction_adds_c_minus_ci_before_every_optimizer_step():
-    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-    p.grad = torch.tensor([0.5, 0.5])
-    cb = ScaffoldCorrection({"w": p}, {"w": np.array([0.1, -0.2])})
-
-    class Opt:
-        param_groups = [{"lr": 0.01}]
-
-    cb.on_pre_optimizer_step(None, None, None, optimizer=Opt())
-    torch.testing.assert_close(p.grad, torch.tensor([0.6, 0.3]))
-    p.grad = None
-    cb.on_pre_optimizer_step(None, None, None, optimizer=Opt())
-    torch.testing.assert_close(p.grad, torch.tensor([0.1, -0.2]))
-    assert cb.steps == 2 and cb.lr_sum == pytest.approx(0.02)
-
-
-def test_scaffold_option_two_with_sgd_recovers_the_mean_local_gradient():
-    """On a quadratic with plain SGD, (x - y)/(K lr) is the mean corrected gradient, so with
-    c = c_i = 0 the new client variate is exactly the average local gradient."""
-    target = torch.tensor([3.0, -1.0])
-    p = torch.nn.Parameter(torch.zeros(2))
-    opt = torch.optim.SGD([p], lr=0.1)
-    cb = ScaffoldCorrection({"w": p}, {"w": np.zeros(2)})
-    x = p.detach().numpy().copy()
-    grads = []
-    for _ in range(4):
-        opt.zero_grad()
-        ((p - target) ** 2).sum().backward()
-        grads.append(p.grad.detach().numpy().copy())
-        cb.on_pre_optimizer_step(None, None, None, optimizer=opt)
-        opt.step()
-    zero = {"w": np.zeros(2)}
-    new, _ = client_variate_update(zero, zero, {"w": x}, {"w": p.detach().numpy()}, cb.lr_sum)
-    np.testing.assert_allclose(new["w"], np.mean(grads, axis=0), rtol=1e-5)
-
-
 # --- local-only ---------------------------------------------------------------------
 
 
-def test_local_only_reports_the_mean_of_every_clients_latest_model():
+def local_reply(cid: str, w: list[float], mix: dict[str, int]) -> Message:
+    message = reply(cid, {"w": w}, sum(mix.values()), 0.1)
+    message.content[TASK_MIX_KEY] = ConfigRecord(mix)
+    return message
+
+
+def by_hand_accuracy(state: dict[str, np.ndarray]) -> dict[str, float]:
+    """Stands in for greedy evaluation: accuracy read off the adapter, so the means are checkable."""
+    addition, sorting = (float(v) / 10 for v in state["w"])
+    return {"eval": {"addition": addition, "sorting": sorting, "macro": (addition + sorting) / 2},
+            "eval_se": {"addition": 0.1, "sorting": 0.2, "macro": 0.15}}
+
+
+def test_local_only_keeps_the_global_adapter_and_evaluates_each_clients_own_model():
     s = make("local-only")
     messages = configure(s, [0.0, 0.0])
     assert messages[0].content["config"][KEEP_LOCAL_KEY] is True
-    got = aggregate(s, 1, two_replies())  # unweighted mean, despite 30 vs 10 examples
-    np.testing.assert_allclose(got, [2.0, 3.0])
+    arrays, _ = s.aggregate_train(1, [local_reply("a", [3.0, 1.0], {"addition": 30, "sorting": 10}),
+                                      local_reply("b", [1.0, 5.0], {"sorting": 10})])
+    assert arrays is None  # nothing learnt by one client is ever sent to another
     assert weights(s) == [0.5, 0.5]
-    configure(s, got.tolist())
-    got = aggregate(s, 2, [reply("a", {"w": [5.0, 5.0]}, 30, 0.1)])  # b sits out; its last model counts
-    np.testing.assert_allclose(got, [3.0, 5.0])
+    got = s.evaluate_clients(by_hand_accuracy)
+    a, b = got["clients"]["a"], got["clients"]["b"]
+    assert a["global"] == pytest.approx({"addition": 0.3, "sorting": 0.1, "macro": 0.2})
+    assert a["own-mix"] == pytest.approx((30 * 0.3 + 10 * 0.1) / 40)  # 0.25
+    assert b["own-mix"] == pytest.approx(0.5)  # sorting only
+    assert got["mean"]["global"] == pytest.approx({"addition": 0.2, "sorting": 0.3, "macro": 0.25})
+    assert got["mean"]["own-mix"] == pytest.approx(0.375)
+    assert got["mean"]["global_se"] == pytest.approx({"addition": 0.1, "sorting": 0.2, "macro": 0.15})
+    s.aggregate_train(2, [local_reply("a", [5.0, 5.0], {"addition": 30, "sorting": 10})])  # b sits out
+    got = s.evaluate_clients(by_hand_accuracy)
+    assert got["clients"]["a"]["own-mix"] == pytest.approx(0.5) and got["clients"]["b"]["own-mix"] == pytest.approx(0.5)
+    assert got["mean"]["global"]["macro"] == pytest.approx((0.5 + 0.3) / 2)
     assert weights(s) == [0.5]
 
 
@@ -392,11 +331,12 @@ def test_every_strategy_logs_weights_that_sum_to_one_with_full_participation(nam
     s = make(name)
     configure(s, [0.0, 0.0], nodes=3)
     replies = [reply(c, {"w": [i, 2.0 * i]}, 10 * (i + 1), 0.1 * (i + 1)) for i, c in enumerate("abc")]
-    if name == "scaffold":
-        for m in replies:
+    for m in replies:
+        if name == "scaffold":
             m.content[DELTA_VARIATE_KEY] = ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))})
+        m.content[TASK_MIX_KEY] = ConfigRecord({"addition": 1})  # local-only's
     arrays, _ = s.aggregate_train(1, replies)
-    assert arrays is not None and np.all(np.isfinite(arrays["w"].numpy()))
+    assert name == "local-only" or (arrays is not None and np.all(np.isfinite(arrays["w"].numpy())))
     assert [row["client-id"] for row in s.ledger] == ["a", "b", "c"]
     assert sum(weights(s)) == pytest.approx(1.0) and min(weights(s)) >= 0
 

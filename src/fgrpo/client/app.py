@@ -58,8 +58,8 @@ def train(msg: Message, context: Context) -> Message:
 
     model, tokenizer = cached_adapter_model(cfg.model)
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
-    plan = plan_round(msg, context, model)  # FedProx / SCAFFOLD / local-only hooks, from the message
     dataset = client_partition(cfg, partition_id)
+    plan = plan_round(msg, context, model, client_id, dataset)  # FedProx / SCAFFOLD / local-only hooks
     rewards = reward_functions(cfg)
     stats = train_locally(
         model, tokenizer, dataset, rewards, cfg, seed=round_seed(cfg, server_round, partition_id),
@@ -85,6 +85,6 @@ def train(msg: Message, context: Context) -> Message:
             "client": ConfigRecord({"client-id": client_id}),
         }
     )
-    for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i
+    for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix
         content[key] = record
     return Message(content=content, reply_to=msg)

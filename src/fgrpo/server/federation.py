@@ -22,6 +22,7 @@ from ..config import Config
 from ..models.transport import adapter_state, from_arrayrecord, received_adapter, to_arrayrecord
 from .journal import RunJournal, macro_text
 from .strategies import CENTRALIZED, build_strategy
+from .strategies.local_only import LocalOnly
 from .strategies.weighted import read_report
 
 
@@ -98,7 +99,10 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
             "failures": failures,
             "train": dict(train_metrics) if train_metrics else {},
         }
-        if journal.eval_due(rnd):
+        if journal.eval_due(rnd) and isinstance(strategy, LocalOnly) and strategy.client_models:
+            record["local"] = strategy.evaluate_clients(journal.evaluate)  # each client's own adapter
+            record["eval"], record["eval_se"] = record["local"]["mean"]["global"], record["local"]["mean"]["global_se"]
+        elif journal.eval_due(rnd):
             record.update(journal.evaluate(state))
         record["seconds"] = round(time.perf_counter() - round_start, 2)
         journal.end_round(record, state, strategy.state_dict(), round_line(rnd, cfg.federation.rounds, record))
