@@ -13,7 +13,7 @@ from fgrpo.client.algorithms import proximal_term
 from fgrpo.config import ConfigError, load_config
 from fgrpo.server.federation import screen_replies
 from fgrpo.server.strategies import STRATEGIES, build_strategy
-from fgrpo.server.strategies.baselines import reward_weights
+from fgrpo.server.strategies.baselines import reward_floor, reward_weights
 from fgrpo.server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY
 from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
 
@@ -209,20 +209,32 @@ def test_krum_keeps_the_most_central_update():
 
 
 def test_reward_weights_by_hand_including_negative_rewards():
-    np.testing.assert_allclose(reward_weights([0.5, 0.3]), [0.625, 0.375])
-    np.testing.assert_allclose(reward_weights([-1.0, 1.0, 0.0]), [0.0, 2 / 3, 1 / 3])  # shifted by min = -1
-    np.testing.assert_allclose(reward_weights([0.0, 0.0]), [0.5, 0.5])
-    np.testing.assert_allclose(reward_weights([-2.0, -2.0]), [0.5, 0.5])
+    # w_k ∝ n_k (r_k − r_min) with the run's declared floor, not the sampled minimum
+    np.testing.assert_allclose(reward_weights([0.5, 0.3], [10, 10], 0.0), [0.625, 0.375])
+    np.testing.assert_allclose(reward_weights([0.5, 0.3], [30, 10], 0.0), [15 / 18, 3 / 18])  # n_k kept
+    # countdown's floor −1: raw n(r + 1) = 10·0.2, 10·2, 20·1 -> the worst client still counts
+    np.testing.assert_allclose(reward_weights([-0.8, 1.0, 0.0], [10, 10, 20], -1.0), [2 / 42, 20 / 42, 20 / 42])
+    np.testing.assert_allclose(reward_weights([-1.0, -1.0], [10, 30], -1.0), [0.25, 0.75])  # all at the floor: FedAvg
+    np.testing.assert_allclose(reward_weights([-3.0, 1.0], [10, 10], -1.0), [0.0, 1.0])  # below the declared floor
     with pytest.raises(ValueError):
-        reward_weights([float("nan"), 1.0])
+        reward_weights([float("nan"), 1.0], [1, 1], 0.0)
+
+
+def test_reward_floor_is_the_lowest_declared_reward_of_the_runs_tasks():
+    floor = lambda *o: reward_floor(load_config(None, list(o)))  # noqa: E731
+    assert floor('data.tasks=["addition", "sorting"]') == 0.0
+    assert floor('data.tasks=["addition", "countdown"]') == -1.0
+    assert floor('data.tasks=["addition", "countdown"]', "data.reward_scale={countdown = 3.0}") == -3.0
+    assert make("reward-weighted").reward_min == -1.0  # the default task list includes countdown
 
 
 def test_reward_weighted_aggregate():
-    s = make("reward-weighted")
+    s = make("reward-weighted")  # r_min = −1: raw weights 30·1.5 = 45 and 10·1.3 = 13
     configure(s, [0.0, 0.0])
     got = aggregate(s, 1, two_replies(0.5, 0.3))
-    np.testing.assert_allclose(got, [0.625 * 3 + 0.375 * 1, 0.625 * 1 + 0.375 * 5], rtol=1e-6)
-    assert weights(s) == pytest.approx([0.625, 0.375])
+    wa, wb = 45 / 58, 13 / 58
+    np.testing.assert_allclose(got, [wa * 3 + wb * 1, wa * 1 + wb * 5], rtol=1e-6)
+    assert weights(s) == pytest.approx([wa, wb])
 
 
 def run_two_rounds(name: str, scale_b: float) -> list[list[float]]:
@@ -237,8 +249,8 @@ def run_two_rounds(name: str, scale_b: float) -> list[list[float]]:
 
 def test_scaling_one_clients_rewards_changes_reward_weighted_but_not_fgrpo():
     plain, scaled = run_two_rounds("reward-weighted", 1.0), run_two_rounds("reward-weighted", 1e3)
-    assert plain[0] == pytest.approx([0.2 / 4.2, 4.0 / 4.2])
-    assert scaled[0] == pytest.approx([0.2 / 4000.2, 4000.0 / 4000.2])
+    assert plain[0] == pytest.approx([1.2 / 6.2, 5.0 / 6.2])  # r − r_min with r_min = −1
+    assert scaled[0] == pytest.approx([1.2 / 4002.2, 4001.0 / 4002.2])
     assert not np.allclose(plain, scaled)
     plain, scaled = run_two_rounds("fgrpo", 1.0), run_two_rounds("fgrpo", 1e3)
     np.testing.assert_allclose(plain, scaled, rtol=1e-9)
