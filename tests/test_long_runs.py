@@ -51,3 +51,23 @@ def test_hosting_client_rounds_leaves_forward_depth_and_hooks_constant(rounds: i
         train_locally(model, tokenizer, dataset, rewards, cfg, seed=rnd, steps=1)
         assert (forward_depth(model), hook_count(model)) == (depth, hooks), f"after round {rnd + 1}"
     assert [m for m in model.modules() if "forward" in vars(m)] == forwards
+
+
+@pytest.mark.slow
+def test_two_workers_host_eight_clients_for_sixty_rounds(tmp_path):
+    """~240 client rounds per worker: this crashed with RecursionError before the model was kept constant."""
+    import json
+
+    from fgrpo.experiments.runner import run_experiment
+
+    cfg = load_config(None, ["model.name=tiny-random", 'data.tasks=["sorting", "addition"]', "data.train_size=64",
+                             "data.test_size=4", "grpo.max_completion_length=4", "grpo.per_device_train_batch_size=4",
+                             "grpo.num_generations=2", "federation.num_clients=8", "federation.rounds=60",
+                             "federation.local_steps=1", "federation.client_cpus=1", "eval.every=0",
+                             "strategy.name=fedavg"])
+    summary = run_experiment(cfg, tmp_path)
+    assert summary["rounds"] == 60 and summary["failures"] == 0
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(len(r["clients"]) == 8 for r in records)
+    assert "eval" in records[-1] and all("eval" not in r for r in records[:-1])  # eval.every = 0: the last only
+    assert summary["final_eval"] is not None
