@@ -34,8 +34,8 @@ from .scaffold import correction_norm, plan_scaffold
 
 PROXIMAL_MU_KEY = "proximal-mu"  # Flower's FedProx
 LOCAL_ADAPTER_KEY = "local-adapter"  # in context.state
-Record = ArrayRecord | ConfigRecord
 CLIENT_RECORD_KEY = "fgrpo-client"  # in context.state: round counter of the persistent state
+Record = ArrayRecord | ConfigRecord  # what a round adds to the reply besides adapter and metrics
 
 
 def adapter_parameters(model: PeftModel) -> dict[str, torch.nn.Parameter]:
