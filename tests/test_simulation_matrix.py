@@ -1,4 +1,6 @@
-"""Every strategy, FGRPO variant and RL preset completes a 2-client x 2-round run with tiny-random.
+"""Every strategy, FGRPO variant and RL preset completes a 2-client x 2-round run with tiny-random,
+and does what its name says: the adapter moves, FedProx pulls towards the global adapter,
+SCAFFOLD's correction is non-zero after the first round, local-only evaluates each client.
 
 The default suite runs a representative subset (fgrpo, fedprox, scaffold); the rest are
 marked slow (`pytest -m slow`, `make test-all`).
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from safetensors.numpy import load_file
 
 from fgrpo.config import load_config
 from fgrpo.experiments.runner import run_experiment
@@ -60,6 +64,22 @@ def test_two_clients_two_rounds(strategy: str, overrides: list[str], tmp_path: P
         assert all(row["gain"] == 0.0 for row in records[0]["clients"])
         assert all(row["baseline"] is not None for r in records for row in r["clients"])
 
+    if strategy == "local-only":  # the global adapter stays put; each client's own adapter is evaluated
+        for record in records:
+            local = record["local"]
+            assert sorted(local["clients"]) == ["client-0", "client-1"]
+            assert all(0.0 <= c["own-mix"] <= 1.0 for c in local["clients"].values())
+            assert record["eval"] == local["mean"]["global"]
+        assert summary["final_local"] == records[-1]["local"]
+    elif strategy != "centralized":  # B starts at zero: a non-zero B means training moved the adapter
+        adapter = load_file(str(tmp_path / "final" / "adapter" / "adapter_model.safetensors"))
+        assert max(float(np.abs(v).max()) for k, v in adapter.items() if "lora_B" in k) > 0
+    if strategy != "centralized":
+        assert all(r["train"]["update-norm"] > 0 for r in records)  # every round's clients moved
+    if strategy == "scaffold":  # c = c_i = 0 in a client's first round, then a real correction
+        norms = [r["train"]["scaffold-correction-norm"] for r in records]
+        assert norms[0] == 0.0 and np.isfinite(norms[1]) and norms[1] > 0
+
     settings = json.loads((tmp_path / "grpo_settings.json").read_text())
     assert settings["algorithm"] == cfg.rl.algorithm
     for key, value in RL_PRESETS[cfg.rl.algorithm].items():
@@ -67,3 +87,15 @@ def test_two_clients_two_rounds(strategy: str, overrides: list[str], tmp_path: P
     for name in ("config.toml", "versions.json", "summary.json", "plots/accuracy.png", "plots/reward.png",
                  "final/adapter/adapter_config.json", "final/adapter/adapter_model.safetensors"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_fedprox_with_mu_ends_closer_to_the_global_adapter_than_without(tmp_path: Path):
+    """Same seed, same data: only μ differs, so the clients' distance ‖θ_k − θ‖ must shrink with μ > 0."""
+    norms = {}
+    for mu in (0.0, 1e3):
+        cfg = load_config(None, SMALL + ["strategy.name=fedprox", f"strategy.proximal_mu={mu}", "eval.every=0"])
+        run_experiment(cfg, tmp_path / str(mu))
+        records = [json.loads(line) for line in (tmp_path / str(mu) / "metrics.jsonl").read_text().splitlines()]
+        norms[mu] = [r["train"]["update-norm"] for r in records]
+    assert all(n > 0 for n in norms[1e3])
+    assert all(prox < free for prox, free in zip(norms[1e3], norms[0.0], strict=True)), norms

@@ -9,17 +9,13 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
-from fgrpo.client.algorithms import (
-    ScaffoldCorrection,
-    client_variate_update,
-    proximal_term,
-)
+from fgrpo.client.algorithms import proximal_term
 from fgrpo.config import ConfigError, load_config
 from fgrpo.server.federation import screen_replies
 from fgrpo.server.strategies import STRATEGIES, build_strategy
-from fgrpo.server.strategies.baselines import reward_weights
-from fgrpo.server.strategies.local_only import KEEP_LOCAL_KEY
-from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
+from fgrpo.server.strategies.baselines import reward_floor, reward_weights
+from fgrpo.server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY
+from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
 
 from .replies import reply
 
@@ -213,20 +209,32 @@ def test_krum_keeps_the_most_central_update():
 
 
 def test_reward_weights_by_hand_including_negative_rewards():
-    np.testing.assert_allclose(reward_weights([0.5, 0.3]), [0.625, 0.375])
-    np.testing.assert_allclose(reward_weights([-1.0, 1.0, 0.0]), [0.0, 2 / 3, 1 / 3])  # shifted by min = -1
-    np.testing.assert_allclose(reward_weights([0.0, 0.0]), [0.5, 0.5])
-    np.testing.assert_allclose(reward_weights([-2.0, -2.0]), [0.5, 0.5])
+    # w_k ∝ n_k (r_k − r_min) with the run's declared floor, not the sampled minimum
+    np.testing.assert_allclose(reward_weights([0.5, 0.3], [10, 10], 0.0), [0.625, 0.375])
+    np.testing.assert_allclose(reward_weights([0.5, 0.3], [30, 10], 0.0), [15 / 18, 3 / 18])  # n_k kept
+    # countdown's floor −1: raw n(r + 1) = 10·0.2, 10·2, 20·1 -> the worst client still counts
+    np.testing.assert_allclose(reward_weights([-0.8, 1.0, 0.0], [10, 10, 20], -1.0), [2 / 42, 20 / 42, 20 / 42])
+    np.testing.assert_allclose(reward_weights([-1.0, -1.0], [10, 30], -1.0), [0.25, 0.75])  # all at the floor: FedAvg
+    np.testing.assert_allclose(reward_weights([-3.0, 1.0], [10, 10], -1.0), [0.0, 1.0])  # below the declared floor
     with pytest.raises(ValueError):
-        reward_weights([float("nan"), 1.0])
+        reward_weights([float("nan"), 1.0], [1, 1], 0.0)
+
+
+def test_reward_floor_is_the_lowest_declared_reward_of_the_runs_tasks():
+    floor = lambda *o: reward_floor(load_config(None, list(o)))  # noqa: E731
+    assert floor('data.tasks=["addition", "sorting"]') == 0.0
+    assert floor('data.tasks=["addition", "countdown"]') == -1.0
+    assert floor('data.tasks=["addition", "countdown"]', "data.reward_scale={countdown = 3.0}") == -3.0
+    assert make("reward-weighted").reward_min == -1.0  # the default task list includes countdown
 
 
 def test_reward_weighted_aggregate():
-    s = make("reward-weighted")
+    s = make("reward-weighted")  # r_min = −1: raw weights 30·1.5 = 45 and 10·1.3 = 13
     configure(s, [0.0, 0.0])
     got = aggregate(s, 1, two_replies(0.5, 0.3))
-    np.testing.assert_allclose(got, [0.625 * 3 + 0.375 * 1, 0.625 * 1 + 0.375 * 5], rtol=1e-6)
-    assert weights(s) == pytest.approx([0.625, 0.375])
+    wa, wb = 45 / 58, 13 / 58
+    np.testing.assert_allclose(got, [wa * 3 + wb * 1, wa * 1 + wb * 5], rtol=1e-6)
+    assert weights(s) == pytest.approx([wa, wb])
 
 
 def run_two_rounds(name: str, scale_b: float) -> list[list[float]]:
@@ -241,8 +249,8 @@ def run_two_rounds(name: str, scale_b: float) -> list[list[float]]:
 
 def test_scaling_one_clients_rewards_changes_reward_weighted_but_not_fgrpo():
     plain, scaled = run_two_rounds("reward-weighted", 1.0), run_two_rounds("reward-weighted", 1e3)
-    assert plain[0] == pytest.approx([0.2 / 4.2, 4.0 / 4.2])
-    assert scaled[0] == pytest.approx([0.2 / 4000.2, 4000.0 / 4000.2])
+    assert plain[0] == pytest.approx([1.2 / 6.2, 5.0 / 6.2])  # r − r_min with r_min = −1
+    assert scaled[0] == pytest.approx([1.2 / 4002.2, 4001.0 / 4002.2])
     assert not np.allclose(plain, scaled)
     plain, scaled = run_two_rounds("fgrpo", 1.0), run_two_rounds("fgrpo", 1e3)
     np.testing.assert_allclose(plain, scaled, rtol=1e-9)
@@ -273,99 +281,42 @@ def test_fgrpo_adam_is_fgrpo_weights_then_fedadam_step():
     np.testing.assert_allclose(x2, expected, rtol=1e-5)
 
 
-# --- SCAFFOLD ---------------------------------------------------------------------
-
-
-def scaffold_reply(cid: str, y: list[float], n: int, delta_c: list[float]) -> Message:
-    message = reply(cid, {"w": y}, n, 0.1)
-    message.content[DELTA_VARIATE_KEY] = ArrayRecord({"w": Array(np.asarray(delta_c, dtype=np.float32))})
-    return message
-
-
-def test_scaffold_sends_the_server_variate_and_updates_it_by_option_two():
-    s = make("scaffold", "strategy.server_lr=1.0")
-    messages = configure(s, [1.0, 1.0], nodes=4)
-    np.testing.assert_array_equal(messages[0].content[SERVER_VARIATE_KEY]["w"].numpy(), [0.0, 0.0])
-    got = aggregate(s, 1, [scaffold_reply("a", [3.0, 1.0], 30, [0.2, -0.4]),
-                           scaffold_reply("b", [1.0, 5.0], 10, [0.6, 0.0])])
-    np.testing.assert_allclose(got, [1 + 0.75 * 2 + 0.25 * 0, 1 + 0.75 * 0 + 0.25 * 4], rtol=1e-6)
-    # c += |S|/N * mean(delta c) = 2/4 * (0.4, -0.2)
-    np.testing.assert_allclose(s.control["w"], [0.2, -0.1], rtol=1e-6)
-    assert weights(s) == pytest.approx([0.75, 0.25])
-    messages = configure(s, got.tolist(), nodes=4)
-    np.testing.assert_allclose(messages[0].content[SERVER_VARIATE_KEY]["w"].numpy(), [0.2, -0.1], rtol=1e-6)
-
-
-def test_scaffold_server_lr_scales_the_model_step_and_bad_deltas_are_skipped():
-    s = make("scaffold", "strategy.server_lr=0.5")
-    configure(s, [0.0, 0.0], nodes=2)
-    bad = scaffold_reply("b", [9.0, 9.0], 10, [float("nan"), 0.0])
-    got = aggregate(s, 1, [scaffold_reply("a", [2.0, 4.0], 30, [1.0, 1.0]), bad])
-    np.testing.assert_allclose(got, [1.0, 2.0])  # only a: 0 + 0.5 * (2, 4)
-    np.testing.assert_allclose(s.control["w"], [0.5, 0.5])  # 1/2 * (1, 1)
-    assert [row["client-id"] for row in s.ledger] == ["a"]
-
-
-def test_client_variate_follows_option_two():
-    c_i, c = {"w": np.array([0.1, 0.0])}, {"w": np.array([0.3, -0.2])}
-    x, y = {"w": np.array([1.0, 1.0])}, {"w": np.array([0.8, 1.5])}
-    new, delta = client_variate_update(c_i, c, x, y, lr_sum=5 * 0.1)  # K = 5 steps at lr 0.1
-    # c_i+ = c_i - c + (x - y) / (K lr)
-    np.testing.assert_allclose(new["w"], [0.1 - 0.3 + 0.2 / 0.5, 0.0 + 0.2 - 0.5 / 0.5])
-    np.testing.assert_allclose(delta["w"], new["w"] - c_i["w"])
-    with pytest.raises(ValueError):
-        client_variate_update(c_i, c, x, y, lr_sum=0.0)
-
-
-def test_scaffold_correction_adds_c_minus_ci_before_every_optimizer_step():
-    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-    p.grad = torch.tensor([0.5, 0.5])
-    cb = ScaffoldCorrection({"w": p}, {"w": np.array([0.1, -0.2])})
-
-    class Opt:
-        param_groups = [{"lr": 0.01}]
-
-    cb.on_pre_optimizer_step(None, None, None, optimizer=Opt())
-    torch.testing.assert_close(p.grad, torch.tensor([0.6, 0.3]))
-    p.grad = None
-    cb.on_pre_optimizer_step(None, None, None, optimizer=Opt())
-    torch.testing.assert_close(p.grad, torch.tensor([0.1, -0.2]))
-    assert cb.steps == 2 and cb.lr_sum == pytest.approx(0.02)
-
-
-def test_scaffold_option_two_with_sgd_recovers_the_mean_local_gradient():
-    """On a quadratic with plain SGD, (x - y)/(K lr) is the mean corrected gradient, so with
-    c = c_i = 0 the new client variate is exactly the average local gradient."""
-    target = torch.tensor([3.0, -1.0])
-    p = torch.nn.Parameter(torch.zeros(2))
-    opt = torch.optim.SGD([p], lr=0.1)
-    cb = ScaffoldCorrection({"w": p}, {"w": np.zeros(2)})
-    x = p.detach().numpy().copy()
-    grads = []
-    for _ in range(4):
-        opt.zero_grad()
-        ((p - target) ** 2).sum().backward()
-        grads.append(p.grad.detach().numpy().copy())
-        cb.on_pre_optimizer_step(None, None, None, optimizer=opt)
-        opt.step()
-    zero = {"w": np.zeros(2)}
-    new, _ = client_variate_update(zero, zero, {"w": x}, {"w": p.detach().numpy()}, cb.lr_sum)
-    np.testing.assert_allclose(new["w"], np.mean(grads, axis=0), rtol=1e-5)
-
-
 # --- local-only ---------------------------------------------------------------------
 
 
-def test_local_only_reports_the_mean_of_every_clients_latest_model():
+def local_reply(cid: str, w: list[float], mix: dict[str, int]) -> Message:
+    message = reply(cid, {"w": w}, sum(mix.values()), 0.1)
+    message.content[TASK_MIX_KEY] = ConfigRecord(mix)
+    return message
+
+
+def by_hand_accuracy(state: dict[str, np.ndarray]) -> dict[str, float]:
+    """Stands in for greedy evaluation: accuracy read off the adapter, so the means are checkable."""
+    addition, sorting = (float(v) / 10 for v in state["w"])
+    return {"eval": {"addition": addition, "sorting": sorting, "macro": (addition + sorting) / 2},
+            "eval_se": {"addition": 0.1, "sorting": 0.2, "macro": 0.15}}
+
+
+def test_local_only_keeps_the_global_adapter_and_evaluates_each_clients_own_model():
     s = make("local-only")
     messages = configure(s, [0.0, 0.0])
     assert messages[0].content["config"][KEEP_LOCAL_KEY] is True
-    got = aggregate(s, 1, two_replies())  # unweighted mean, despite 30 vs 10 examples
-    np.testing.assert_allclose(got, [2.0, 3.0])
+    arrays, _ = s.aggregate_train(1, [local_reply("a", [3.0, 1.0], {"addition": 30, "sorting": 10}),
+                                      local_reply("b", [1.0, 5.0], {"sorting": 10})])
+    assert arrays is None  # nothing learnt by one client is ever sent to another
     assert weights(s) == [0.5, 0.5]
-    configure(s, got.tolist())
-    got = aggregate(s, 2, [reply("a", {"w": [5.0, 5.0]}, 30, 0.1)])  # b sits out; its last model counts
-    np.testing.assert_allclose(got, [3.0, 5.0])
+    got = s.evaluate_clients(by_hand_accuracy)
+    a, b = got["clients"]["a"], got["clients"]["b"]
+    assert a["global"] == pytest.approx({"addition": 0.3, "sorting": 0.1, "macro": 0.2})
+    assert a["own-mix"] == pytest.approx((30 * 0.3 + 10 * 0.1) / 40)  # 0.25
+    assert b["own-mix"] == pytest.approx(0.5)  # sorting only
+    assert got["mean"]["global"] == pytest.approx({"addition": 0.2, "sorting": 0.3, "macro": 0.25})
+    assert got["mean"]["own-mix"] == pytest.approx(0.375)
+    assert got["mean"]["global_se"] == pytest.approx({"addition": 0.1, "sorting": 0.2, "macro": 0.15})
+    s.aggregate_train(2, [local_reply("a", [5.0, 5.0], {"addition": 30, "sorting": 10})])  # b sits out
+    got = s.evaluate_clients(by_hand_accuracy)
+    assert got["clients"]["a"]["own-mix"] == pytest.approx(0.5) and got["clients"]["b"]["own-mix"] == pytest.approx(0.5)
+    assert got["mean"]["global"]["macro"] == pytest.approx((0.5 + 0.3) / 2)
     assert weights(s) == [0.5]
 
 
@@ -380,7 +331,8 @@ def test_screen_replies_widens_the_adapter_record_even_when_it_is_not_first():
         "metrics": two_replies()[0].content["metrics"],
         "client": ConfigRecord({"client-id": "a"}),
     })
-    kept, failures = screen_replies([Message(content=content, dst_node_id=0, message_type="train")])
+    sent = {"w": np.zeros(1, dtype=np.float32)}
+    kept, failures = screen_replies([Message(content=content, dst_node_id=0, message_type="train")], sent)
     assert len(kept) == 1 and not failures
     np.testing.assert_array_equal(kept[0].content["arrays"]["w"].numpy(), [1.0])
     np.testing.assert_array_equal(kept[0].content[DELTA_VARIATE_KEY]["w"].numpy(), [0.5])
@@ -391,11 +343,12 @@ def test_every_strategy_logs_weights_that_sum_to_one_with_full_participation(nam
     s = make(name)
     configure(s, [0.0, 0.0], nodes=3)
     replies = [reply(c, {"w": [i, 2.0 * i]}, 10 * (i + 1), 0.1 * (i + 1)) for i, c in enumerate("abc")]
-    if name == "scaffold":
-        for m in replies:
+    for m in replies:
+        if name == "scaffold":
             m.content[DELTA_VARIATE_KEY] = ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))})
+        m.content[TASK_MIX_KEY] = ConfigRecord({"addition": 1})  # local-only's
     arrays, _ = s.aggregate_train(1, replies)
-    assert arrays is not None and np.all(np.isfinite(arrays["w"].numpy()))
+    assert name == "local-only" or (arrays is not None and np.all(np.isfinite(arrays["w"].numpy())))
     assert [row["client-id"] for row in s.ledger] == ["a", "b", "c"]
     assert sum(weights(s)) == pytest.approx(1.0) and min(weights(s)) >= 0
 

@@ -7,32 +7,35 @@ What the client does is read off the server's message, not off the strategy name
   adapter parameters;
 - an ArrayRecord ``scaffold-c`` (the server control variate): correct every local
   optimizer step by (c - c_i) and reply with delta c_i (option II, see
-  fgrpo.server.strategies.scaffold); c_i persists in ``context.state``;
+  fgrpo.client.scaffold); c_i persists in ``context.state``;
 - ``keep-local-model`` in the ConfigRecord (local-only): start from the adapter kept in
-  ``context.state`` (the global one on the first round) and keep the result there.
+  ``context.state`` (the global one on the first round), keep the result there, and
+  reply with the partition's task counts (the server weighs the client's own task mix).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message
+from datasets import Dataset
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from peft import PeftModel, get_peft_model_state_dict
-from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
-from ..server.strategies.local_only import KEEP_LOCAL_KEY
-from ..server.strategies.scaffold import DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
+from ..server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY
+from ..server.strategies.scaffold import SERVER_VARIATE_KEY
+from .scaffold import correction_norm, plan_scaffold
 
 PROXIMAL_MU_KEY = "proximal-mu"  # Flower's FedProx
-CLIENT_VARIATE_KEY = "scaffold-c-i"  # in context.state
 LOCAL_ADAPTER_KEY = "local-adapter"  # in context.state
 CLIENT_RECORD_KEY = "fgrpo-client"  # in context.state: round counter of the persistent state
+Record = ArrayRecord | ConfigRecord  # what a round adds to the reply besides adapter and metrics
 
 
 def adapter_parameters(model: PeftModel) -> dict[str, torch.nn.Parameter]:
@@ -80,51 +83,6 @@ class FedProxGRPOTrainer(GRPOTrainer):
         return loss + prox / self.current_gradient_accumulation_steps
 
 
-# --- SCAFFOLD ------------------------------------------------------------------
-
-
-def client_variate_update(
-    c_i: dict[str, np.ndarray],
-    c: dict[str, np.ndarray],
-    x: dict[str, np.ndarray],
-    y: dict[str, np.ndarray],
-    lr_sum: float,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """SCAFFOLD option II: c_i+ = c_i - c + (x - y_i) / (K lr). Returns (c_i+, c_i+ - c_i).
-
-    ``lr_sum`` is the sum of the learning rates of the K local steps: K * lr for a
-    constant schedule, and the exact generalisation for a decaying one.
-    """
-    if lr_sum <= 0:
-        raise ValueError(f"SCAFFOLD needs a positive sum of local learning rates, got {lr_sum}")
-    new = {k: c_i[k] - c[k] + (x[k] - y[k]) / lr_sum for k in c_i}
-    return new, {k: new[k] - c_i[k] for k in c_i}
-
-
-class ScaffoldCorrection(TrainerCallback):
-    """Adds (c - c_i) to every adapter gradient right before each optimizer step.
-
-    Runs after gradient clipping; records the learning rate each step applied.
-    """
-
-    def __init__(self, params: dict[str, torch.nn.Parameter], correction: dict[str, np.ndarray]) -> None:
-        self.params = params
-        self.correction = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in correction.items()}
-        self.lr_sum = 0.0
-        self.steps = 0
-
-    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):  # noqa: ANN001
-        for name, param in self.params.items():
-            corr = self.correction[name].to(device=param.device, dtype=param.dtype)
-            if param.grad is None:
-                param.grad = corr.clone()
-            else:
-                param.grad.add_(corr)
-        if optimizer is not None:
-            self.lr_sum += float(optimizer.param_groups[0]["lr"])
-        self.steps += 1
-
-
 # --- what one round of local training looks like -------------------------------
 
 
@@ -135,7 +93,7 @@ class LocalRound:
     trainer_cls: type[GRPOTrainer] = GRPOTrainer
     trainer_kwargs: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)  # added to the reply's MetricRecord
-    finish: Callable[[PeftModel], dict[str, ArrayRecord]] = lambda model: {}
+    finish: Callable[[PeftModel], dict[str, Record]] = lambda model: {}
 
 
 def start_adapter(msg: Message, context: Context) -> dict[str, np.ndarray]:
@@ -146,11 +104,11 @@ def start_adapter(msg: Message, context: Context) -> dict[str, np.ndarray]:
     return from_arrayrecord(msg.content["arrays"])
 
 
-def plan_round(msg: Message, context: Context, model: PeftModel) -> LocalRound:
+def plan_round(msg: Message, context: Context, model: PeftModel, client_id: str, dataset: Dataset) -> LocalRound:
     """Choose trainer and hooks from the message; call after the start adapter is loaded."""
     config = msg.content["config"]
     plan = LocalRound()
-    finishers: list[Callable[[PeftModel], dict[str, ArrayRecord]]] = []
+    finishers: list[Callable[[PeftModel], dict[str, Record]]] = []
     if PROXIMAL_MU_KEY in config:
         params = adapter_parameters(model)
         anchor = {k: p.detach().clone() for k, p in params.items()}
@@ -163,38 +121,24 @@ def plan_round(msg: Message, context: Context, model: PeftModel) -> LocalRound:
         context.state[CLIENT_RECORD_KEY] = ConfigRecord({"rounds": rounds})
         plan.metrics["client-state-rounds"] = rounds
     if SERVER_VARIATE_KEY in msg.content.array_records:
-        finishers.append(_plan_scaffold(msg, context, model, plan))
+        callback, finish_scaffold = plan_scaffold(msg, context, model, client_id, adapter_parameters(model))
+        plan.trainer_kwargs.setdefault("callbacks", []).append(callback)
+        plan.metrics["scaffold-correction-norm"] = correction_norm(callback)
+        finishers.append(finish_scaffold)
     if config.get(KEEP_LOCAL_KEY, False):
-        def keep(model: PeftModel) -> dict[str, ArrayRecord]:
+        mix = ConfigRecord({task: n for task, n in Counter(dataset["task"]).items()})
+
+        def keep(model: PeftModel) -> dict[str, Record]:
             context.state[LOCAL_ADAPTER_KEY] = to_arrayrecord(adapter_state(model))
-            return {}
+            return {TASK_MIX_KEY: mix}
+
         finishers.append(keep)
 
-    def finish(model: PeftModel) -> dict[str, ArrayRecord]:
-        extra: dict[str, ArrayRecord] = {}
+    def finish(model: PeftModel) -> dict[str, Record]:
+        extra: dict[str, Record] = {}
         for finisher in finishers:
             extra.update(finisher(model))
         return extra
 
     plan.finish = finish
     return plan
-
-
-def _plan_scaffold(msg: Message, context: Context, model: PeftModel, plan: LocalRound) -> Callable[[PeftModel], dict[str, ArrayRecord]]:
-    c = from_arrayrecord(msg.content[SERVER_VARIATE_KEY])
-    x = adapter_state(model)  # the global adapter just loaded
-    if set(c) != set(x):
-        raise ValueError("SCAFFOLD: server control variate keys do not match the adapter")
-    if CLIENT_VARIATE_KEY in context.state.array_records:
-        c_i = from_arrayrecord(context.state[CLIENT_VARIATE_KEY])
-    else:
-        c_i = {k: np.zeros_like(v) for k, v in x.items()}
-    callback = ScaffoldCorrection(adapter_parameters(model), {k: c[k] - c_i[k] for k in c})
-    plan.trainer_kwargs.setdefault("callbacks", []).append(callback)
-
-    def finish(model: PeftModel) -> dict[str, ArrayRecord]:
-        new_c_i, delta = client_variate_update(c_i, c, x, adapter_state(model), callback.lr_sum)
-        context.state[CLIENT_VARIATE_KEY] = to_arrayrecord(new_c_i)
-        return {DELTA_VARIATE_KEY: ArrayRecord({k: Array(v.astype(np.float32)) for k, v in delta.items()})}
-
-    return finish

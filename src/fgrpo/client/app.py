@@ -20,7 +20,7 @@ from ..config import Config, config_from_dict
 from ..data import client_partition
 from ..evaluation import mean_greedy_reward
 from ..models.lora import cached_adapter_model
-from ..models.transport import adapter_state, load_adapter_state, to_arrayrecord
+from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
 from .grpo import train_locally
@@ -58,8 +58,8 @@ def train(msg: Message, context: Context) -> Message:
 
     model, tokenizer = cached_adapter_model(cfg.model)
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
-    plan = plan_round(msg, context, model)  # FedProx / SCAFFOLD / local-only hooks, from the message
     dataset = client_partition(cfg, partition_id)
+    plan = plan_round(msg, context, model, client_id, dataset)  # FedProx / SCAFFOLD / local-only hooks
     rewards = reward_functions(cfg)
     stats = train_locally(
         model, tokenizer, dataset, rewards, cfg, seed=round_seed(cfg, server_round, partition_id),
@@ -80,11 +80,11 @@ def train(msg: Message, context: Context) -> Message:
         metrics["probe-reward"] = mean_greedy_reward(model, tokenizer, probe, rewards, cfg.eval.max_new_tokens)
     content = RecordDict(
         {
-            "arrays": to_arrayrecord(adapter_state(model), cfg.model.transport_dtype),
+            "arrays": reply_record(adapter_state(model), from_arrayrecord(msg.content["arrays"]), cfg.model.transport_dtype),
             "metrics": MetricRecord(metrics),
             "client": ConfigRecord({"client-id": client_id}),
         }
     )
-    for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i
+    for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix
         content[key] = record
     return Message(content=content, reply_to=msg)

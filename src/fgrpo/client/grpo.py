@@ -1,7 +1,8 @@
 """One client's local training for one round: TRL's GRPOTrainer for K steps.
 
 The trainer is rebuilt every round (fresh optimizer state, as in FedAvg-style
-local training); the adapter model it trains is the process-wide cached one.
+local training); the adapter model it trains is the process-wide cached one, and
+what the trainer patches onto it is undone when the round ends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from transformers import PreTrainedTokenizerBase, PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from ..config import Config
+from ..models.patches import restored_after
 
 
 @dataclass
@@ -87,7 +89,8 @@ def train_locally(
     """Run ``steps`` GRPO steps on ``dataset``, updating ``model``'s adapter in place."""
     model.train()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fgrpo-client-") as scratch:
+    # The model outlives the trainer (process-wide cache): undo the trainer's patches to it.
+    with tempfile.TemporaryDirectory(prefix="fgrpo-client-") as scratch, restored_after(model):
         trainer = trainer_cls(
             model=model,
             reward_funcs=reward_funcs,

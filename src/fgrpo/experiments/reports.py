@@ -85,7 +85,7 @@ def summarise(cfg_name: str, initial: Evaluation | None, rounds: list[dict[str, 
     if final and initial:
         gain = final["eval"]["macro"] - initial["eval"]["macro"]
         gain_se = math.hypot(final["eval_se"]["macro"], initial["eval_se"]["macro"])
-    return {
+    summary = {
         "strategy": cfg_name,
         "rounds": len(rounds),
         "seconds": round(seconds, 1),
@@ -102,6 +102,10 @@ def summarise(cfg_name: str, initial: Evaluation | None, rounds: list[dict[str, 
         ],
         "failures": sum(len(r.get("failures", [])) for r in rounds),
     }
+    local = [r["local"] for r in rounds if "local" in r]
+    if local:  # local-only: each client's own adapter, and the means
+        summary["final_local"] = local[-1]
+    return summary
 
 
 def summary_text(summary: dict[str, Any], out_dir: Path) -> str:
@@ -113,6 +117,10 @@ def summary_text(summary: dict[str, Any], out_dir: Path) -> str:
         lines.append(f"  macro accuracy: {first['macro']:.3f} ± {se0:.3f} (round 0) -> {last['macro']:.3f} ± {se1:.3f} "
                      f"(final), gain {gain:+.3f} = {gain / gain_se if gain_se else 0:+.1f} se")
         lines.append("  per task: " + ", ".join(f"{t} {first[t]:.2f}->{last[t]:.2f}" for t in last if t != "macro"))
+    if summary.get("final_local"):
+        mean = summary["final_local"]["mean"]
+        lines.append(f"  local models (mean over clients): macro {mean['global']['macro']:.3f}, "
+                     f"own task mix {mean['own-mix']:.3f}")
     if summary["failures"]:
         lines.append(f"  client failures: {summary['failures']} (see metrics.jsonl)")
     lines.append(f"  results: {out_dir}  (metrics.jsonl, summary.json, final/adapter/)")

@@ -3,6 +3,10 @@
 bf16 transport halves the bytes on the wire; numpy has no bfloat16, so those
 tensors travel as their raw 16-bit patterns with a dtype marker in the key set
 and are widened to fp32 on arrival (all aggregation happens in fp32).
+
+A client's reply in a lossy dtype carries its update Δ = θ_k − θ against the adapter
+it was sent, never θ_k: bf16 keeps 8 significant bits of what it is given, and a
+round's update is orders of magnitude smaller than the adapter itself.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from flwr.app import Array, ArrayRecord
 from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 
 BF16_SUFFIX = "::bf16"
+DELTA_SUFFIX = "::delta"  # the tensor is θ_k − θ_sent; the receiver adds θ_sent back
 
 
 def adapter_state(model: PeftModel) -> dict[str, np.ndarray]:
@@ -50,4 +55,22 @@ def from_arrayrecord(record: ArrayRecord) -> dict[str, np.ndarray]:
             value = torch.from_numpy(value.copy()).view(torch.bfloat16).to(torch.float32).numpy()
             key = key[: -len(BF16_SUFFIX)]
         state[key] = np.asarray(value, dtype=np.float32)
+    return state
+
+
+def reply_record(new: dict[str, np.ndarray], sent: dict[str, np.ndarray], dtype: str) -> ArrayRecord:
+    """A client's adapter for the wire: as is in fp32, as its update against ``sent`` otherwise."""
+    if dtype == "fp32":
+        return to_arrayrecord(new, dtype)
+    return to_arrayrecord({k + DELTA_SUFFIX: new[k] - sent[k] for k in new}, dtype)
+
+
+def received_adapter(record: ArrayRecord, sent: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The client's fp32 adapter from its reply; a KeyError if an update names an unknown tensor."""
+    state = {}
+    for key, value in from_arrayrecord(record).items():
+        if key.endswith(DELTA_SUFFIX):
+            key = key[: -len(DELTA_SUFFIX)]
+            value = sent[key] + value
+        state[key] = value
     return state

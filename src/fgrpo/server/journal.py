@@ -57,8 +57,9 @@ class RunJournal:
             self.progress(f"round 0/{self.cfg.federation.rounds} | {macro_text(self.initial_eval)}")
 
     def eval_due(self, rnd: int) -> bool:
+        """Every ``eval.every`` rounds, and the last round always (also when ``eval.every = 0``)."""
         every = self.cfg.eval.every
-        return bool(every) and (rnd % every == 0 or rnd == self.cfg.federation.rounds)
+        return rnd == self.cfg.federation.rounds or (bool(every) and rnd % every == 0)
 
     def end_round(
         self, record: dict[str, Any], state: dict[str, np.ndarray], strategy_state: dict[str, Any], line: str

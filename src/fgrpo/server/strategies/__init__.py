@@ -23,6 +23,7 @@ from .baselines import (
     LedgeredFedYogi,
     LedgeredKrum,
     RewardWeighted,
+    reward_floor,
 )
 from .fgrpo import Fgrpo, FgrpoAdam
 from .fgrpo_rule import FgrpoParams
@@ -89,13 +90,14 @@ STRATEGIES: dict[str, tuple[str, Callable[[Config], Strategy]]] = {
                       lambda cfg: LedgeredFedTrimmedAvg(beta=cfg.strategy.trim_beta, **_sampling(cfg))),
     "krum": ("Flower's Krum: keep the update closest to its neighbours (strategy.krum_num_malicious)",
              lambda cfg: LedgeredKrum(num_malicious_nodes=cfg.strategy.krum_num_malicious, **_sampling(cfg))),
-    "reward-weighted": ("Naive rule: weights proportional to raw mean reward (shifted by the min if negative)",
-                        lambda cfg: RewardWeighted(server_lr=cfg.strategy.server_lr, **_sampling(cfg))),
+    "reward-weighted": ("Naive rule: weights n_k * (raw mean reward - the run's declared minimum reward)",
+                        lambda cfg: RewardWeighted(reward_min=reward_floor(cfg), server_lr=cfg.strategy.server_lr,
+                                                   **_sampling(cfg))),
     "fgrpo": ("FGRPO: weights n^gamma * exp(relative gain / tau) against each client's EMA baseline", _fgrpo),
     "fgrpo-adam": ("FGRPO weighting followed by Flower's FedAdam server step (strategy.opt_*)",
                    lambda cfg: FgrpoAdam(params=fgrpo_params(cfg), signal=cfg.strategy.signal,
                                          **_server_opt(cfg), **_sampling(cfg))),
-    "local-only": ("Reference: each client trains alone all run; the reported model is the mean of theirs",
+    "local-only": ("Reference: each client trains its own adapter all run; each is evaluated, and their mean reported",
                    lambda cfg: LocalOnly(**_sampling(cfg))),
     CENTRALIZED: ("Reference: one GRPOTrainer on the pooled data for the same total number of steps",
                   _centralized),

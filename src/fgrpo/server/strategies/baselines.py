@@ -31,6 +31,9 @@ from flwr.serverapp.strategy import (
 )
 from flwr.serverapp.strategy.multikrum import select_multikrum
 
+from ...config import Config
+from ...tasks.math_datasets import CHECKERS
+from ...tasks.rewards import scaled_range
 from .weighted import ClientReport, ClientWeightedFedAvg, data_size_weights, ledger_row, read_report
 
 
@@ -145,27 +148,42 @@ class LedgeredKrum(Ledgered, Krum):
         return sizes / sizes.sum()
 
 
-def reward_weights(rewards: list[float]) -> np.ndarray:
-    """w_k proportional to the raw mean reward r_k: the naive, scale-sensitive rule.
+def reward_floor(cfg: Config) -> float:
+    """r_min: the lowest declared reward of the run's tasks, min_τ reward_range[0] × data.reward_scale[τ].
 
-    Negative rewards cannot be weights, so when any r_k < 0 every reward is shifted by
-    -min_k r_k (the worst client then gets weight 0). If every shifted reward is 0
-    (e.g. all clients scored 0, or all scored the same negative value) the weights are
-    uniform.
+    Fixed for the run. A data source's declared range is its checker's; the optional format
+    reward is never negative, so it cannot lower the floor.
     """
-    r = np.asarray(rewards, dtype=np.float64)
+    scales = cfg.data.reward_scale
+    lows = [scaled_range(name, scales)[0] for name in cfg.data.tasks]
+    lows += [CHECKERS[s.checker].reward_range[0] * scales.get(s.name, 1.0) for s in cfg.data.sources]
+    return min(lows, default=0.0)
+
+
+def reward_weights(rewards: list[float], sizes: list[float], r_min: float) -> np.ndarray:
+    """w_k ∝ n_k · (r_k − r_min): FedAvg's weights scaled by each client's raw mean reward above the floor.
+
+    The naive, scale-sensitive rule. r_min is the run's declared reward floor, not the sampled
+    clients' minimum, so a client at the floor gets weight 0 whoever else was sampled. A reward
+    below the declared floor (a custom reward function outside its checker's range) counts as 0;
+    if every client sits at the floor the weights are FedAvg's.
+    """
+    r, n = np.asarray(rewards, dtype=np.float64), np.asarray(sizes, dtype=np.float64)
     if r.size == 0:
         return r
     if not np.all(np.isfinite(r)):
         raise ValueError(f"reward-weighted: non-finite reward in {r.tolist()}")
-    shifted = r - min(0.0, float(r.min()))
-    total = shifted.sum()
-    return shifted / total if total > 0 else np.full(r.size, 1.0 / r.size)
+    raw = n * np.maximum(r - r_min, 0.0)
+    return raw / raw.sum() if raw.sum() > 0 else n / n.sum()
 
 
 class RewardWeighted(ClientWeightedFedAvg):
-    """FedAvg with weights proportional to each client's raw mean training reward."""
+    """FedAvg with weights n_k · (r_k − r_min) (see ``reward_weights``)."""
+
+    def __init__(self, *, reward_min: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reward_min = reward_min
 
     def compute_weights(self, server_round: int, reports: list[ClientReport]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        weights = reward_weights([r.reward for r in reports])
+        weights = reward_weights([r.reward for r in reports], [r.num_examples for r in reports], self.reward_min)
         return weights, [ledger_row(r, w, signal=r.reward) for r, w in zip(reports, weights, strict=True)]

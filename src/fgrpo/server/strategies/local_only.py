@@ -2,34 +2,52 @@
 
 Every client trains its own adapter all run long: the server tells it (config key
 ``keep-local-model``) to continue from the adapter it keeps in its own state
-(Flower's ``context.state``) instead of the global one. The server never sends a
-client anything learned by another client. For evaluation it reports the
-unweighted mean of the latest adapter of every client it has heard from; a
-participant's ledger weight is its share 1/|known clients| in that mean (which
-is never sent back for training).
+(Flower's ``context.state``) instead of the global one, and the global adapter never
+changes, so no client ever starts from anything another client learned. Each reply
+carries the client's adapter and its partition's task counts (``task-mix``); on
+evaluation rounds the server evaluates every client's latest adapter: accuracy on the
+global test set and on the client's own task mix (test accuracy per task weighted by
+its partition's task proportions), and the means over clients. A participant's ledger
+weight is its share 1/|known clients| in those means.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from statistics import fmean
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from .weighted import ledger_row, read_report
 
 KEEP_LOCAL_KEY = "keep-local-model"
+TASK_MIX_KEY = "task-mix"  # reply ConfigRecord: {task: examples in the client's partition}
+
+
+def own_mix_accuracy(accuracy: dict[str, float], mix: dict[str, int]) -> float:
+    """Σ_τ n_τ acc_τ / Σ_τ n_τ over the client's tasks that have a test set."""
+    counts = {task: n for task, n in mix.items() if task in accuracy and n > 0}
+    if not counts:
+        raise ValueError(f"no test set for any of the client's tasks {sorted(mix)}")
+    return sum(n * accuracy[task] for task, n in counts.items()) / sum(counts.values())
+
+
+def mean_scores(scores: list[dict[str, Any]]) -> dict[str, float]:
+    """Per-key mean of the numeric entries (accuracy per task and ``macro``)."""
+    return {k: fmean(s[k] for s in scores) for k, v in scores[0].items() if isinstance(v, int | float)}
 
 
 class LocalOnly(FedAvg):
-    """Clients never leave their own adapter; the global adapter is the mean of theirs."""
+    """Clients never leave their own adapter; the server only evaluates them."""
 
     def __init__(self, **fedavg_kwargs: Any) -> None:
         super().__init__(**fedavg_kwargs)
         self.client_models: dict[str, dict[str, np.ndarray]] = {}
+        self.task_mix: dict[str, dict[str, int]] = {}
         self.ledger: list[dict[str, Any]] = []
 
     def configure_train(
@@ -41,24 +59,41 @@ class LocalOnly(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid, _ = self._check_and_log_replies(replies, is_train=True)
+        """Keep each client's latest adapter and task mix; the global adapter stays as it is (None)."""
+        valid, _ = self._check_and_log_replies(replies, is_train=True, validate=False)
         self.ledger = []
-        if not valid:
+        contents = [m.content for m in valid if TASK_MIX_KEY in m.content.config_records]
+        if not contents:
             return None, None
-        contents = [m.content for m in valid]
         reports = [read_report(c) for c in contents]
         for report, content in zip(reports, contents, strict=True):
-            self.client_models[report.client_id] = {
-                k: a.numpy().astype(np.float64) for k, a in content["arrays"].items()
-            }
-        models = list(self.client_models.values())
-        mean = {k: np.mean([m[k] for m in models], axis=0).astype(np.float32) for k in models[0]}
-        self.ledger = [ledger_row(r, 1.0 / len(models)) for r in reports]
-        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-        return ArrayRecord({k: Array(v) for k, v in mean.items()}), metrics
+            self.client_models[report.client_id] = {k: a.numpy().copy() for k, a in content["arrays"].items()}
+            self.task_mix[report.client_id] = {k: int(v) for k, v in content[TASK_MIX_KEY].items()}
+        self.ledger = [ledger_row(r, 1.0 / len(self.client_models)) for r in reports]
+        return None, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+
+    def evaluate_clients(self, evaluate: Callable[[dict[str, np.ndarray]], dict[str, Any]]) -> dict[str, Any]:
+        """Every known client's adapter on the global test set and on its own task mix, and the means.
+
+        ``evaluate`` returns a metrics line's ``eval`` (accuracy per task) and ``eval_se``; the
+        mean's standard error is the mean of the clients' (conservative: they share the prompts).
+        """
+        clients = {}
+        for cid in sorted(self.client_models):
+            scores = evaluate(self.client_models[cid])
+            clients[cid] = {"global": scores["eval"], "global_se": scores["eval_se"],
+                            "own-mix": own_mix_accuracy(scores["eval"], self.task_mix[cid])}
+        return {
+            "clients": clients,
+            "mean": {
+                "global": mean_scores([c["global"] for c in clients.values()]),
+                "global_se": mean_scores([c["global_se"] for c in clients.values()]),
+                "own-mix": fmean(c["own-mix"] for c in clients.values()),
+            },
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"clients": sorted(self.client_models)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state  # client adapters live with the clients; the mean is rebuilt as they report
+        del state  # client adapters live with the clients; the server hears them again as they report

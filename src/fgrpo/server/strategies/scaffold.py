@@ -2,18 +2,22 @@
 
 Per round, with global adapter x and server control variate c:
 
-- server -> client: x (``arrays``) and c (ArrayRecord ``scaffold-c``);
-- client i (fgrpo.client.algorithms): starts from y_i = x, adds the correction (c - c_i) to the
-  gradient of every local optimizer step, and after K steps sets (option II)
-  c_i+ = c_i - c + (x - y_i) / (K lr); it keeps c_i+ in its own state (Flower's
-  ``context.state``) and replies with y_i and delta c_i = c_i+ - c_i (ArrayRecord ``scaffold-delta-c``);
+- server -> client: x (``arrays``), c (ArrayRecord ``scaffold-c``) and, in the config,
+  ``scaffold-accepted``: per client id, the last round whose reply the server aggregated;
+- client i (fgrpo.client.scaffold): commits its pending c_i if the server took it, starts
+  from y_i = x, applies θ ← θ − lr_t (c − c_i) after every local optimiser step, and sets
+  (option II) c_i+ = c_i − c + (x − y_i) / Σ_t lr_t, kept pending in its ``context.state``;
+  it replies with y_i and delta c_i = c_i+ − c_i (ArrayRecord ``scaffold-delta-c``);
 - server: x <- x + eta_g * sum_k w_k (y_k - x) with w_k = n_k / sum n (FedAvg's weights, so the
   comparison with FedAvg isolates the drift correction; eta_g = strategy.server_lr),
-  and c <- c + |S| / N * mean_k(delta c_k), N = number of connected clients.
+  and c <- c + |S| / N * mean_k(delta c_k) over the replies it aggregated, N = number of
+  connected clients. A client commits c_i+ only when its reply was aggregated, so
+  c = mean_i c_i holds for the whole run, rejected and lost replies included.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from logging import WARNING
 from typing import Any
@@ -28,6 +32,7 @@ from .weighted import data_size_weights, ledger_row, read_report
 
 SERVER_VARIATE_KEY = "scaffold-c"
 DELTA_VARIATE_KEY = "scaffold-delta-c"
+ACCEPTED_KEY = "scaffold-accepted"  # config: JSON {client id: last round whose reply was aggregated}
 
 
 def server_variate_update(
@@ -49,6 +54,7 @@ class Scaffold(FedAvg):
         self.global_arrays: dict[str, np.ndarray] | None = None
         self.control: dict[str, np.ndarray] | None = None  # c
         self.num_clients = 0  # N, counted when a round is configured
+        self.accepted: dict[str, int] = {}  # client id -> last round its reply was aggregated
         self.ledger: list[dict[str, Any]] = []
 
     def configure_train(
@@ -57,7 +63,8 @@ class Scaffold(FedAvg):
         self.global_arrays = {k: a.numpy().astype(np.float32) for k, a in arrays.items()}
         if self.control is None:
             self.control = {k: np.zeros_like(v) for k, v in self.global_arrays.items()}
-        self.num_clients = len(list(grid.get_node_ids()))
+        self.num_clients = max(self.num_clients, len(list(grid.get_node_ids())))  # a lost node keeps its c_i
+        config[ACCEPTED_KEY] = json.dumps(self.accepted, sort_keys=True)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         variate = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in self.control.items()})
         for message in messages:
@@ -103,12 +110,18 @@ class Scaffold(FedAvg):
                 step[k] += w * (a.numpy().astype(np.float64) - x[k])
         new_x = {k: (x[k] + self.server_lr * step[k]).astype(np.float32) for k in x}
         self.control = server_variate_update(self.control, deltas, max(self.num_clients, len(deltas)))
+        self.accepted.update({r.client_id: server_round for r in reports})
         self.ledger = [ledger_row(r, w) for r, w in zip(reports, weights, strict=True)]
         metrics = self.train_metrics_aggr_fn(used, self.weighted_by_key)
         return ArrayRecord({k: Array(v) for k, v in new_x.items()}), metrics
 
     def state_dict(self) -> dict[str, Any]:
-        return {"num-clients": self.num_clients}
+        """c, N and the accepted-round ledger: what a restarted server needs to keep c = mean c_i."""
+        control = None if self.control is None else {k: v.tolist() for k, v in self.control.items()}
+        return {"num-clients": self.num_clients, "accepted": dict(self.accepted), "control": control}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.num_clients = int(state.get("num-clients", 0))
+        self.accepted = {str(k): int(v) for k, v in state.get("accepted", {}).items()}
+        control = state.get("control")
+        self.control = None if control is None else {k: np.asarray(v, dtype=np.float32) for k, v in control.items()}
