@@ -7,6 +7,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 
+from fgrpo.server.strategies.fgrpo import SIGNALS_RECORD_KEY, task_metrics
 
 
 def _as_server_task() -> None:
@@ -15,12 +16,22 @@ def _as_server_task() -> None:
         TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
 
 
-def reply(client_id: str, arrays: dict[str, np.ndarray], num_examples: int, reward: float, **metrics: float) -> Message:
+def reply(
+    client_id: str,
+    arrays: dict[str, np.ndarray],
+    num_examples: int,
+    reward: float,
+    tasks: dict[str, tuple[float, int]] | None = None,
+    **metrics: float,
+) -> Message:
+    """``tasks``: the per-task (signal, rollouts) an FGRPO client reports; by default the client
+    holds one task, "all", whose signal is its mean reward."""
     _as_server_task()
     content = RecordDict(
         {
             "arrays": ArrayRecord({k: Array(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}),
             "metrics": MetricRecord({"num-examples": num_examples, "reward": reward, **metrics}),
+            SIGNALS_RECORD_KEY: ConfigRecord(task_metrics(tasks if tasks is not None else {"all": (reward, 1)})),
             "client": ConfigRecord({"client-id": client_id}),
         }
     )

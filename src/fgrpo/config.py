@@ -64,6 +64,9 @@ class FederationConfig:
     client_gpus: float = field(default=0.0, metadata=_at_least(0.0))
     # Learning rate across rounds (constant within a round): see fgrpo.schedule.
     lr_schedule: str = field(default="constant", metadata=_choice(*SCHEDULES))
+    # Testing/benchmark knob: learning-rate multiplier per partition id, e.g. {"0" = 0.0} stalls
+    # client 0 (benchmarks/fgrpo_signal.py). Unlisted clients train at the full rate.
+    client_lr_scale: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,7 +74,7 @@ class StrategyConfig:
     name: str = "fgrpo"
     # FGRPO (see README "FGRPO aggregation"): every symbol of the rule.
     signal: str = field(default="train-reward", metadata=_choice("train-reward", "probe"))
-    gain: str = field(default="ratio", metadata=_choice("ratio", "zscore", "difference"))
+    gain: str = field(default="ratio", metadata=_choice("range", "ratio", "zscore", "difference", "delta"))
     beta: float = field(default=0.8, metadata=_within(0.0, 1.0))
     tau: float = field(default=1.0, metadata=_at_least(1e-9))
     gamma: float = field(default=1.0, metadata=_at_least(0.0))
@@ -80,6 +83,12 @@ class StrategyConfig:
     eps: float = field(default=1e-6, metadata=_at_least(1e-12))
     server_lr: float = field(default=1.0, metadata=_at_least(0.0))
     probe_size: int = field(default=8, metadata=_at_least(1))
+    spread_floor: float = field(default=0.05, metadata=_at_least(0.0))  # zscore's s_min, x the task's range
+    warmup_reports: int = field(default=2, metadata=_at_least(1))  # zscore: gain 0 before this many reports
+    # train-reward: leave out the rollouts of the first local steps, which sample the received
+    # global model (the same for every client); the last step always counts.
+    signal_skip_steps: int = field(default=1, metadata=_at_least(0))
+    baseline_at: str = field(default="server", metadata=_choice("server", "client"))
     # Baselines (fgrpo.server.strategies): each constant of Flower's strategies is a key.
     proximal_mu: float = field(default=0.01, metadata=_at_least(0.0))  # fedprox: mu/2 ||theta - theta_global||^2
     # Server optimizer of fedadam / fedyogi / fedadagrad / fgrpo-adam (Reddi et al. 2021, Flower's FedOpt).
@@ -117,6 +126,9 @@ class SourceConfig:
     train_size: int = field(default=0, metadata=_at_least(0))  # 0: every row
     test_size: int = field(default=-1, metadata=_at_least(-1))  # -1: data.test_size
     on_bad_rows: str = field(default="error", metadata=_choice("error", "skip"))
+    # Declared range of the source's total reward (FGRPO's range gain); [0, 1] fits the accuracy reward.
+    reward_min: float = 0.0
+    reward_max: float = 1.0
 
 
 @dataclass
@@ -366,6 +378,13 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
         raise ConfigError("federation.min_clients", "cannot exceed federation.num_clients")
     if cfg.eval.max_new_tokens < 1:
         raise ConfigError("eval.max_new_tokens", "must be positive")
+    if cfg.strategy.gain == "delta" and cfg.strategy.signal != "probe":
+        raise ConfigError("strategy.gain", "delta compares the probe before and after training: set strategy.signal=probe")
+    for key, scale in cfg.federation.client_lr_scale.items():
+        if not key.isdigit() or int(key) >= cfg.federation.num_clients:
+            raise ConfigError(f"federation.client_lr_scale.{key}", "keys are partition ids 0..num_clients-1")
+        if scale < 0:
+            raise ConfigError(f"federation.client_lr_scale.{key}", f"must be >= 0, got {scale}")
     from .tasks.sources import validate_data_config  # lazily: tasks import datasets helpers
 
     validate_data_config(cfg.data)

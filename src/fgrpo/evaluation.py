@@ -100,26 +100,22 @@ def accuracy_by_task(
     return result
 
 
-def mean_greedy_reward(
+def greedy_rewards(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     rows: list[dict[str, Any]],
     reward_funcs: list[Any],
     max_new_tokens: int,
-) -> float:
-    """FGRPO's ``probe`` signal: mean total reward of greedy answers on a fixed local probe.
+) -> list[float | None]:
+    """Total reward of the greedy answer to each row (FGRPO's ``probe`` signal).
 
     As in TRL, a row's total is the sum of the reward functions that scored it
-    (None means "not mine"); rows no function scored are left out.
+    (None means "not mine"); a row no function scored gets None.
     """
     completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
     columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
     scores = [fn(completions=completions, prompts=[r["prompt"] for r in rows], **columns) for fn in reward_funcs]
-    totals = [
-        sum(float(x) for x in per_row if x is not None)
+    return [
+        sum(float(x) for x in per_row if x is not None) if any(x is not None for x in per_row) else None
         for per_row in zip(*scores, strict=True)
-        if any(x is not None for x in per_row)
     ]
-    if not totals:
-        raise ValueError("no reward function scored any probe row; check the data sources' rewards")
-    return fmean(totals)

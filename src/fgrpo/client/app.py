@@ -18,12 +18,12 @@ from flwr.clientapp import ClientApp
 
 from ..config import Config, config_from_dict
 from ..data import client_partition
-from ..evaluation import mean_greedy_reward
 from ..models.lora import cached_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
 from .grpo import train_locally
+from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, plan_signal
 
 CONFIG_KEY = "fgrpo-config"
 LEARNING_RATE_KEY = "learning-rate"  # this round's local rate, from the server's schedule
@@ -47,6 +47,12 @@ def round_seed(cfg: Config, server_round: int, partition_id: int) -> int:
     return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
 
 
+def lr_scale(cfg: Config, partition_id: int) -> float:
+    """This client's multiplier of the round's learning rate: ``federation.client_lr_scale``, a
+    testing and benchmark knob (e.g. 0 for a stalled client); 1 for unlisted clients."""
+    return cfg.federation.client_lr_scale.get(str(partition_id), 1.0)
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
@@ -58,16 +64,18 @@ def train(msg: Message, context: Context) -> Message:
 
     model, tokenizer = cached_adapter_model(cfg.model)
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
-    dataset = client_partition(cfg, partition_id)
-    plan = plan_round(msg, context, model, client_id, dataset)  # FedProx / SCAFFOLD / local-only hooks
     rewards = reward_functions(cfg)
+    # FGRPO's signal (asked for in the message): may carve a probe off the training rows
+    signal = plan_signal(msg.content["config"].get(SIGNAL_REQUEST_KEY), cfg, partition_id,
+                         client_partition(cfg, partition_id), rewards, (model, tokenizer), context.state)
+    plan = plan_round(msg, context, model, client_id, signal.dataset)  # FedProx / SCAFFOLD / local-only hooks
     stats = train_locally(
-        model, tokenizer, dataset, rewards, cfg, seed=round_seed(cfg, server_round, partition_id),
-        steps=cfg.federation.local_steps, trainer_cls=plan.trainer_cls, learning_rate=learning_rate,
-        **plan.trainer_kwargs,
+        model, tokenizer, signal.dataset, signal.reward_funcs, cfg, seed=round_seed(cfg, server_round, partition_id),
+        steps=cfg.federation.local_steps, trainer_cls=plan.trainer_cls,
+        learning_rate=learning_rate * lr_scale(cfg, partition_id), **plan.trainer_kwargs,
     )
     metrics = {
-        "num-examples": len(dataset),
+        "num-examples": len(signal.dataset),
         "reward": stats.reward,
         "reward-first": stats.reward_first,
         "reward-last": stats.reward_last,
@@ -75,9 +83,6 @@ def train(msg: Message, context: Context) -> Message:
         "train-seconds": stats.seconds,
         **plan.metrics,
     }
-    if cfg.strategy.signal == "probe":
-        probe = dataset.select(range(min(cfg.strategy.probe_size, len(dataset)))).to_list()
-        metrics["probe-reward"] = mean_greedy_reward(model, tokenizer, probe, rewards, cfg.eval.max_new_tokens)
     content = RecordDict(
         {
             "arrays": reply_record(adapter_state(model), from_arrayrecord(msg.content["arrays"]), cfg.model.transport_dtype),
@@ -85,6 +90,8 @@ def train(msg: Message, context: Context) -> Message:
             "client": ConfigRecord({"client-id": client_id}),
         }
     )
+    if signal.measure is not None:
+        content[SIGNALS_RECORD_KEY] = ConfigRecord(signal.measure())
     for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix
         content[key] = record
     return Message(content=content, reply_to=msg)

@@ -49,6 +49,20 @@ def scaled_range(name: str, scales: dict[str, float]) -> tuple[float, float]:
     return low * scale, high * scale
 
 
+def reward_ranges(cfg: "Config") -> dict[str, tuple[float, float]]:
+    """Each task label's declared range of the *total* reward a completion can get.
+
+    Procedural tasks: ``Task.reward_range`` times ``data.reward_scale``; data sources: their
+    ``reward_min``/``reward_max`` (default [0, 1], the accuracy reward) times the scale; the
+    optional format reward widens every range by its weight. FGRPO's ``range`` gain divides by it.
+    """
+    ranges = {name: scaled_range(name, cfg.data.reward_scale) for name in cfg.data.tasks}
+    for source in cfg.data.sources:
+        scale = cfg.data.reward_scale.get(source.name, 1.0)
+        ranges[source.name] = (source.reward_min * scale, source.reward_max * scale)
+    return {name: (low, high + cfg.data.format_reward) for name, (low, high) in ranges.items()}
+
+
 def reward_functions(cfg: "Config") -> list[RewardFn]:
     """The reward functions a client trains with, in TRL's ``reward_funcs`` order.
 

@@ -126,6 +126,8 @@ def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(
             import_object(spec)
         except (ImportError, AttributeError, TypeError, ValueError, SyntaxError) as err:
             raise ConfigError(f"{key}.rewards[{j}]", str(err)) from err
+    if not source.reward_max > source.reward_min:
+        raise ConfigError(f"{key}.reward_max", f"must exceed reward_min ({source.reward_min}), got {source.reward_max}")
 
 
 # --- reward functions by import path -------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 from flwr.serverapp.strategy import Strategy
 
 from ...config import Config
+from ...tasks.rewards import reward_ranges
 from .baselines import (
     LedgeredFedAdagrad,
     LedgeredFedAdam,
@@ -45,7 +46,13 @@ def _sampling(cfg: Config) -> dict[str, Any]:
 
 def fgrpo_params(cfg: Config) -> FgrpoParams:
     s = cfg.strategy
-    return FgrpoParams(gain_mode=s.gain, beta=s.beta, tau=s.tau, gamma=s.gamma, g_max=s.g_max, floor=s.floor, eps=s.eps)
+    return FgrpoParams(gain_mode=s.gain, beta=s.beta, tau=s.tau, gamma=s.gamma, g_max=s.g_max, floor=s.floor,
+                       eps=s.eps, spread_floor=s.spread_floor, warmup_reports=s.warmup_reports)
+
+
+def _fgrpo_settings(cfg: Config) -> dict[str, Any]:
+    return {"params": fgrpo_params(cfg), "signal": cfg.strategy.signal, "baseline_at": cfg.strategy.baseline_at,
+            "task_ranges": reward_ranges(cfg)}
 
 
 def _server_opt(cfg: Config, with_betas: bool = True) -> dict[str, Any]:
@@ -58,7 +65,7 @@ def _server_opt(cfg: Config, with_betas: bool = True) -> dict[str, Any]:
 
 
 def _fgrpo(cfg: Config) -> Strategy:
-    return Fgrpo(params=fgrpo_params(cfg), signal=cfg.strategy.signal, server_lr=cfg.strategy.server_lr, **_sampling(cfg))
+    return Fgrpo(**_fgrpo_settings(cfg), server_lr=cfg.strategy.server_lr, **_sampling(cfg))
 
 
 def _centralized(cfg: Config) -> Strategy:
@@ -93,10 +100,9 @@ STRATEGIES: dict[str, tuple[str, Callable[[Config], Strategy]]] = {
     "reward-weighted": ("Naive rule: weights n_k * (raw mean reward - the run's declared minimum reward)",
                         lambda cfg: RewardWeighted(reward_min=reward_floor(cfg), server_lr=cfg.strategy.server_lr,
                                                    **_sampling(cfg))),
-    "fgrpo": ("FGRPO: weights n^gamma * exp(relative gain / tau) against each client's EMA baseline", _fgrpo),
+    "fgrpo": ("FGRPO: weights n^gamma * exp(gain / tau), gain against each client's per-task EMA baselines", _fgrpo),
     "fgrpo-adam": ("FGRPO weighting followed by Flower's FedAdam server step (strategy.opt_*)",
-                   lambda cfg: FgrpoAdam(params=fgrpo_params(cfg), signal=cfg.strategy.signal,
-                                         **_server_opt(cfg), **_sampling(cfg))),
+                   lambda cfg: FgrpoAdam(**_fgrpo_settings(cfg), **_server_opt(cfg), **_sampling(cfg))),
     "local-only": ("Reference: each client trains its own adapter all run; each is evaluated, and their mean reported",
                    lambda cfg: LocalOnly(**_sampling(cfg))),
     CENTRALIZED: ("Reference: one GRPOTrainer on the pooled data for the same total number of steps",

@@ -1,62 +1,141 @@
-"""FGRPO: clients weighted by relative performance gain against their own baseline."""
+"""FGRPO: clients weighted by relative performance gain against their own per-task baselines.
+
+The wire protocol with fgrpo.client.signal: the server asks for a signal with
+``SIGNAL_REQUEST_KEY`` in the round's ConfigRecord; a client replies, in a ConfigRecord
+``SIGNALS_RECORD_KEY``, per task label ``signal/<task>`` (p_{k,τ}), ``rollouts/<task>``
+(n_{k,τ}) and, for the delta gain, ``signal-before/<task>`` — or, when it keeps its own
+baselines (``strategy.baseline_at = "client"``), only ``gain`` (g_k).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from logging import INFO
 from typing import Any
 
 import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam
 from flwr.supercore import log
 
-from .fgrpo_rule import ClientHistory, FgrpoParams, fgrpo_weights, relative_gain, update_history
-from .weighted import ClientReport, ClientWeightedFedAvg, ledger_row
+from .fgrpo_rule import FgrpoParams, TaskHistory, TaskSignal, client_gain, fgrpo_weights, update_histories
+from .weighted import SIGNALS_RECORD_KEY, ClientReport, ClientWeightedFedAvg, ledger_row
 
-SIGNAL_KEYS = {"train-reward": "reward", "probe": "probe-reward"}
+__all__ = ["SIGNALS_RECORD_KEY", "Fgrpo", "FgrpoAdam", "task_metrics"]
+
+SIGNALS = ("train-reward", "probe")
+BASELINE_SITES = ("server", "client")
+SIGNAL_REQUEST_KEY = "fgrpo-signal"  # ConfigRecord: which signal the client measures
+SIGNAL_PREFIX, ROLLOUTS_PREFIX, BEFORE_PREFIX = "signal/", "rollouts/", "signal-before/"
+GAIN_KEY = "gain"  # client-side baselines: the client's g_k
+
+
+def task_metrics(signals: dict[str, tuple[float, int]], before: dict[str, tuple[float, int]] | None = None) -> dict[str, float]:
+    """Encode {task: (mean reward, rollouts)} (and the probe on the received model) as record items."""
+    out: dict[str, float] = {}
+    for task, (p, n) in signals.items():
+        out[SIGNAL_PREFIX + task], out[ROLLOUTS_PREFIX + task] = float(p), int(n)
+        if before is not None and task in before:
+            out[BEFORE_PREFIX + task] = float(before[task][0])
+    return out
+
+
+def task_signals(
+    metrics: dict[str, float], ranges: dict[str, tuple[float, float]], client_id: str
+) -> dict[str, TaskSignal]:
+    """Decode a reply's per-task items, each with its task's declared reward range."""
+    signals = {}
+    for key, p in metrics.items():
+        if not key.startswith(SIGNAL_PREFIX):
+            continue
+        task = key[len(SIGNAL_PREFIX):]
+        n = metrics.get(ROLLOUTS_PREFIX + task, float("nan"))
+        before = metrics.get(BEFORE_PREFIX + task)
+        if not all(np.isfinite(v) for v in (p, n, 0.0 if before is None else before)):
+            raise ValueError(f"client {client_id} sent a non-finite signal or rollout count for task {task!r}")
+        r_min, r_max = ranges.get(task, (float("nan"), float("nan")))
+        signals[task] = TaskSignal(p=p, n=n, r_min=r_min, r_max=r_max, p_before=before)
+    if not signals:
+        raise ValueError(f"client {client_id} sent no '{SIGNAL_PREFIX}<task>' metrics for FGRPO")
+    return signals
 
 
 class Fgrpo(ClientWeightedFedAvg):
-    """Flower strategy implementing the FGRPO rule; baselines are kept per stable client id."""
+    """Flower strategy implementing the FGRPO rule; baselines are kept per (client id, task)."""
 
-    def __init__(self, *, params: FgrpoParams = FgrpoParams(), signal: str = "train-reward", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        params: FgrpoParams = FgrpoParams(),
+        signal: str = "train-reward",
+        baseline_at: str = "server",
+        task_ranges: dict[str, tuple[float, float]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        if signal not in SIGNAL_KEYS:
+        self.setup_fgrpo(params, signal, baseline_at, task_ranges)
+
+    def setup_fgrpo(
+        self, params: FgrpoParams, signal: str, baseline_at: str, task_ranges: dict[str, tuple[float, float]] | None
+    ) -> None:
+        if signal not in SIGNALS:
             raise ValueError(f"unknown FGRPO signal {signal!r}")
-        self.params = params
-        self.signal = signal
-        self.history: dict[str, ClientHistory] = {}
+        if baseline_at not in BASELINE_SITES:
+            raise ValueError(f"unknown FGRPO baseline site {baseline_at!r}")
+        self.params, self.signal, self.baseline_at = params, signal, baseline_at
+        self.task_ranges = dict(task_ranges or {})
+        self.history: dict[str, dict[str, TaskHistory]] = {}  # client id -> task -> history
 
     def summary(self) -> None:
-        log(INFO, "\t├──> FGRPO: signal=%s %s server_lr=%s", self.signal, self.params, self.server_lr)
+        log(INFO, "\t├──> FGRPO: signal=%s baseline_at=%s %s server_lr=%s",
+            self.signal, self.baseline_at, self.params, self.server_lr)
         super().summary()
 
-    def performance(self, report: ClientReport) -> float:
-        key = SIGNAL_KEYS[self.signal]
-        if key not in report.metrics:
-            raise ValueError(f"client {report.client_id} sent no '{key}' metric for FGRPO signal {self.signal!r}")
-        value = report.metrics[key]
-        if not np.isfinite(value):
-            raise ValueError(f"client {report.client_id} sent a non-finite '{key}': {value}")
-        return value
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        config[SIGNAL_REQUEST_KEY] = self.signal
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def client_row(self, report: ClientReport) -> tuple[float, dict[str, Any]]:
+        """g_k for one reply and the ledger fields that explain it; updates the server's history."""
+        if self.baseline_at == "client":
+            g = report.signals.get(GAIN_KEY, float("nan"))
+            if not np.isfinite(g):
+                raise ValueError(f"client {report.client_id} sent no finite '{GAIN_KEY}' (strategy.baseline_at=client)")
+            return float(np.clip(g, -self.params.g_max, self.params.g_max)), {"tasks": None}
+        signals = task_signals(report.signals, self.task_ranges, report.client_id)
+        missing = [t for t, s in signals.items() if not s.width > 0]
+        if missing and self.params.gain_mode in ("range", "zscore", "delta"):
+            raise ValueError(f"no declared reward range for task {missing[0]!r} (gain {self.params.gain_mode!r})")
+        past = self.history.get(report.client_id, {})
+        g, per_task = client_gain(signals, past, self.params)
+        self.history[report.client_id] = update_histories(past, signals, self.params)
+        tasks = {
+            task: {"signal": signals[task].p, "rollouts": signals[task].n, "baseline": b, "gain": gain}
+            for task, (gain, b) in per_task.items()
+        }
+        return g, {"tasks": tasks}
 
     def compute_weights(self, server_round: int, reports: list[ClientReport]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        signals = [self.performance(r) for r in reports]
-        gains, baselines = zip(*(relative_gain(p, self.history.get(r.client_id), self.params) for r, p in zip(reports, signals)))
+        gains, details = zip(*(self.client_row(r) for r in reports))
         weights = fgrpo_weights([r.num_examples for r in reports], list(gains), self.params)
-        for report, p in zip(reports, signals):
-            self.history[report.client_id] = update_history(self.history.get(report.client_id), p, self.params)
-        rows = [
-            ledger_row(r, w, signal=p, baseline=b, gain=g)
-            for r, w, p, b, g in zip(reports, weights, signals, baselines, gains)
-        ]
+        rows = [ledger_row(r, w, gain=g, **d) for r, w, g, d in zip(reports, weights, gains, details)]
         return weights, rows
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": {cid: dataclasses.asdict(h) for cid, h in self.history.items()}}
+        return {
+            "history": {
+                cid: {task: dataclasses.asdict(h) for task, h in tasks.items()} for cid, tasks in self.history.items()
+            }
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.history = {cid: ClientHistory(**h) for cid, h in state.get("history", {}).items()}
+        self.history = {
+            cid: {task: TaskHistory(**h) for task, h in tasks.items()} for cid, tasks in state.get("history", {}).items()
+        }
 
 
 class FgrpoAdam(FedAdam, Fgrpo):
@@ -73,6 +152,8 @@ class FgrpoAdam(FedAdam, Fgrpo):
         *,
         params: FgrpoParams = FgrpoParams(),
         signal: str = "train-reward",
+        baseline_at: str = "server",
+        task_ranges: dict[str, tuple[float, float]] | None = None,
         eta: float = 1e-3,
         eta_l: float = 1e-1,
         beta_1: float = 0.9,
@@ -83,7 +164,4 @@ class FgrpoAdam(FedAdam, Fgrpo):
         # FedOpt's super().__init__ call reaches Fgrpo.__init__ without FGRPO arguments,
         # so they are set once the chain has run.
         FedAdam.__init__(self, eta=eta, eta_l=eta_l, beta_1=beta_1, beta_2=beta_2, tau=tau, **sampling)
-        if signal not in SIGNAL_KEYS:
-            raise ValueError(f"unknown FGRPO signal {signal!r}")
-        self.params = params
-        self.signal = signal
+        self.setup_fgrpo(params, signal, baseline_at, task_ranges)

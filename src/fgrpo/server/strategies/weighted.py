@@ -17,6 +17,9 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 WEIGHT_KEY = "aggregation-weight"
+# FGRPO's per-task signals travel in their own ConfigRecord: Flower requires every reply's
+# MetricRecord to have the same keys, and clients hold different tasks.
+SIGNALS_RECORD_KEY = "fgrpo-signals"
 
 
 @dataclass
@@ -27,6 +30,7 @@ class ClientReport:
     num_examples: float
     reward: float
     metrics: dict[str, float]
+    signals: dict[str, float]  # the SIGNALS_RECORD_KEY record (FGRPO), empty otherwise
 
 
 def read_report(content: RecordDict) -> ClientReport:
@@ -37,6 +41,7 @@ def read_report(content: RecordDict) -> ClientReport:
         num_examples=float(metrics["num-examples"]),
         reward=float(metrics.get("reward", float("nan"))),
         metrics={k: float(v) for k, v in metrics.items() if not isinstance(v, list)},
+        signals={k: float(v) for k, v in content.config_records.get(SIGNALS_RECORD_KEY, ConfigRecord()).items()},
     )
 
 
