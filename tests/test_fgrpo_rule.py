@@ -197,7 +197,7 @@ def test_difference_mode_is_scale_sensitive():
 
 
 def test_ratio_uses_eps_for_a_zero_baseline_and_the_client_gain_is_clipped():
-    params = FgrpoParams(g_max=2.0, eps=1e-6)
+    params = FgrpoParams(gain_mode="ratio", g_max=2.0, eps=1e-6)
     gain, _ = task_gain(TaskSignal(p=1.0, n=1), TaskHistory(baseline=0.0), params)
     assert gain == pytest.approx(1e6)
     assert client_gain({"t": TaskSignal(p=1.0, n=1)}, {"t": TaskHistory(baseline=0.0)}, params)[0] == 2.0
@@ -242,7 +242,8 @@ def test_baseline_is_an_ema_per_client_and_task_updated_after_aggregation():
 
 
 def test_aggregate_is_the_weighted_average_with_server_learning_rate():
-    fgrpo = Fgrpo(params=FgrpoParams(), server_lr=0.5, min_available_nodes=1, min_train_nodes=1)
+    fgrpo = Fgrpo(params=FgrpoParams(), server_lr=0.5, task_ranges={"all": (0.0, 1.0)}, min_available_nodes=1,
+                  min_train_nodes=1)
     fgrpo.global_arrays = {"w": np.array([1.0, 1.0], dtype=np.float32)}
     replies = [reply("a", {"w": [3.0, 1.0]}, 30, 0.1), reply("b", {"w": [1.0, 5.0]}, 10, 0.9)]
     arrays, metrics = fgrpo.aggregate_train(1, replies)

@@ -1,8 +1,10 @@
-"""FGRPO's probe signal: greedy answers on a fixed local probe, scored like TRL sums rewards."""
+"""FGRPO's probe signal: greedy answers on a fixed local probe, scored like TRL sums rewards, per task."""
 
 import pytest
+from datasets import Dataset
 
-from fgrpo.evaluation import mean_greedy_reward
+from fgrpo.client.signal import probe_signals
+from fgrpo.evaluation import greedy_rewards
 from fgrpo.models.registry import load_base
 from fgrpo.tasks import get_task
 
@@ -22,11 +24,21 @@ def test_probe_sums_reward_functions_and_skips_rows_nobody_scored():
     def only_first(completions, **_):
         return [0.5, None, None]
 
-    value = mean_greedy_reward(model, tokenizer, ROWS, [first_two, only_first], max_new_tokens=4)
-    assert value == pytest.approx(((2.0 + 0.5) + 1.0) / 2)
+    totals = greedy_rewards(model, tokenizer, ROWS, [first_two, only_first], max_new_tokens=4)
+    assert totals == [2.5, 1.0, None]
+
+
+def test_probe_signal_is_the_mean_total_per_task():
+    model, tokenizer = _model()
+    rows = Dataset.from_list(ROWS + get_task("sorting").generate(2, seed=0))
+
+    def by_position(completions, **_):
+        return [1.0, 2.0, 3.0, 10.0, None]
+
+    assert probe_signals(model, tokenizer, rows, [by_position], 4) == {"addition": (2.0, 3), "sorting": (10.0, 1)}
 
 
 def test_probe_with_no_scored_row_is_a_clear_error():
     model, tokenizer = _model()
     with pytest.raises(ValueError, match="no reward function scored"):
-        mean_greedy_reward(model, tokenizer, ROWS, [lambda completions, **_: [None] * len(completions)], 4)
+        probe_signals(model, tokenizer, Dataset.from_list(ROWS), [lambda completions, **_: [None] * len(completions)], 4)

@@ -37,7 +37,9 @@ def case(name: str, *overrides: str, fast: bool = False):
 CASES = (
     [case(name, fast=name in FAST) for name in STRATEGIES]
     + [case("fgrpo", "strategy.gain=zscore"), case("fgrpo", "strategy.gain=difference"),
-       case("fgrpo", "strategy.signal=probe"), case("fgrpo-adam", "strategy.signal=probe")]
+       case("fgrpo", "strategy.signal=probe"), case("fgrpo-adam", "strategy.signal=probe"),
+       case("fgrpo", "strategy.gain=range"), case("fgrpo", "strategy.signal=probe", "strategy.gain=delta"),
+       case("fgrpo", "strategy.baseline_at=client")]
     + [case("fedavg", f"rl.algorithm={algorithm}") for algorithm in RL_PRESETS]
 )
 
@@ -60,8 +62,10 @@ def test_two_clients_two_rounds(strategy: str, overrides: list[str], tmp_path: P
         assert set(record["eval"]) >= {"sorting", "addition", "macro"}
     if strategy in STATEFUL:
         assert [r["train"]["client-state-rounds"] for r in records] == [1.0, 2.0]
-    if strategy.startswith("fgrpo"):
+    if strategy.startswith("fgrpo") and "strategy.gain=delta" not in overrides:  # delta needs no history
         assert all(row["gain"] == 0.0 for row in records[0]["clients"])
+    if strategy.startswith("fgrpo") and "strategy.baseline_at=client" not in overrides:
+        assert all(row["tasks"] for record in records for row in record["clients"])  # per-task ledger
         assert all(row["baseline"] is not None for r in records for row in r["clients"])
 
     if strategy == "local-only":  # the global adapter stays put; each client's own adapter is evaluated

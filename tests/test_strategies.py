@@ -238,7 +238,7 @@ def test_reward_weighted_aggregate():
 
 
 def run_two_rounds(name: str, scale_b: float) -> list[list[float]]:
-    s = make(name)
+    s = make(name, "strategy.gain=ratio")  # the clients' one task "all" has no declared range
     out = []
     for rnd, (ra, rb) in enumerate([(0.2, 4.0), (0.3, 2.0)], start=1):
         configure(s, [0.0, 0.0])
@@ -260,7 +260,7 @@ def test_scaling_one_clients_rewards_changes_reward_weighted_but_not_fgrpo():
 
 
 def test_fgrpo_adam_is_fgrpo_weights_then_fedadam_step():
-    s = make("fgrpo-adam", *OPT)
+    s = make("fgrpo-adam", *OPT, "strategy.gain=ratio")
     assert type(s).__mro__[1].__name__ == "FedAdam"
     configure(s, [0.0, 0.0])
     x1 = aggregate(s, 1, [reply("a", {"w": [1.0, 0.0]}, 10, 0.2), reply("b", {"w": [0.0, 1.0]}, 10, 4.0)])

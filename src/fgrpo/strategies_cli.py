@@ -15,8 +15,10 @@ def strategies_text() -> str:
     lines += [
         "",
         "FGRPO variants (with fgrpo / fgrpo-adam):",
-        "  strategy.gain    ratio (p-b)/|b| | zscore (p-b)/EMA|p-b| | difference p-b",
-        "  strategy.signal  train-reward (mean rollout reward) | probe (greedy reward on a local probe)",
+        "  strategy.gain    range (p-b)/(r_max-r_min) | ratio (p-b)/|b| | zscore (p-b)/EMA|p-b| | difference p-b",
+        "                   | delta (p_after-p_before)/(r_max-r_min), probe only; per task, rollout-weighted",
+        "  strategy.signal  train-reward (per-task rollout reward) | probe (greedy reward on a held-out local probe)",
+        "  strategy.baseline_at  server | client (history stays on the client; only the gain is sent)",
         "",
         "Local RL algorithms (rl.algorithm; grpo.* keys still override):",
     ]

@@ -33,7 +33,7 @@ GAIN_MODES = ("range", "ratio", "zscore", "difference", "delta")
 
 @dataclass(frozen=True)
 class FgrpoParams:
-    gain_mode: str = "ratio"
+    gain_mode: str = "range"
     beta: float = 0.8
     tau: float = 1.0
     gamma: float = 1.0
