@@ -38,7 +38,7 @@ CASES = (
     [case(name, fast=name in FAST) for name in STRATEGIES]
     + [case("fgrpo", "strategy.gain=zscore"), case("fgrpo", "strategy.gain=difference"),
        case("fgrpo", "strategy.signal=probe"), case("fgrpo-adam", "strategy.signal=probe"),
-       case("fgrpo", "strategy.gain=range"), case("fgrpo", "strategy.signal=probe", "strategy.gain=delta"),
+       case("fgrpo", "strategy.gain=ratio"), case("fgrpo", "strategy.signal=probe", "strategy.gain=delta"),
        case("fgrpo", "strategy.baseline_at=client")]
     + [case("fedavg", f"rl.algorithm={algorithm}") for algorithm in RL_PRESETS]
 )
