@@ -59,12 +59,6 @@ def stalled_weight_ratio(records: list[dict[str, Any]], client_id: str) -> float
     return fmean(ratios) if ratios else math.nan
 
 
-def macro_se(accuracy: dict[str, float], test_size: int) -> float:
-    """Binomial standard error of the macro average of per-task accuracies (test_size prompts each)."""
-    tasks = [t for t in accuracy if t != "macro"]
-    return math.sqrt(sum(accuracy[t] * (1 - accuracy[t]) / test_size for t in tasks)) / len(tasks)
-
-
 class Setting:
     """The base config file and overrides every run of the benchmark shares."""
 
@@ -77,8 +71,10 @@ class Setting:
         return rounds_of(out_dir)
 
 
-def final_eval(records: list[dict[str, Any]]) -> dict[str, float]:
-    return next(r["eval"] for r in reversed(records) if "eval" in r)
+def final_eval(records: list[dict[str, Any]]) -> tuple[float, float]:
+    """(macro accuracy, its binomial standard error) of the last evaluated round."""
+    last = next(r for r in reversed(records) if "eval" in r)
+    return last["eval"]["macro"], last["eval_se"]["macro"]
 
 
 def stalled_overrides(cfg: Config) -> list[str]:
@@ -86,23 +82,23 @@ def stalled_overrides(cfg: Config) -> list[str]:
     return [f'federation.client_lr_scale={{"{STALLED}" = 0.0}}', f"eval.every={cfg.federation.rounds}"]
 
 
-def measure_mode(setting: Setting, mode: str, work: Path, fedavg: dict[str, float]) -> dict[str, Any]:
+def measure_mode(setting: Setting, mode: str, work: Path, fedavg: tuple[float, float]) -> dict[str, Any]:
     signal, gain = mode.split("/")
     base = setting.cfg
     fgrpo = ["strategy.name=fgrpo", f"strategy.signal={signal}", f"strategy.gain={gain}"]
     null = setting.run([*fgrpo, "grpo.learning_rate=0.0", "eval.every=0"], work / mode.replace("/", "-") / "null")
     tvs = [tv_from_fedavg(r["clients"]) for r in null]
     stalled = setting.run([*fgrpo, *stalled_overrides(base)], work / mode.replace("/", "-") / "stalled")
-    acc = final_eval(stalled)
+    acc, se = final_eval(stalled)
     return {
         "null_tv_median": median(tvs),
         "null_tv_max": max(tvs),
         "null_tv_per_round": tvs,
         "stalled_weight_ratio": stalled_weight_ratio(stalled, f"client-{STALLED}"),
-        "acc_fgrpo": acc["macro"],
-        "acc_fedavg": fedavg["macro"],
-        "se": macro_se(acc, base.data.test_size),
-        "se_fedavg": macro_se(fedavg, base.data.test_size),
+        "acc_fgrpo": acc,
+        "acc_fedavg": fedavg[0],
+        "se": se,
+        "se_fedavg": fedavg[1],
     }
 
 

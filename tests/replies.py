@@ -25,13 +25,13 @@ def reply(
     **metrics: float,
 ) -> Message:
     """``tasks``: the per-task (signal, rollouts) an FGRPO client reports; by default the client
-    holds one task, "all", whose signal is its mean reward."""
+    holds one task, "addition" (declared by the default config), whose signal is its mean reward."""
     _as_server_task()
     content = RecordDict(
         {
             "arrays": ArrayRecord({k: Array(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}),
             "metrics": MetricRecord({"num-examples": num_examples, "reward": reward, **metrics}),
-            SIGNALS_RECORD_KEY: ConfigRecord(task_metrics(tasks if tasks is not None else {"all": (reward, 1)})),
+            SIGNALS_RECORD_KEY: ConfigRecord(task_metrics(tasks if tasks is not None else {"addition": (reward, 1)})),
             "client": ConfigRecord({"client-id": client_id}),
         }
     )

@@ -242,7 +242,7 @@ def test_baseline_is_an_ema_per_client_and_task_updated_after_aggregation():
 
 
 def test_aggregate_is_the_weighted_average_with_server_learning_rate():
-    fgrpo = Fgrpo(params=FgrpoParams(), server_lr=0.5, task_ranges={"all": (0.0, 1.0)}, min_available_nodes=1,
+    fgrpo = Fgrpo(params=FgrpoParams(), server_lr=0.5, task_ranges={"addition": (0.0, 1.0)}, min_available_nodes=1,
                   min_train_nodes=1)
     fgrpo.global_arrays = {"w": np.array([1.0, 1.0], dtype=np.float32)}
     replies = [reply("a", {"w": [3.0, 1.0]}, 30, 0.1), reply("b", {"w": [1.0, 5.0]}, 10, 0.9)]

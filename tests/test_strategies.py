@@ -238,7 +238,7 @@ def test_reward_weighted_aggregate():
 
 
 def run_two_rounds(name: str, scale_b: float) -> list[list[float]]:
-    s = make(name, "strategy.gain=ratio")  # the clients' one task "all" has no declared range
+    s = make(name, "strategy.gain=ratio")  # worked by hand below
     out = []
     for rnd, (ra, rb) in enumerate([(0.2, 4.0), (0.3, 2.0)], start=1):
         configure(s, [0.0, 0.0])

@@ -32,8 +32,7 @@ from flwr.serverapp.strategy import (
 from flwr.serverapp.strategy.multikrum import select_multikrum
 
 from ...config import Config
-from ...tasks.math_datasets import CHECKERS
-from ...tasks.rewards import scaled_range
+from ...tasks.rewards import reward_ranges
 from .weighted import ClientReport, ClientWeightedFedAvg, data_size_weights, ledger_row, read_report
 
 
@@ -151,13 +150,10 @@ class LedgeredKrum(Ledgered, Krum):
 def reward_floor(cfg: Config) -> float:
     """r_min: the lowest declared reward of the run's tasks, min_τ reward_range[0] × data.reward_scale[τ].
 
-    Fixed for the run. A data source's declared range is its checker's; the optional format
-    reward is never negative, so it cannot lower the floor.
+    Fixed for the run: the lowest end of the declared reward ranges (fgrpo.tasks.rewards.reward_ranges;
+    a data source declares reward_min, 0 for its checker's accuracy).
     """
-    scales = cfg.data.reward_scale
-    lows = [scaled_range(name, scales)[0] for name in cfg.data.tasks]
-    lows += [CHECKERS[s.checker].reward_range[0] * scales.get(s.name, 1.0) for s in cfg.data.sources]
-    return min(lows, default=0.0)
+    return min((low for low, _ in reward_ranges(cfg).values()), default=0.0)
 
 
 def reward_weights(rewards: list[float], sizes: list[float], r_min: float) -> np.ndarray:
