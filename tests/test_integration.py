@@ -69,4 +69,5 @@ def test_cli_run_with_fgrpo_honours_rounds_and_clients(tmp_path):
     assert "round 2/2" in proc.stdout and str(tmp_path) in proc.stdout
     records = check_run_dir(tmp_path, rounds=2, clients=3)
     assert all(c["gain"] == 0.0 for c in records[0]["clients"])  # first report: b := p, g := 0
-    assert all(c["baseline"] is not None for r in records for c in r["clients"])
+    assert all(c["tasks"] and all(t["baseline"] is not None for t in c["tasks"].values())
+               for r in records for c in r["clients"])  # baselines per (client, task)
