@@ -65,8 +65,8 @@ def test_two_clients_two_rounds(strategy: str, overrides: list[str], tmp_path: P
     if strategy.startswith("fgrpo") and "strategy.gain=delta" not in overrides:  # delta needs no history
         assert all(row["gain"] == 0.0 for row in records[0]["clients"])
     if strategy.startswith("fgrpo") and "strategy.baseline_at=client" not in overrides:
-        assert all(row["tasks"] for record in records for row in record["clients"])  # per-task ledger
-        assert all(row["baseline"] is not None for r in records for row in r["clients"])
+        assert all(row["tasks"] and all(t["baseline"] is not None for t in row["tasks"].values())
+                   for record in records for row in record["clients"])  # baselines per (client, task)
 
     if strategy == "local-only":  # the global adapter stays put; each client's own adapter is evaluated
         for record in records:
