@@ -59,6 +59,32 @@ def standard_errors(accuracy: dict[str, float], sizes: dict[str, int]) -> dict[s
     return se
 
 
+def accuracy_by_task(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    test_sets: dict[str, list[dict[str, Any]]],
+    max_new_tokens: int,
+    batch_size: int = 64,
+    samples: int = 0,
+    temperature: float = 1.0,
+) -> dict[str, float]:
+    """Fraction of exactly-correct greedy answers per task, plus ``macro`` over tasks; with
+    ``samples`` = k > 0, the fraction of prompts with a correct answer among k samples (pass@k)."""
+    per_prompt = max(1, samples)
+    result: dict[str, float] = {}
+    for name, rows in test_sets.items():
+        task = checker_for(name, rows)  # a procedural task, or a data source's gold check
+        completions = greedy_completions(
+            model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples, temperature
+        )
+        result[name] = fmean(
+            any(task.is_correct(c, r["answer"]) for c in completions[i * per_prompt : (i + 1) * per_prompt])
+            for i, r in enumerate(rows)
+        )
+    result["macro"] = fmean(result.values()) if result else 0.0
+    return result
+
+
 def pass_at_k(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -66,38 +92,9 @@ def pass_at_k(
     k: int,
     max_new_tokens: int,
     temperature: float = 1.0,
-    batch_size: int = 512,
 ) -> dict[str, float]:
-    """Fraction of prompts with at least one correct answer among k samples, per task and macro:
-    the ceiling RL from verifiable rewards can pull greedy accuracy towards."""
-    result: dict[str, float] = {}
-    for name, rows in test_sets.items():
-        task = checker_for(name, rows)
-        completions = greedy_completions(
-            model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples=k, temperature=temperature
-        )
-        result[name] = fmean(
-            any(task.is_correct(c, r["answer"]) for c in completions[i * k : (i + 1) * k]) for i, r in enumerate(rows)
-        )
-    result["macro"] = fmean(result.values()) if result else 0.0
-    return result
-
-
-def accuracy_by_task(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    test_sets: dict[str, list[dict[str, Any]]],
-    max_new_tokens: int,
-    batch_size: int = 64,
-) -> dict[str, float]:
-    """Fraction of exactly-correct greedy answers per task, plus ``macro`` over tasks."""
-    result: dict[str, float] = {}
-    for name, rows in test_sets.items():
-        task = checker_for(name, rows)  # a procedural task, or a data source's gold check
-        completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size)
-        result[name] = fmean(task.is_correct(c, r["answer"]) for c, r in zip(completions, rows, strict=True))
-    result["macro"] = fmean(result.values()) if result else 0.0
-    return result
+    """pass@k per task and macro: the ceiling RL from verifiable rewards pulls greedy accuracy towards."""
+    return accuracy_by_task(model, tokenizer, test_sets, max_new_tokens, 512, samples=k, temperature=temperature)
 
 
 def greedy_rewards(

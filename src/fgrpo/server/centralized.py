@@ -69,7 +69,7 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
 
     def on_round(rnd: int, logged: list[dict[str, Any]]) -> None:
         stats = stats_from_log(logged, time.perf_counter() - clock["round"])
-        report = ClientReport(client_id=CLIENT_ID, num_examples=len(pool), reward=stats.reward, metrics={})
+        report = ClientReport(client_id=CLIENT_ID, num_examples=len(pool), reward=stats.reward, metrics={}, signals={})
         record: dict[str, Any] = {
             "round": rnd,
             "clients": [ledger_row(report, 1.0, steps=stats.steps)],
