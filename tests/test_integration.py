@@ -62,7 +62,8 @@ def test_fedavg_two_clients_two_rounds_changes_the_adapter_and_loads_in_peft(tmp
 
 def test_cli_run_with_fgrpo_honours_rounds_and_clients(tmp_path):
     cmd = [sys.executable, "-m", "fgrpo", "run", "--config", str(ROOT / "configs" / "demo.toml"), "--out", str(tmp_path)]
-    for override in SMALL + ["federation.rounds=2", "federation.num_clients=3", "strategy.name=fgrpo", "eval.every=1"]:
+    for override in SMALL + ["federation.rounds=2", "federation.num_clients=3", "strategy.name=fgrpo", "eval.every=1",
+                                 "grpo.per_device_train_batch_size=8"]:
         cmd += ["--set", override]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -87,6 +87,13 @@ def train_locally(
     **trainer_kwargs: Any,
 ) -> RoundStats:
     """Run ``steps`` GRPO steps on ``dataset``, updating ``model``'s adapter in place."""
+    settings = cfg.grpo_settings()
+    prompts_per_step = int(settings["per_device_train_batch_size"]) // int(settings["num_generations"])
+    if len(dataset) < prompts_per_step:  # TRL would silently take no step
+        raise ValueError(
+            f"{len(dataset)} training prompts, fewer than one GRPO step needs ({prompts_per_step} = "
+            "grpo.per_device_train_batch_size / grpo.num_generations); raise data.train_size or lower the batch"
+        )
     model.train()
     started = time.perf_counter()
     # The model outlives the trainer (process-wide cache): undo the trainer's patches to it.
