@@ -24,7 +24,8 @@ from fgrpo.server.strategies import STRATEGIES
 # Sorting gives partial credit, so even a random policy sees reward variance (a GRPO signal).
 SMALL = ["model.name=tiny-random", 'data.tasks=["sorting", "addition"]', "data.train_size=64",
          "data.test_size=8", "grpo.max_completion_length=16", "federation.num_clients=2",
-         "federation.rounds=2", "federation.local_steps=2"]
+         "federation.rounds=2", "federation.local_steps=2",
+         "grpo.per_device_train_batch_size=8"]  # 2 prompts per step: sized for 32 prompts per client
 FAST = {"fgrpo", "fedprox", "scaffold"}
 STATEFUL = {"scaffold", "local-only"}  # the client's own state must persist across rounds
 
