@@ -64,7 +64,8 @@ def test_no_test_prompt_is_in_the_tiny_models_sft_data() -> None:
 def test_a_problem_space_too_small_for_the_request_is_a_config_error() -> None:
     from fgrpo.config import ConfigError
 
-    cfg = load_config(None, ["data.tasks=[\"addition\"]", "data.train_size=80000"])
+    # addition's train share holds about 8,000 prompts: asking for 9,000 distinct ones must fail
+    cfg = load_config(None, ["data.tasks=[\"addition\"]", "data.train_size=9000"])
     with pytest.raises(ConfigError, match="data.train_size"):
         training_pool(cfg)
 
