@@ -5,20 +5,29 @@ takes) of the shipped model, Dirichlet(alpha) task mixtures:
 
 - null test: every client's learning rate 0, so nothing learns; the total-variation distance
   between FGRPO's weights and FedAvg's (n_k / sum n) per round, median and max. A gain that
-  measures learning keeps it near 0.
-- stalled-client test: client 0's learning rate 0 (``federation.client_lr_scale``), the others
-  learn; the stalled client's mean weight from round 3 on as a fraction of its FedAvg weight, and
-  the final macro accuracy of FGRPO vs. a FedAvg run of the same setting.
+  measures learning keeps it near 0. With learning rate 0 every update is zero, so the global
+  model, and with it every client's signal, does not depend on the weights: one null run per
+  signal (``train-reward``; ``probe`` with the received-model probe too) records the per-task
+  signals, and every gain mode's weights are recomputed from them by the production rule
+  (``fgrpo_rule``) at each temperature of ``--taus``. The replay of the run's own mode is
+  checked against the weights the server logged.
+- temperature: per mode, the smallest tau of the grid whose null TV meets the thresholds
+  (weights as sharp as noise allows), decided by the null runs alone.
+- stalled-client test at that tau: client 0's learning rate 0 (``federation.client_lr_scale``),
+  the others learn; the stalled client's mean weight from round 3 on as a fraction of its FedAvg
+  weight, and the final macro accuracy of FGRPO vs. a FedAvg run of the same setting.
 
-    .venv/bin/python benchmarks/fgrpo_signal.py            # every mode, 10 rounds (CPU hours)
+    .venv/bin/python benchmarks/fgrpo_signal.py            # every mode, 10 rounds (about an hour)
     .venv/bin/python benchmarks/fgrpo_signal.py --rounds 2 --modes train-reward/range --set model.name=tiny-random
 
-Writes ``--json`` (schema in issue 10) and ``--md`` (a table, the command, machine and date).
+Writes ``--json`` (schema in issue 10) after every run and ``--md`` (a table, the command,
+machine and date) at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -31,6 +40,9 @@ from typing import Any
 
 from fgrpo.config import Config, ConfigError, load_config
 from fgrpo.experiments.runner import run_experiment
+from fgrpo.server.strategies import fgrpo_params
+from fgrpo.server.strategies.fgrpo_rule import TaskSignal, client_gain, fgrpo_weights, update_histories
+from fgrpo.tasks.rewards import reward_ranges
 
 MODES = ["train-reward/range", "train-reward/ratio", "train-reward/zscore", "train-reward/difference",
          "probe/range", "probe/ratio", "probe/zscore", "probe/difference", "probe/delta"]
@@ -38,6 +50,7 @@ STALLED = 0  # partition id of the stalled client
 FROM_ROUND = 3  # the stalled client's weight is averaged from this round on (baselines have settled)
 # Done-when thresholds of issue 10
 NULL_TV_MEDIAN, NULL_TV_MAX, STALLED_RATIO = 0.05, 0.15, 0.5
+TAUS = "3,1,0.3,0.1,0.03"
 
 
 def rounds_of(run_dir: Path) -> list[dict[str, Any]]:
@@ -82,18 +95,75 @@ def stalled_overrides(cfg: Config) -> list[str]:
     return [f'federation.client_lr_scale={{"{STALLED}" = 0.0}}', f"eval.every={cfg.federation.rounds}"]
 
 
-def measure_mode(setting: Setting, mode: str, work: Path, fedavg: tuple[float, float]) -> dict[str, Any]:
+def replay_weights(records: list[dict[str, Any]], cfg: Config, gain: str, tau: float) -> list[list[float]]:
+    """Per round, the weights the FGRPO rule gives the logged per-task signals under ``gain``/``tau``."""
+    params = dataclasses.replace(fgrpo_params(cfg), gain_mode=gain, tau=tau)
+    ranges, history, weights = reward_ranges(cfg), {}, []
+    for record in records:
+        sizes, gains = [], []
+        for client in record["clients"]:
+            signals = {task: TaskSignal(p=t["signal"], n=t["rollouts"], r_min=ranges[task][0], r_max=ranges[task][1],
+                                        p_before=t.get("before"))
+                       for task, t in client["tasks"].items()}
+            past = history.get(client["client-id"], {})
+            g, _ = client_gain(signals, past, params)
+            history[client["client-id"]] = update_histories(past, signals, params)
+            sizes.append(client["num-examples"])
+            gains.append(g)
+        weights.append(list(fgrpo_weights(sizes, gains, params)))
+    return weights
+
+
+def null_tvs(records: list[dict[str, Any]], weights: list[list[float]]) -> list[float]:
+    return [tv_from_fedavg([{**c, "weight": w} for c, w in zip(r["clients"], ws, strict=True)])
+            for r, ws in zip(records, weights, strict=True)]
+
+
+def check_replay(records: list[dict[str, Any]], cfg: Config, gain: str) -> None:
+    """The replay of the null run's own mode must give the weights its server logged."""
+    replayed = replay_weights(records, cfg, gain, cfg.strategy.tau)
+    logged = [[c["weight"] for c in r["clients"]] for r in records]
+    worst = max(abs(a - b) for ws, ls in zip(replayed, logged) for a, b in zip(ws, ls))
+    if worst > 1e-9:
+        raise RuntimeError(f"replay of {gain} differs from the logged weights by {worst:.3g}")
+
+
+def null_by_tau(records: list[dict[str, Any]], cfg: Config, gain: str, taus: list[float]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for tau in taus:
+        tvs = null_tvs(records, replay_weights(records, cfg, gain, tau))
+        out[str(tau)] = {"null_tv_median": median(tvs), "null_tv_max": max(tvs), "null_tv_per_round": tvs}
+    return out
+
+
+def calibrated_tau(by_tau: dict[str, dict[str, Any]]) -> float:
+    """The smallest tau meeting the null thresholds; the largest of the grid if none does."""
+    ok = [float(t) for t, m in by_tau.items() if m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX]
+    return min(ok) if ok else max(float(t) for t in by_tau)
+
+
+def null_run(setting: Setting, signal: str, work: Path) -> list[dict[str, Any]]:
+    """Learning rate 0 everywhere; probe runs use the delta gain so the received-model probe is logged."""
+    gain = "delta" if signal == "probe" else "range"
+    overrides = ["strategy.name=fgrpo", f"strategy.signal={signal}", f"strategy.gain={gain}",
+                 "grpo.learning_rate=0.0", "eval.every=0"]
+    records = setting.run(overrides, work / f"null-{signal}")
+    check_replay(records, load_config(setting.path, [*setting.overrides, *overrides]), gain)
+    return records
+
+
+def measure_mode(setting: Setting, mode: str, null: list[dict[str, Any]], taus: list[float], work: Path,
+                 fedavg: tuple[float, float]) -> dict[str, Any]:
     signal, gain = mode.split("/")
-    base = setting.cfg
-    fgrpo = ["strategy.name=fgrpo", f"strategy.signal={signal}", f"strategy.gain={gain}"]
-    null = setting.run([*fgrpo, "grpo.learning_rate=0.0", "eval.every=0"], work / mode.replace("/", "-") / "null")
-    tvs = [tv_from_fedavg(r["clients"]) for r in null]
-    stalled = setting.run([*fgrpo, *stalled_overrides(base)], work / mode.replace("/", "-") / "stalled")
+    by_tau = null_by_tau(null, setting.cfg, gain, taus)
+    tau = calibrated_tau(by_tau)
+    fgrpo = ["strategy.name=fgrpo", f"strategy.signal={signal}", f"strategy.gain={gain}", f"strategy.tau={tau}"]
+    stalled = setting.run([*fgrpo, *stalled_overrides(setting.cfg)], work / mode.replace("/", "-") / "stalled")
     acc, se = final_eval(stalled)
     return {
-        "null_tv_median": median(tvs),
-        "null_tv_max": max(tvs),
-        "null_tv_per_round": tvs,
+        "tau": tau,
+        **{k: v for k, v in by_tau[str(tau)].items()},
+        "null_by_tau": {t: {k: v for k, v in m.items() if k != "null_tv_per_round"} for t, m in by_tau.items()},
         "stalled_weight_ratio": stalled_weight_ratio(stalled, f"client-{STALLED}"),
         "acc_fgrpo": acc,
         "acc_fedavg": fedavg[0],
@@ -123,10 +193,10 @@ def verdict(m: dict[str, Any]) -> str:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| signal/gain | null TV median | null TV max | stalled weight / FedAvg | acc FGRPO | acc FedAvg | verdict | meets thresholds |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| signal/gain | tau | null TV median | null TV max | stalled weight / FedAvg | acc FGRPO | acc FedAvg | verdict | meets thresholds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in result["modes"].items():
-        lines.append(f"| {name} | {m['null_tv_median']:.3f} | {m['null_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | "
+        lines.append(f"| {name} | {m['tau']:g} | {m['null_tv_median']:.3f} | {m['null_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | "
                      f"{m['acc_fgrpo']:.3f} ± {m['se']:.3f} | {m['acc_fedavg']:.3f} ± {m['se_fedavg']:.3f} | "
                      f"{m['verdict']} | {'yes' if m['meets_thresholds'] else 'no'} |")
     return "\n".join(lines)
@@ -137,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/demo.toml", help="base setting (model, GRPO recipe)")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated signal/gain pairs")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--taus", default=TAUS, help="comma-separated temperature grid for the null calibration")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
@@ -157,28 +228,32 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"fgrpo_signal: {err}", file=sys.stderr)
         return 2
-    base, work = setting.cfg, Path(args.work)
-    fedavg = final_eval(setting.run(["strategy.name=fedavg", *stalled_overrides(base)], work / "fedavg-stalled"))
-    measured = {}
-    for mode in modes:
-        m = measure_mode(setting, mode, work, fedavg)
-        m["verdict"], m["meets_thresholds"] = verdict(m), passes(m)
-        measured[mode] = m
-        print(f"{mode}: {json.dumps({k: v for k, v in m.items() if k != 'null_tv_per_round'})}", flush=True)
-
+    base, work, taus = setting.cfg, Path(args.work), [float(t) for t in args.taus.split(",")]
     command = "python benchmarks/fgrpo_signal.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = {
-        "modes": measured,
-        "default": favoured(measured),
+    result: dict[str, Any] = {
+        "modes": {},
         "config_default": f"{base.strategy.signal}/{base.strategy.gain}",
         "thresholds": {"null_tv_median": NULL_TV_MEDIAN, "null_tv_max": NULL_TV_MAX, "stalled_weight_ratio": STALLED_RATIO},
+        "taus": taus,
         "setting": {"config": args.config, "model": base.model.name, "rounds": args.rounds, "clients": args.clients,
                     "alpha": args.alpha, "seed": args.seed, "local_steps": base.federation.local_steps,
-                    "test_size": base.data.test_size, "stalled_client": f"client-{STALLED}", "from_round": FROM_ROUND},
+                    "probe_size": base.strategy.probe_size, "test_size": base.data.test_size,
+                    "stalled_client": f"client-{STALLED}", "from_round": FROM_ROUND},
         "command": command.strip(),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), no GPU",
         "date": datetime.date.today().isoformat(),
     }
+    nulls = {signal: null_run(setting, signal, work) for signal in sorted({m.split("/")[0] for m in modes})}
+    fedavg = final_eval(setting.run(["strategy.name=fedavg", *stalled_overrides(base)], work / "fedavg-stalled"))
+    measured = result["modes"]
+    for mode in modes:
+        m = measure_mode(setting, mode, nulls[mode.split("/")[0]], taus, work, fedavg)
+        m["verdict"], m["meets_thresholds"] = verdict(m), passes(m)
+        measured[mode] = m
+        print(f"{mode}: {json.dumps({k: v for k, v in m.items() if k not in ('null_tv_per_round', 'null_by_tau')})}", flush=True)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")  # incrementally: a long run
+    result["default"] = favoured(measured)
     best = measured[result["default"]]
     summary = (f"Favoured mode: {result['default']} ({'meets' if best['meets_thresholds'] else 'does NOT meet'} the "
                f"thresholds null TV median <= {NULL_TV_MEDIAN}, max <= {NULL_TV_MAX}, stalled ratio <= {STALLED_RATIO}); "

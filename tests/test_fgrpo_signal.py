@@ -1,12 +1,14 @@
 """The client's half of FGRPO: per-task rollout signals, the held-out probe, client-side baselines."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, RecordDict
 from transformers import TrainerState
 
 from fgrpo.client.app import lr_scale
-from fgrpo.client.signal import HISTORY_KEY, RolloutRecorder, per_task_means, plan_signal, signal_metrics, split_probe
+from fgrpo.client.signal import HISTORY_KEY, RolloutRecorder, per_task_means, plan_signal, probe_quotas, signal_metrics, split_probe
 from fgrpo.config import ConfigError, load_config
 from fgrpo.data import client_partition, prompt_key
 from fgrpo.server.strategies import build_strategy
@@ -43,12 +45,19 @@ def test_probe_never_overlaps_the_training_rows_and_is_the_same_every_round(alph
         assert [prompt_key(r) for r in again.dataset] == train_keys  # next round: the same split
 
 
-def test_probe_covers_every_task_of_the_partition_when_the_size_allows():
+def test_probe_covers_every_task_in_proportion_to_the_partition():
     cfg = cfg_with("data.partition=iid")
     partition = client_partition(cfg, 0)
     _, probe = split_probe(partition, 8, seed=3)
-    assert sorted(set(probe["task"])) == sorted(set(partition["task"]))
-    assert sorted(probe["task"]) == sorted(["addition", "multiplication", "sorting", "countdown"] * 2)
+    assert Counter(partition["task"]) == {"countdown": 16, "multiplication": 14, "sorting": 13, "addition": 7}
+    # one row each, then the other 4 to the tasks furthest below their share 8 * count / 50:
+    # countdown (2.56), multiplication (2.24), sorting (2.08), countdown again
+    assert Counter(probe["task"]) == {"countdown": 3, "multiplication": 2, "sorting": 2, "addition": 1}
+
+
+def test_probe_quotas_never_take_more_than_half_a_task():
+    assert probe_quotas({"a": 100, "b": 3, "c": 1}, 40) == {"a": 39, "b": 1, "c": 0}
+    assert probe_quotas({"a": 4, "b": 4}, 10) == {"a": 2, "b": 2}  # the partition runs out first
 
 
 def test_a_partition_too_small_for_a_probe_is_a_clear_error():

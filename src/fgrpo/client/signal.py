@@ -89,12 +89,31 @@ class RolloutRecorder:
         return per_task_means([t for t, _ in kept], [r for _, r in kept])
 
 
+def probe_quotas(task_counts: dict[str, int], take: int) -> dict[str, int]:
+    """Probe rows per task: one for every task that has two rows or more (when ``take`` allows),
+    the rest in proportion to the partition's task mix, never more than half of a task's rows."""
+    quota = {task: 0 for task in task_counts}
+    eligible = sorted((t for t, c in task_counts.items() if c >= 2), key=lambda t: (-task_counts[t], t))
+    for task in eligible[:take]:
+        quota[task] = 1
+    total = sum(task_counts.values())
+    for _ in range(take - sum(quota.values())):
+        open_tasks = [t for t in eligible if quota[t] < task_counts[t] // 2]
+        if not open_tasks:
+            break
+        # the task furthest below its proportional share takes the next row
+        task = max(open_tasks, key=lambda t: (take * task_counts[t] / total - quota[t], t))
+        quota[task] += 1
+    return quota
+
+
 def split_probe(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Dataset]:
     """(training rows, probe rows): a fixed probe carved from the client's partition.
 
-    Up to ``size`` rows and at most half the partition, taken round-robin over task labels
-    so every task the client holds is probed when the size allows. Deterministic in the
-    partition and ``seed``, so the probe is the same prompts every round.
+    Up to ``size`` rows and at most half the partition, stratified by task label
+    (``probe_quotas``) so the probe mirrors what the client trains on and every task it holds
+    is probed when the size allows. Deterministic in the partition and ``seed``, so the probe
+    is the same prompts every round.
     """
     take = min(size, len(dataset) // 2)
     if take == 0:
@@ -103,14 +122,9 @@ def split_probe(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Datase
     by_task: dict[str, list[int]] = defaultdict(list)
     for i, task in enumerate(dataset["task"]):
         by_task[task].append(i)
-    queues = [rng.sample(rows, len(rows)) for _, rows in sorted(by_task.items())]
-    probe: list[int] = []
-    while len(probe) < take:
-        for queue in queues:
-            if queue and len(probe) < take:
-                probe.append(queue.pop())
-    chosen = set(probe)
-    return dataset.select([i for i in range(len(dataset)) if i not in chosen]), dataset.select(sorted(probe))
+    quotas = probe_quotas({task: len(rows) for task, rows in by_task.items()}, take)
+    chosen = {i for task, rows in sorted(by_task.items()) for i in rng.sample(rows, quotas[task])}
+    return dataset.select([i for i in range(len(dataset)) if i not in chosen]), dataset.select(sorted(chosen))
 
 
 def probe_signals(model: Any, tokenizer: Any, probe: Dataset, reward_funcs: list[Any], max_new_tokens: int) -> TaskMeans:

@@ -114,7 +114,8 @@ class Fgrpo(ClientWeightedFedAvg):
         g, per_task = client_gain(signals, past, self.params)
         self.history[report.client_id] = update_histories(past, signals, self.params)
         tasks = {
-            task: {"signal": signals[task].p, "rollouts": signals[task].n, "baseline": b, "gain": gain}
+            task: {"signal": signals[task].p, "rollouts": signals[task].n, "baseline": b, "gain": gain,
+                   **({} if signals[task].p_before is None else {"before": signals[task].p_before})}
             for task, (gain, b) in per_task.items()
         }
         return g, {"tasks": tasks}
