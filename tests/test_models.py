@@ -16,6 +16,7 @@ from fgrpo.data import test_sets as held_out_sets
 from fgrpo.evaluation import accuracy_by_task, greedy_completions
 from fgrpo.models import smollm2
 from fgrpo.models.build_tiny import BuildSettings, build_tiny_model
+from fgrpo.errors import UserInputError
 from fgrpo.models.commands import export_run
 from fgrpo.models.lora import fresh_adapter_model
 from fgrpo.models.registry import TINY_DIR, describe, load_base
@@ -136,7 +137,7 @@ def test_adapter_export_loads_with_peft_and_fgrpo_eval(tmp_path, tiny, capsys):
 
 
 def test_export_names_a_missing_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="final/adapter"):
+    with pytest.raises(UserInputError, match="final/adapter"):
         export_run(tmp_path, tmp_path / "out")
 
 

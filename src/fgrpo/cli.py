@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, load_config
+from .config import load_config
+from .errors import UserInputError
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +22,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out or cfg.output.dir)
     cfg.output.dir = str(out)
-    from .data import check_data  # bad data or reward functions fail here, before any client starts
+    from .preflight import check_run  # bad inputs fail here in one line, before Ray or any client starts
 
-    check_data(cfg)
+    check_run(cfg, out)
     run_experiment(cfg, out)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fgrpo", description="Federated GRPO with FGRPO aggregation")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of input errors too (anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a federated GRPO experiment (Flower simulation)")
     _add_config_args(run)
@@ -48,11 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv:  # accepted after the subcommand too: `fgrpo run ... --debug`
+        argv = ["--debug", *(a for a in argv if a != "--debug")]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as err:
-        print(f"fgrpo: config error: {err}", file=sys.stderr)
+    except UserInputError as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split())  # one line, whatever the message held
+        print(f"fgrpo: {err.kind}: {message}", file=sys.stderr)
         return 2
 
 

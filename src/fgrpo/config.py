@@ -17,16 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .rl import RL_PRESETS
 from .schedule import SCHEDULES, round_learning_rate
-
-
-class ConfigError(ValueError):
-    """A user-caused configuration problem; ``key`` names the culprit."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
 
 
 def _choice(*options: str) -> dict[str, Any]:

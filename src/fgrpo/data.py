@@ -147,7 +147,7 @@ def client_partition(cfg: Config, partition_id: int) -> Dataset:
     partitioner = _partitioner_for(cfg.to_json())  # data errors surface here, unchanged
     try:
         partition = partitioner.load_partition(partition_id)
-    except ValueError as err:  # e.g. Dirichlet cannot meet the minimum size in 10 tries
+    except (ValueError, IndexError) as err:  # Dirichlet cannot meet the minimum size; fewer rows than clients
         raise ConfigError(
             "data.partition", f"{cfg.data.partition} partitioning failed: {err} "
             "(more data, fewer clients or a larger data.alpha help)"
@@ -172,7 +172,8 @@ def task_counts(cfg: Config) -> list[dict[str, int]]:
 
 def check_data(cfg: Config, probe_rows: int = 2) -> None:
     """Fail before training starts: build the pool, the test sets and every partition, and
-    call each reward function once on a few of its rows (gold answer as the completion)."""
+    probe each reward function on a few rows of every task (fgrpo.tasks.reward_probe)."""
+    from .tasks.reward_probe import probe_rewards
     from .tasks.rewards import reward_functions
 
     test_sets(cfg)
@@ -182,12 +183,4 @@ def check_data(cfg: Config, probe_rows: int = 2) -> None:
     funcs = reward_functions(cfg)
     labels = pool["task"]
     for name in task_names(cfg):
-        rows = pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows]).to_list()
-        if not rows:
-            continue
-        columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
-        gold = [r.get("gold") or r.get("answer") or "" for r in rows]
-        completions = [[{"role": "assistant", "content": str(g)}] for g in gold]
-        for fn in funcs:
-            fn(prompts=[r["prompt"] for r in rows], completions=completions, completion_ids=[[0]] * len(rows),
-               **columns)
+        probe_rewards(funcs, pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows]).to_list())

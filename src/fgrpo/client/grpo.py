@@ -46,17 +46,18 @@ def grpo_args(cfg: Config, output_dir: str, seed: int, steps: int, learning_rate
     }
     if learning_rate is not None:
         settings["learning_rate"] = learning_rate
-    return GRPOConfig(
-        output_dir=output_dir,
-        max_steps=steps,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        seed=seed,
-        data_seed=seed,
-        **settings,
-    )
+    return GRPOConfig(**fixed_grpo_args(output_dir, seed, steps), **settings)
+
+
+def fixed_grpo_args(output_dir: str, seed: int, steps: int) -> dict[str, Any]:
+    """The GRPOConfig arguments fgrpo sets itself for a round; grpo.* cannot override them."""
+    return {"output_dir": output_dir, "max_steps": steps, "logging_steps": 1, "save_strategy": "no", "report_to": [],
+            "disable_tqdm": True, "seed": seed, "data_seed": seed}
+
+
+def prompts_per_step(settings: dict[str, Any]) -> int:
+    """Distinct prompts one GRPO step samples (each gets num_generations completions)."""
+    return int(settings["per_device_train_batch_size"]) // int(settings["num_generations"])
 
 
 def stats_from_log(log_history: list[dict[str, Any]], seconds: float) -> RoundStats:
@@ -87,11 +88,10 @@ def train_locally(
     **trainer_kwargs: Any,
 ) -> RoundStats:
     """Run ``steps`` GRPO steps on ``dataset``, updating ``model``'s adapter in place."""
-    settings = cfg.grpo_settings()
-    prompts_per_step = int(settings["per_device_train_batch_size"]) // int(settings["num_generations"])
-    if len(dataset) < prompts_per_step:  # TRL would silently take no step
+    needed = prompts_per_step(cfg.grpo_settings())
+    if len(dataset) < needed:  # TRL would silently take no step
         raise ValueError(
-            f"{len(dataset)} training prompts, fewer than one GRPO step needs ({prompts_per_step} = "
+            f"{len(dataset)} training prompts, fewer than one GRPO step needs ({needed} = "
             "grpo.per_device_train_batch_size / grpo.num_generations); raise data.train_size or lower the batch"
         )
     model.train()

@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-KNOWN_MODELS = ("tiny", "tiny-random", "smollm2-135m")
-
+from ..errors import UserInputError
 
 # --- fgrpo models -------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
-    from .registry import describe
+    from .registry import KNOWN_MODELS, describe
 
     rows = [describe(name) for name in KNOWN_MODELS]
     width = max(len(r.name) for r in rows)
@@ -36,8 +34,7 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else TINY_DIR
     if out.exists() and any(out.iterdir()) and not (out / "config.json").is_file():
-        print(f"fgrpo: refusing to overwrite {out}: it exists and is not a model directory", file=sys.stderr)
-        return 2
+        raise UserInputError(f"refusing to overwrite {out}: it exists and is not a model directory")
     report = build_tiny_model(out, BuildSettings(seed=args.seed))
     print(json.dumps({"greedy": report["greedy"], "pass_at_8": report["pass_at_8"]}, indent=2))
     return 0
@@ -46,10 +43,12 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
 # --- fgrpo export ---------------------------------------------------------------------
 def run_adapter_dir(run_dir: Path) -> Path:
     """The run's final adapter (falling back to its latest checkpoint for an unfinished run)."""
+    if not run_dir.is_dir():
+        raise UserInputError(f"run directory {run_dir} does not exist")
     for candidate in (run_dir / "final" / "adapter", run_dir / "checkpoint" / "adapter"):
         if (candidate / "adapter_config.json").is_file():
             return candidate
-    raise FileNotFoundError(f"{run_dir}: no final/adapter or checkpoint/adapter (is it an `fgrpo run` directory?)")
+    raise UserInputError(f"{run_dir}: no final/adapter or checkpoint/adapter (is it an `fgrpo run` directory?)")
 
 
 def run_config(run_dir: Path):
@@ -57,27 +56,34 @@ def run_config(run_dir: Path):
 
     path = run_dir / "config.toml"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.toml (is it an `fgrpo run` directory?)")
+        raise UserInputError(f"{run_dir}: no config.toml (is it an `fgrpo run` directory?)")
     return load_config(path)
 
 
-def export_run(run_dir: str | Path, out: str | Path, merged: bool = False) -> Path:
-    """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus the tokenizer."""
+def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force: bool = False) -> Path:
+    """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus the tokenizer.
+
+    ``out`` must be new or empty, and outside the run directory unless ``force``; nothing is ever deleted.
+    """
     from peft import PeftModel
 
+    from .availability import check_adapter_dir, check_model
+    from .export_target import check_export_target, move_into_place, staging_dir
     from .registry import load_base
 
     run_dir, out = Path(run_dir), Path(out)
     adapter = run_adapter_dir(run_dir)
     cfg = run_config(run_dir)
+    check_export_target(run_dir, out, force)
+    check_adapter_dir(adapter, key="run adapter")
+    check_model(cfg.model.name, key=f"{run_dir}/config.toml model.name")
     base, tokenizer = load_base(cfg.model.name)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = staging_dir(out)
     if merged:
         model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
         model.save_pretrained(tmp, safe_serialization=True)
     else:
-        shutil.copytree(adapter, tmp)
+        shutil.copytree(adapter, tmp, dirs_exist_ok=True)
         # Name the base the way `fgrpo` does, so `fgrpo eval --model NAME --adapter DIR` works.
         config_path = tmp / "adapter_config.json"
         adapter_cfg = json.loads(config_path.read_text())
@@ -87,15 +93,12 @@ def export_run(run_dir: str | Path, out: str | Path, merged: bool = False) -> Pa
     (tmp / "fgrpo_export.json").write_text(
         json.dumps({"run": str(run_dir.resolve()), "base_model": cfg.model.name, "merged": merged}, indent=2) + "\n"
     )
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(out)
+    move_into_place(tmp, out)
     return out
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    out = export_run(args.run_dir, args.out, args.merged)
+    out = export_run(args.run_dir, args.out, args.merged, args.force)
     kind = "merged model (AutoModelForCausalLM.from_pretrained)" if args.merged else "PEFT adapter"
     print(f"exported {kind} to {out}")
     return 0
@@ -129,11 +132,18 @@ def accuracy_table(accuracy: dict[str, float], test_size: int) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..config import load_config
 
+    from ..out_dir import check_writable_dir
+    from .availability import check_adapter_dir, check_model
+
     cfg = load_config(args.config, args.overrides)
     name = args.model or cfg.model.name
-    if args.adapter and not (Path(args.adapter) / "adapter_config.json").is_file():
-        print(f"fgrpo: --adapter {args.adapter}: no adapter_config.json there", file=sys.stderr)
-        return 2
+    check_model(name, key="--model" if args.model else "model.name")
+    if args.adapter:
+        check_adapter_dir(args.adapter)
+    if args.json:
+        check_writable_dir(Path(args.json).parent, "--json")
+        if Path(args.json).is_dir():
+            raise UserInputError(f"--json {args.json} is a directory; give a file name")
     accuracy = evaluate_model(cfg, name, args.adapter)
     print(f"model {name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
     print(accuracy_table(accuracy, cfg.data.test_size))
@@ -156,6 +166,7 @@ def register(sub: Any, add_config_args: Any) -> None:
     export.add_argument("run_dir", help="an `fgrpo run` output directory")
     export.add_argument("--out", required=True, help="directory to write")
     export.add_argument("--merged", action="store_true", help="merge the adapter into the base model")
+    export.add_argument("--force", action="store_true", help="allow --out inside the run directory")
     export.set_defaults(func=cmd_export)
 
     evaluate = sub.add_parser("eval", help="greedy accuracy per task on the held-out test sets")

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from .tokenizer import build_char_tokenizer
 
 TINY_DIR = Path(__file__).parent / "tiny"
+KNOWN_MODELS = ("tiny", "tiny-random", "smollm2-135m")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import ConfigError, SourceConfig
+from ..config import SourceConfig
+from ..errors import ConfigError, UserInputError
 from .base import completion_text
 from .math_datasets import CHECKERS, gold_from_answer
 
@@ -64,9 +65,13 @@ SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class DataError(ConfigError):
     """A problem with a data owner's data; ``key`` names the file and row (or the source)."""
 
+    kind = "data error"
 
-class RewardFunctionError(RuntimeError):
+
+class RewardFunctionError(UserInputError, RuntimeError):
     """A user reward function misbehaved; the message names it and the sample."""
+
+    kind = "reward function error"
 
 
 class _BadRow(ValueError):

@@ -1,0 +1,89 @@
+"""Is a model (or an adapter) loadable here? Answered before anything starts, in one line.
+
+A model name is a registry name (``fgrpo models``), a local model directory, or
+a Hugging Face hub id. A hub id counts as available when its ``config.json`` is
+in the local Hugging Face cache or the hub knows it; offline (``HF_HUB_OFFLINE``
+or no network) an uncached id is reported at once instead of after transformers'
+download retries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserInputError
+from .registry import KNOWN_MODELS, describe
+
+HUB_TIMEOUT = 10.0  # seconds for the one metadata request about an uncached hub id
+
+
+def check_model(name: str, key: str = "model.name") -> None:
+    """Raise UserInputError naming ``name`` when it cannot be loaded on this machine."""
+    where = f"{key} {name!r}"
+    if name in KNOWN_MODELS:
+        source = describe(name)
+        if not source.available:
+            raise UserInputError(f"{where} is not available: {source.location}")
+        return
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise UserInputError(f"{where}: the directory has no config.json (not a Hugging Face model directory)")
+        return
+    if local.exists():
+        raise UserInputError(f"{where} is a file; give a model directory or a hub id")
+    _check_hub_id(name, where)
+
+
+def _check_hub_id(name: str, where: str) -> None:
+    import httpx
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    unknown = f"{where} is not a model name ({', '.join(KNOWN_MODELS)}), a local model directory, or a Hugging Face hub id"
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except HFValidationError:
+        raise UserInputError(unknown) from None
+    if isinstance(cached, str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise UserInputError(f"{unknown} in the local cache (HF_HUB_OFFLINE is set)")
+    try:
+        HfApi().model_info(name, timeout=HUB_TIMEOUT)
+    except GatedRepoError:
+        return  # it exists; loading it asks for the user's credentials
+    except RepositoryNotFoundError:
+        raise UserInputError(f"{unknown} (the hub has no such model)") from None
+    except (httpx.TransportError, OfflineModeIsEnabled, OSError) as err:
+        raise UserInputError(
+            f"{unknown} available here: it is not in the local Hugging Face cache and the hub is unreachable "
+            f"({type(err).__name__})"
+        ) from None
+
+
+def check_adapter_dir(path: str | Path, key: str = "--adapter") -> None:
+    """Raise UserInputError unless ``path`` holds a PEFT adapter: a config with a peft_type and weights."""
+    from peft.utils import SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
+
+    where = f"{key} {path}"
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserInputError(f"{where}: no such directory")
+    config_path = folder / "adapter_config.json"
+    if not config_path.is_file():
+        raise UserInputError(f"{where}: no adapter_config.json there (not a PEFT adapter directory)")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{where}: adapter_config.json is not valid JSON ({err})") from None
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise UserInputError(f"{where}: adapter_config.json has no peft_type (not a PEFT adapter config)")
+    if not any((folder / weights).is_file() for weights in (SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME)):
+        raise UserInputError(f"{where}: no adapter weights ({SAFETENSORS_WEIGHTS_NAME} or {WEIGHTS_NAME})")

@@ -1,0 +1,53 @@
+"""Everything ``fgrpo run`` checks before it starts Ray and Flower.
+
+Each mistake a user can make in a run's inputs fails here, in one line naming the
+culprit, instead of inside every client after a minute of start-up: the output
+directory, the model name, the ``grpo.*`` values, the data and partitions, each
+client's share against one GRPO step, and the reward functions (probed with gold,
+empty and malformed completions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Config
+from .errors import ConfigError
+
+
+def check_train_size(cfg: Config) -> None:
+    """Fewer pooled prompts than clients cannot be partitioned."""
+    if cfg.data.tasks and not cfg.data.sources and cfg.data.train_size < cfg.federation.num_clients:
+        raise ConfigError("data.train_size", f"{cfg.data.train_size} prompts cannot be shared by "
+                          f"{cfg.federation.num_clients} clients (federation.num_clients)")
+
+
+def check_client_shares(cfg: Config) -> None:
+    """Every client must hold at least the prompts one GRPO step samples."""
+    from .client.grpo import prompts_per_step
+    from .data import client_partition
+
+    if cfg.strategy.name == "centralized":  # one trainer on the pooled data: no shares
+        return
+    needed = prompts_per_step(cfg.grpo_settings())
+    for pid in range(cfg.federation.num_clients):
+        size = len(client_partition(cfg, pid))
+        if size < needed:
+            raise ConfigError("data.train_size", f"client {pid} gets {size} prompts under {cfg.data.partition!r}, "
+                              f"fewer than one GRPO step samples ({needed} = grpo.per_device_train_batch_size / "
+                              "grpo.num_generations); add data, use fewer clients or a smaller batch")
+
+
+def check_run(cfg: Config, out_dir: Path) -> None:
+    """Raise a UserInputError (one line, naming the culprit) for any input ``fgrpo run`` cannot use."""
+    from .data import check_data
+    from .grpo_check import check_grpo_settings
+    from .models.availability import check_model
+    from .out_dir import check_writable_dir
+
+    check_writable_dir(out_dir)
+    check_model(cfg.model.name)
+    check_grpo_settings(cfg)
+    check_train_size(cfg)
+    check_data(cfg)
+    check_client_shares(cfg)
