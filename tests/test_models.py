@@ -136,6 +136,19 @@ def test_adapter_export_loads_with_peft_and_fgrpo_eval(tmp_path, tiny, capsys):
     assert set(saved) == {"addition", "sorting", "macro"} and all(0.0 <= v <= 1.0 for v in saved.values())
 
 
+def test_export_into_an_empty_folder_and_with_force_inside_the_run(tmp_path):
+    fake_run(tmp_path / "run", "tiny-random")
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "empty")]) == 0
+    assert (tmp_path / "empty" / "adapter_config.json").is_file()
+    inside = tmp_path / "run" / "exported"
+    assert main(["export", str(tmp_path / "run"), "--out", str(inside)]) == 2  # not without --force
+    assert not inside.exists()
+    assert main(["export", str(tmp_path / "run"), "--out", str(inside), "--force"]) == 0
+    assert (inside / "adapter_config.json").is_file() and (tmp_path / "run" / "final" / "adapter").is_dir()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.toml", "exported", "final"]  # no leftovers
+
+
 def test_export_names_a_missing_run(tmp_path):
     with pytest.raises(UserInputError, match="final/adapter"):
         export_run(tmp_path, tmp_path / "out")

@@ -79,21 +79,25 @@ def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force
     check_model(cfg.model.name, key=f"{run_dir}/config.toml model.name")
     base, tokenizer = load_base(cfg.model.name)
     tmp = staging_dir(out)
-    if merged:
-        model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-        model.save_pretrained(tmp, safe_serialization=True)
-    else:
-        shutil.copytree(adapter, tmp, dirs_exist_ok=True)
-        # Name the base the way `fgrpo` does, so `fgrpo eval --model NAME --adapter DIR` works.
-        config_path = tmp / "adapter_config.json"
-        adapter_cfg = json.loads(config_path.read_text())
-        adapter_cfg["base_model_name_or_path"] = cfg.model.name
-        config_path.write_text(json.dumps(adapter_cfg, indent=2) + "\n")
-    tokenizer.save_pretrained(tmp)
-    (tmp / "fgrpo_export.json").write_text(
-        json.dumps({"run": str(run_dir.resolve()), "base_model": cfg.model.name, "merged": merged}, indent=2) + "\n"
-    )
-    move_into_place(tmp, out)
+    try:
+        if merged:
+            model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+            model.save_pretrained(tmp, safe_serialization=True)
+        else:
+            shutil.copytree(adapter, tmp, dirs_exist_ok=True)
+            # Name the base the way `fgrpo` does, so `fgrpo eval --model NAME --adapter DIR` works.
+            config_path = tmp / "adapter_config.json"
+            adapter_cfg = json.loads(config_path.read_text())
+            adapter_cfg["base_model_name_or_path"] = cfg.model.name
+            config_path.write_text(json.dumps(adapter_cfg, indent=2) + "\n")
+        tokenizer.save_pretrained(tmp)
+        (tmp / "fgrpo_export.json").write_text(
+            json.dumps({"run": str(run_dir.resolve()), "base_model": cfg.model.name, "merged": merged}, indent=2) + "\n"
+        )
+        move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own staging directory, never the user's
+        raise
     return out
 
 
