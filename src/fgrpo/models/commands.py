@@ -168,7 +168,7 @@ def register(sub: Any, add_config_args: Any) -> None:
 
     export = sub.add_parser("export", help="export a run's final adapter (PEFT) or the merged model")
     export.add_argument("run_dir", help="an `fgrpo run` output directory")
-    export.add_argument("--out", required=True, help="directory to write")
+    export.add_argument("--out", required=True, help="directory to write (new or empty; nothing is deleted)")
     export.add_argument("--merged", action="store_true", help="merge the adapter into the base model")
     export.add_argument("--force", action="store_true", help="allow --out inside the run directory")
     export.set_defaults(func=cmd_export)
