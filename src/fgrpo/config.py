@@ -162,6 +162,15 @@ class EvalConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    # Flower's DP wrappers (fgrpo.server.strategies.privacy): clip each update θ_k − θ to
+    # clipping_norm on the server or on the client, then add N(0, (noise_multiplier·clipping_norm/n)²).
+    dp: str = field(default="none", metadata=_choice("none", "server-fixed", "client-fixed"))
+    noise_multiplier: float = field(default=1.0, metadata=_at_least(0.0))
+    clipping_norm: float = field(default=1.0, metadata=_at_least(1e-12))
+
+
+@dataclass
 class OutputConfig:
     # Where `flwr run .` writes; `fgrpo run --out` overrides it.
     dir: str = "runs/latest"
@@ -199,6 +208,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     grpo: dict[str, Any] = field(default_factory=dict)
 
@@ -372,7 +382,8 @@ def validate_strategy_name(name: str) -> None:
         raise ConfigError("strategy.name", f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
 
 
-def config_from_dict(tree: dict[str, Any]) -> Config:
+def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Config:
+    """``local_files=False``: data paths are another machine's (a deployed client's view)."""
     cfg = _build(Config, tree, "")
     validate_grpo_keys(cfg.grpo)
     validate_strategy_name(cfg.strategy.name)
@@ -389,7 +400,10 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
             raise ConfigError(f"federation.client_lr_scale.{key}", f"must be >= 0, got {scale}")
     from .tasks.sources import validate_data_config  # lazily: tasks import datasets helpers
 
-    validate_data_config(cfg.data)
+    validate_data_config(cfg.data, local_files)
+    from .server.strategies.privacy import check_privacy  # lazily, like validate_strategy_name
+
+    check_privacy(cfg)
     return cfg
 
 
