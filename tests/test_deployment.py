@@ -145,6 +145,9 @@ def test_tls_with_node_authentication_admits_the_registered_node_and_refuses_an_
     assert [[c["client-id"] for c in r["clients"]] for r in rounds(out)] == [["owner-known"]]
     assert deployment.log("superlink").count("Activated node_id=") == 1
     assert stranger.poll() is not None, "the unknown SuperNode must be refused and give up"
+    assert "Failed to activate SuperNode" in deployment.log("node-stranger")
+    assert "No SuperNode found with the given public key" in deployment.log("superlink")
+    assert "insecure" not in deployment.log("superlink").lower()  # TLS was on
     assert "owner-stranger" not in (out / "metrics.jsonl").read_text()
 
 

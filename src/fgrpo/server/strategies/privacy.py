@@ -3,9 +3,9 @@
 - ``server-fixed``: the server clips each received update θ_k − θ to ``clipping_norm``
   (Flower's ``DifferentialPrivacyServerSideFixedClipping``), aggregates, and adds Gaussian
   noise of standard deviation ``noise_multiplier · clipping_norm / n`` to the new adapter.
-- ``client-fixed``: each client clips its own update before it leaves the node (Flower's
-  ``fixedclipping_mod``, see fgrpo.client.privacy), the server adds the same noise
-  (``DifferentialPrivacyClientSideFixedClipping``).
+- ``client-fixed``: each client clips its own update before it leaves the node
+  (fgrpo.client.privacy, Flower's ``fixedclipping_mod`` made safe for our app), the server
+  adds the same noise (``DifferentialPrivacyClientSideFixedClipping``).
 
 ``n`` is the number of clients sampled per round. The noise is calibrated to a uniform
 average (each client moves it by at most C/n); a strategy that weights clients unequally
@@ -15,14 +15,17 @@ does not cover is in the README ("Privacy options").
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     DifferentialPrivacyServerSideFixedClipping,
     Strategy,
 )
 
+from ...client.privacy import clip_update
 from ...config import Config, ConfigError
 
 # Strategies whose replies carry more than the adapter (SCAFFOLD's variates) or that never
@@ -42,7 +45,19 @@ class _Delegating:
 
 
 class ServerSideDP(_Delegating, DifferentialPrivacyServerSideFixedClipping):
-    pass
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Flower's clip-aggregate-noise, with a clip that lets an unchanged adapter pass (Flower's
+        divides by its zero norm). Error replies never get here (federation.screen_replies)."""
+        replies = list(replies)
+        for reply in replies:
+            for key, record in reply.content.array_records.items():
+                reply.content[key] = clip_update(record, self.current_arrays, self.clipping_norm)
+        aggregated, metrics = self.strategy.aggregate_train(server_round, replies)
+        if aggregated is not None:
+            aggregated = self._add_noise_to_aggregated_arrays(aggregated)
+        return aggregated, metrics
 
 
 class ClientSideDP(_Delegating, DifferentialPrivacyClientSideFixedClipping):
