@@ -12,7 +12,7 @@ import pytest
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 
 from fgrpo.client.app import CONFIG_KEY, LEARNING_RATE_KEY, ClientFailure, train
-from fgrpo.config import load_config
+from fgrpo.config import ConfigError, config_from_dict, load_config
 from fgrpo.data import node_dataset
 from fgrpo.server.federation import name_failures
 from fgrpo.tasks import get_task
@@ -73,6 +73,23 @@ def test_a_node_trains_on_exactly_the_rows_of_its_own_file(tmp_path):
         json.loads(line)["prompt"] for line in path.read_text().splitlines())
     assert set(rows["task"]) == {"addition"}
     assert len(node_dataset(cfg, {"partition-id": 1})) > 0  # simulation: the partition, as before
+
+
+def test_a_node_reads_its_file_as_the_data_source_it_names_wherever_the_servers_copy_is(tmp_path):
+    server_rows = tmp_path / "server_qa.jsonl"  # the server's own rows (its test prompts)
+    server_rows.write_text('{"question": "2+2?", "solution": "#### 4"}\n')
+    tree = {"data": {"tasks": ["addition"], "sources": [{"name": "qa", "path": str(server_rows),
+            "prompt_column": "question", "answer_column": "solution", "checker": "exact"}]}}
+    owner = tmp_path / "owner.jsonl"
+    owner.write_text('{"question": "3+4?", "solution": "#### 7", "hint": "add"}\n'
+                     '{"question": "5+1?", "solution": "#### 6", "hint": "add"}\n')
+    cfg = config_from_dict(tree)
+    rows = node_dataset(cfg, {"data-path": str(owner), "data-task": "qa"})
+    assert sorted(rows["gold"]) == ["6", "7"] and set(rows["task"]) == {"qa"} and rows["hint"] == ["add", "add"]
+    server_rows.unlink()  # a node's machine has no copy of the server's file
+    with pytest.raises(ConfigError, match="file not found"):
+        config_from_dict(tree)
+    assert config_from_dict(tree, local_files=False).data.sources[0].path == str(server_rows)
 
 
 def test_bad_node_data_is_one_error_naming_the_file_row_or_key(tmp_path):
