@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import config_tree
 from .rl import RL_PRESETS
 from .schedule import SCHEDULES, round_learning_rate
 
@@ -221,7 +222,7 @@ class Config:
 
     def flatten(self) -> dict[str, Any]:
         """Dotted keys, as Flower's run_config holds them."""
-        return _flatten(self.to_dict())
+        return config_tree.flatten(self.to_dict())
 
     def grpo_settings(self) -> dict[str, Any]:
         """Keyword arguments for TRL's GRPOConfig: defaults, then the rl.algorithm preset, then the user's keys."""
@@ -231,21 +232,6 @@ class Config:
         """The local learning rate of one round under ``federation.lr_schedule``."""
         lr = float(self.grpo_settings()["learning_rate"])
         return round_learning_rate(lr, self.federation.lr_schedule, server_round, self.federation.rounds)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, dotted + "."))
-        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
-            flat[dotted] = json.dumps(value, sort_keys=True)  # a list of tables travels as JSON
-        elif isinstance(value, list):  # Flower's run_config holds scalars only
-            flat[dotted] = ",".join(value)
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]) -> Any:
@@ -340,16 +326,6 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` with a TOML value; bare words are read as strings."""
     if "=" not in text:
@@ -424,5 +400,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(str(path), f"invalid TOML: {err}") from err
     flat_overrides = dict(parse_override(o) for o in overrides or [])
-    tree = _merge(tree, _unflatten(flat_overrides))
+    tree = config_tree.merge(tree, _unflatten(flat_overrides))
     return config_from_dict(tree)
