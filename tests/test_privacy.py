@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
@@ -81,3 +83,20 @@ def test_privacy_options_that_cannot_work_are_refused_naming_the_key(overrides, 
 
 def test_no_dp_is_the_bare_strategy():
     assert type(dp_strategy("none")).__name__ == "LedgeredFedAvg"
+
+
+@pytest.mark.slow
+def test_a_simulated_run_with_client_side_clipping_sends_no_update_longer_than_the_norm(tmp_path):
+    from fgrpo.experiments.runner import run_experiment
+
+    cfg = load_config(None, ["model.name=tiny-random", 'data.tasks=["sorting", "addition"]', "data.train_size=32",
+                             "data.test_size=4", "grpo.max_completion_length=8", "federation.num_clients=2",
+                             "federation.rounds=2", "federation.local_steps=1", "grpo.per_device_train_batch_size=8",
+                             "eval.every=0", "privacy.dp=client-fixed", "privacy.clipping_norm=0.001",
+                             "privacy.noise_multiplier=0.0"])
+    run_experiment(cfg, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["failures"] for r in records] == [[], []]
+    norms = [r["train"]["update-norm"] for r in records]  # mean over clients of ||theta_k - theta||
+    # one unclipped Adam step moves each LoRA weight by ~lr = 1e-3, a norm far above C = 0.001
+    assert max(norms) > 0 and all(n <= 0.001 + 1e-7 for n in norms)
