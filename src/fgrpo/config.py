@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import config_tree
 from .errors import ConfigError
 from .rl import RL_PRESETS
 from .schedule import SCHEDULES, round_learning_rate
@@ -155,6 +156,15 @@ class EvalConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    # Flower's DP wrappers (fgrpo.server.strategies.privacy): clip each update θ_k − θ to
+    # clipping_norm on the server or on the client, then add N(0, (noise_multiplier·clipping_norm/n)²).
+    dp: str = field(default="none", metadata=_choice("none", "server-fixed", "client-fixed"))
+    noise_multiplier: float = field(default=1.0, metadata=_at_least(0.0))
+    clipping_norm: float = field(default=1.0, metadata=_at_least(1e-12))
+
+
+@dataclass
 class OutputConfig:
     # Where `flwr run .` writes; `fgrpo run --out` overrides it.
     dir: str = "runs/latest"
@@ -192,6 +202,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     grpo: dict[str, Any] = field(default_factory=dict)
 
@@ -204,7 +215,7 @@ class Config:
 
     def flatten(self) -> dict[str, Any]:
         """Dotted keys, as Flower's run_config holds them."""
-        return _flatten(self.to_dict())
+        return config_tree.flatten(self.to_dict())
 
     def grpo_settings(self) -> dict[str, Any]:
         """Keyword arguments for TRL's GRPOConfig: defaults, then the rl.algorithm preset, then the user's keys."""
@@ -214,21 +225,6 @@ class Config:
         """The local learning rate of one round under ``federation.lr_schedule``."""
         lr = float(self.grpo_settings()["learning_rate"])
         return round_learning_rate(lr, self.federation.lr_schedule, server_round, self.federation.rounds)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, dotted + "."))
-        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
-            flat[dotted] = json.dumps(value, sort_keys=True)  # a list of tables travels as JSON
-        elif isinstance(value, list):  # Flower's run_config holds scalars only
-            flat[dotted] = ",".join(value)
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]) -> Any:
@@ -323,16 +319,6 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` with a TOML value; bare words are read as strings."""
     if "=" not in text:
@@ -365,7 +351,8 @@ def validate_strategy_name(name: str) -> None:
         raise ConfigError("strategy.name", f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
 
 
-def config_from_dict(tree: dict[str, Any]) -> Config:
+def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Config:
+    """``local_files=False``: data paths are another machine's (a deployed client's view)."""
     cfg = _build(Config, tree, "")
     validate_grpo_keys(cfg.grpo)
     validate_strategy_name(cfg.strategy.name)
@@ -382,7 +369,10 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
             raise ConfigError(f"federation.client_lr_scale.{key}", f"must be >= 0, got {scale}")
     from .tasks.sources import validate_data_config  # lazily: tasks import datasets helpers
 
-    validate_data_config(cfg.data)
+    validate_data_config(cfg.data, local_files)
+    from .server.strategies.privacy import check_privacy  # lazily, like validate_strategy_name
+
+    check_privacy(cfg)
     return cfg
 
 
@@ -403,5 +393,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(str(path), f"invalid TOML: {err}") from err
     flat_overrides = dict(parse_override(o) for o in overrides or [])
-    tree = _merge(tree, _unflatten(flat_overrides))
+    tree = config_tree.merge(tree, _unflatten(flat_overrides))
     return config_from_dict(tree)

@@ -10,8 +10,10 @@ Dirichlet and pathological partitioners split by.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -24,7 +26,7 @@ from flwr_datasets.partitioner import (
     Partitioner,
 )
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, SourceConfig
 from .tasks import get_task
 from .tasks.sources import DataError, evaluation_rows, load_source
 
@@ -158,6 +160,42 @@ def client_partition(cfg: Config, partition_id: int) -> Dataset:
             f"with {cfg.federation.num_clients} clients; add data (data.train_size) or use fewer clients"
         )
     return partition
+
+
+# Node-config keys of a deployed SuperNode that trains on its owner's own file.
+NODE_DATA_PATH, NODE_DATA_TASK = "data-path", "data-task"
+
+
+def node_source(cfg: Config, path: str, task: str) -> SourceConfig:
+    """How a node reads its own file: as rows of the run's task label ``task``.
+
+    A ``[[data.sources]]`` name lends its columns, answer format, checker and rewards (its
+    path, which is where the server reads it, is replaced); a procedural task of
+    ``data.tasks`` reads columns ``prompt`` and ``answer`` (the gold answer its reward checks).
+    Every row trains: the server holds the held-out tests. Without ``task``, the run's only label.
+    """
+    labels = task_names(cfg)
+    if not task and len(labels) == 1:
+        task = labels[0]
+    if task not in labels:
+        raise DataError(f"node config {NODE_DATA_TASK}", f"name the task of this node's data, one of "
+                        f"{', '.join(labels)}; got {task!r}")
+    own = {"path": path, "hub": "", "test_path": "", "test_split": "", "train_size": 0, "test_size": 0}
+    for source in cfg.data.sources:
+        if source.name == task:
+            return dataclasses.replace(source, **own)
+    return SourceConfig(name=task, answer_format="plain", checker="exact", **own)
+
+
+def node_dataset(cfg: Config, node_config: Mapping[str, object]) -> Dataset:
+    """The dataset this node trains on: its owner's file (node config ``data-path``) in a
+    deployment, else its partition of the configured pool (``partition-id``, simulation)."""
+    path = str(node_config.get(NODE_DATA_PATH, ""))
+    if not path:
+        return client_partition(cfg, int(node_config.get("partition-id", 0)))  # type: ignore[call-overload]
+    source = node_source(cfg, path, str(node_config.get(NODE_DATA_TASK, "")))
+    rows, _ = load_source(source, cfg.seed, 0)
+    return Dataset.from_list(_unify_columns(rows))
 
 
 def task_counts(cfg: Config) -> list[dict[str, int]]:

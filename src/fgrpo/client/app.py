@@ -9,6 +9,7 @@ ConfigRecord holding the client's stable id.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from functools import lru_cache
 
@@ -17,12 +18,13 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from ..config import Config, config_from_dict
-from ..data import client_partition
+from ..data import node_dataset
 from ..models.lora import cached_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
 from .grpo import train_locally
+from .privacy import clip_when_asked
 from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, plan_signal
 
 CONFIG_KEY = "fgrpo-config"
@@ -33,14 +35,33 @@ app = ClientApp()
 
 @lru_cache(maxsize=4)
 def _parse_config(text: str) -> Config:
-    return config_from_dict(json.loads(text))
+    return config_from_dict(json.loads(text), local_files=False)  # the paths are the server's
 
 
 def client_identity(context: Context) -> tuple[int, str]:
-    """(partition id, stable client id). Deployed nodes may name themselves via node_config."""
-    partition_id = int(context.node_config.get("partition-id", 0))
-    client_id = str(context.node_config.get("client-id", f"client-{partition_id}"))
-    return partition_id, client_id
+    """(partition id, stable client id). Deployed nodes name themselves via node_config
+    ``client-id``; a node without one (nor a partition id) is named after its node id."""
+    node_config = context.node_config
+    partition_id = int(node_config.get("partition-id", 0))
+    fallback = f"client-{partition_id}" if "partition-id" in node_config else f"node-{context.node_id}"
+    return partition_id, str(node_config.get("client-id", fallback))
+
+
+class ClientFailure(RuntimeError):
+    """A client's failure as its error reply reads: the server learns the client id from it
+    (an error reply carries only a reason) and logs the cause, e.g. a bad row of its data file."""
+
+    def __init__(self, client_id: str, err: Exception) -> None:
+        super().__init__(f"[client-id {client_id}] {type(err).__name__}: {err}")
+
+
+_CLIENT_ID_IN_REASON = re.compile(r"\[client-id ([^\]]+)\]")
+
+
+def client_id_in(reason: str) -> str | None:
+    """The client id a ClientFailure wrote into an error reply's reason, if any."""
+    found = _CLIENT_ID_IN_REASON.search(reason)
+    return found.group(1) if found else None
 
 
 def round_seed(cfg: Config, server_round: int, partition_id: int) -> int:
@@ -53,13 +74,22 @@ def lr_scale(cfg: Config, partition_id: int) -> float:
     return cfg.federation.client_lr_scale.get(str(partition_id), 1.0)
 
 
-@app.train()
+@app.train(mods=[clip_when_asked])  # privacy.dp = "client-fixed": Flower's fixedclipping_mod
 def train(msg: Message, context: Context) -> Message:
+    _, client_id = client_identity(context)
+    try:
+        return train_round(msg, context)
+    except Exception as err:  # noqa: BLE001 - becomes the error reply, named after this client
+        raise ClientFailure(client_id, err) from err
+
+
+def train_round(msg: Message, context: Context) -> Message:
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
     cfg = _parse_config(str(msg.content["config"][CONFIG_KEY]))
     server_round = int(msg.content["config"]["server-round"])
     learning_rate = float(msg.content["config"][LEARNING_RATE_KEY])
     partition_id, client_id = client_identity(context)
+    dataset = node_dataset(cfg, context.node_config)  # the owner's file, or the simulated partition
     torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
 
     model, tokenizer = cached_adapter_model(cfg.model)
@@ -67,7 +97,7 @@ def train(msg: Message, context: Context) -> Message:
     rewards = reward_functions(cfg)
     # FGRPO's signal (asked for in the message): may carve a probe off the training rows
     signal = plan_signal(msg.content["config"].get(SIGNAL_REQUEST_KEY), cfg, partition_id,
-                         client_partition(cfg, partition_id), rewards, (model, tokenizer), context.state)
+                         dataset, rewards, (model, tokenizer), context.state)
     plan = plan_round(msg, context, model, client_id, signal.dataset)  # FedProx / SCAFFOLD / local-only hooks
     stats = train_locally(
         model, tokenizer, signal.dataset, signal.reward_funcs, cfg, seed=round_seed(cfg, server_round, partition_id),

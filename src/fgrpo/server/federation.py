@@ -17,7 +17,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY
+from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY, client_id_in
 from ..config import Config
 from ..models.transport import adapter_state, from_arrayrecord, received_adapter, to_arrayrecord
 from .journal import RunJournal, macro_text
@@ -111,10 +111,11 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
 
 
 def name_failures(failures: list[dict[str, Any]], replies: list[Message], client_of_node: dict[int, str]) -> None:
-    """Add the client id to each failure whose node has replied in this or an earlier round."""
+    """Add the client id to each failure: the one its node replied with in this or an earlier
+    round, else the one the client's own error reply names (fgrpo.client.app.ClientFailure)."""
     client_of_node.update({r.metadata.src_node_id: read_report(r.content).client_id for r in replies})
     for failure in failures:
-        failure["client-id"] = client_of_node.get(failure["node"])
+        failure["client-id"] = client_of_node.get(failure["node"]) or client_id_in(failure["reason"])
 
 
 def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:

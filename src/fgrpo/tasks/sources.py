@@ -81,8 +81,9 @@ class _BadRow(ValueError):
 # --- config validation (called from config.config_from_dict) ---------------------------------
 
 
-def validate_data_config(data: "DataConfig") -> None:
-    """Check every [data] value that can be checked before loading anything."""
+def validate_data_config(data: "DataConfig", local_files: bool = True) -> None:
+    """Check every [data] value that can be checked before loading anything (the files only when
+    ``local_files``: a deployed client parses the server's config, whose paths are the server's)."""
     from .registry import TASKS
 
     for name in data.tasks:
@@ -94,14 +95,15 @@ def validate_data_config(data: "DataConfig") -> None:
         raise ConfigError("data.tasks", "no tasks and no [[data.sources]]: nothing to train on")
     seen: set[str] = set(data.tasks)
     for i, source in enumerate(data.sources):
-        validate_source(source, f"data.sources[{i}]", taken=seen)
+        validate_source(source, f"data.sources[{i}]", taken=seen, local_files=local_files)
         seen.add(source.name)
     for name in data.reward_scale:
         if name not in seen:
             raise ConfigError(f"data.reward_scale.{name}", f"not a task or source of this run: {', '.join(seen)}")
 
 
-def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(),  # type: ignore[assignment]
+                    local_files: bool = True) -> None:
     from .registry import TASKS
 
     if not source.name:
@@ -114,9 +116,9 @@ def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(
         raise ConfigError(f"{key}.name", f"{source.name!r} is used twice")
     if bool(source.path) == bool(source.hub):
         raise ConfigError(key, "give exactly one of path (a local file) or hub (a Hugging Face dataset id)")
-    if source.path and not Path(source.path).exists():
+    if local_files and source.path and not Path(source.path).exists():
         raise ConfigError(f"{key}.path", f"file not found: {source.path}")
-    if source.test_path and not Path(source.test_path).is_file():
+    if local_files and source.test_path and not Path(source.test_path).is_file():
         raise ConfigError(f"{key}.test_path", f"file not found: {source.test_path}")
     if source.path and Path(source.path).is_file() and Path(source.path).suffix.lower() not in FILE_TYPES:
         raise ConfigError(f"{key}.path", f"unsupported file type {Path(source.path).suffix!r}; use {', '.join(FILE_TYPES)}")

@@ -29,6 +29,7 @@ from .baselines import (
 from .fgrpo import Fgrpo, FgrpoAdam
 from .fgrpo_rule import FgrpoParams
 from .local_only import LocalOnly
+from .privacy import with_privacy
 from .scaffold import Scaffold
 
 CENTRALIZED = "centralized"
@@ -111,8 +112,9 @@ STRATEGIES: dict[str, tuple[str, Callable[[Config], Strategy]]] = {
 
 
 def build_strategy(cfg: Config) -> Strategy:
+    """The registry's strategy, wrapped in Flower's DP wrapper when ``privacy.dp`` asks for one."""
     try:
         _, factory = STRATEGIES[cfg.strategy.name]
     except KeyError:
         raise ValueError(f"strategy.name: unknown strategy {cfg.strategy.name!r}; known: {', '.join(STRATEGIES)}") from None
-    return factory(cfg)
+    return with_privacy(factory(cfg), cfg)

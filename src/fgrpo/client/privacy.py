@@ -1,0 +1,35 @@
+"""Clipping an update to a norm, and the client side of ``privacy.dp = "client-fixed"``.
+
+Flower's ``DifferentialPrivacyClientSideFixedClipping`` puts the clipping norm in the round's
+config; the ClientApp's train function then clips its update θ_k − θ to that norm before the
+reply leaves the node. This is Flower's ``fixedclipping_mod`` with two differences: rounds
+without the key (every other ``privacy.dp``) pass untouched, where the bare mod refuses them;
+and an unchanged adapter (a GRPO step whose rollouts were all rewarded alike moves nothing)
+passes as is, where Flower's clip divides by its zero norm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, compute_clip_model_update
+
+
+def clip_update(new: ArrayRecord, sent: ArrayRecord, norm: float) -> ArrayRecord:
+    """``new`` moved towards ``sent`` so that ‖new − sent‖ ≤ ``norm`` (Flower's flat clip)."""
+    if list(new.keys()) != list(sent.keys()):
+        raise ValueError("the update's tensors are not the ones sent; cannot clip it")
+    arrays, base = new.to_numpy_ndarrays(), sent.to_numpy_ndarrays()
+    if any(np.any(a != b) for a, b in zip(arrays, base, strict=True)):
+        compute_clip_model_update(arrays, base, norm)
+    return ArrayRecord({k: Array(np.asarray(a)) for k, a in zip(new.keys(), arrays, strict=True)})
+
+
+def clip_when_asked(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    config = msg.content["config"]
+    reply = call_next(msg, context)
+    if KEY_CLIPPING_NORM in config and not reply.has_error():
+        norm = float(config[KEY_CLIPPING_NORM])  # type: ignore[arg-type]
+        reply.content["arrays"] = clip_update(reply.content["arrays"], msg.content["arrays"], norm)
+    return reply

@@ -1,0 +1,33 @@
+"""Nested config tables as Flower's flat run_config holds them, and TOML tables merged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys with scalar values, as Flower's run_config holds them."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            flat[dotted] = json.dumps(value, sort_keys=True)  # a list of tables travels as JSON
+        elif isinstance(value, list):  # Flower's run_config holds scalars only
+            flat[dotted] = ",".join(value)
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra``'s values over ``base``'s, table by table."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
