@@ -24,7 +24,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .data import check_data  # bad data or reward functions fail here, before any client starts
 
     check_data(cfg)
-    run_experiment(cfg, out)
+    summary = run_experiment(cfg, out)
+    if summary["rounds_aggregated"] == 0:
+        print(f"fgrpo: no round aggregated an update (every client failed or was rejected); "
+              f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,6 +22,7 @@ from ..models.lora import cached_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
+from .failure import reports_failure
 from .grpo import train_locally
 from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, plan_signal
 
@@ -54,6 +55,7 @@ def lr_scale(cfg: Config, partition_id: int) -> float:
 
 
 @app.train()
+@reports_failure(lambda context: client_identity(context)[1])
 def train(msg: Message, context: Context) -> Message:
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
     cfg = _parse_config(str(msg.content["config"][CONFIG_KEY]))
