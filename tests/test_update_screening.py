@@ -4,7 +4,10 @@ real Flower replies through fgrpo.server.screening and fgrpo.server.aggregation.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +24,11 @@ from fgrpo.server.strategies.local_only import TASK_MIX_KEY
 from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
 from fgrpo.server.strategies.weighted import SIGNALS_RECORD_KEY
 
+from .data_helpers import gsm8k_dir
 from .replies import reply
 from .test_strategies import FakeGrid
 
+ROOT = Path(__file__).resolve().parents[1]
 SENT = {"w": np.array([0.0, 0.0], dtype=np.float32), "u": np.array([1.0], dtype=np.float32)}
 
 
@@ -255,3 +260,72 @@ def test_a_non_finite_aggregate_is_discarded_and_the_strategy_state_restored():
         outcome = aggregate_round(strategy, 1, kept, SENT, min_clients=1)
     assert not outcome.aggregated and outcome.state is SENT and "not finite" in outcome.reason
     assert strategy.history == {} and outcome.ledger == []  # FGRPO's baselines did not learn from it
+
+
+# --- whole runs: a client that raises every round, and a run in which every client does ----------
+
+EXPLODING_REWARD = '''
+def explode(completions, trainer_state=None, **kwargs):
+    """Scores fine when probed before the run; raises inside TRL's training step."""
+    if trainer_state is not None:
+        raise RuntimeError("reward model offline")
+    return [0.0] * len(completions)
+'''
+
+
+def faulty_run(tmp_path, tasks: str, partition: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`fgrpo run` with 2 clients x 2 rounds where the data source 'bad' has a reward that raises in training."""
+    reward = tmp_path / "explode.py"
+    reward.write_text(EXPLODING_REWARD)
+    source = gsm8k_dir(tmp_path / "bad", train=24, test=4)
+    config = tmp_path / "faulty.toml"
+    config.write_text(f'''
+[data]
+tasks = {tasks}
+partition = "{partition}"
+tasks_per_client = 1
+train_size = 48
+test_size = 4
+[[data.sources]]
+name = "bad"
+path = "{source}"
+prompt_column = "question"
+rewards = ["{reward}:explode"]
+''')
+    out = tmp_path / "run"
+    settings = ["model.name=tiny-random", "federation.num_clients=2", "federation.rounds=2",
+                "federation.local_steps=1", "strategy.name=fedavg", "grpo.per_device_train_batch_size=4",
+                "grpo.num_generations=2", "grpo.max_completion_length=8", "eval.max_new_tokens=8"]
+    cmd = [sys.executable, "-m", "fgrpo", "run", "--config", str(config), "--out", str(out)]
+    for setting in settings:
+        cmd += ["--set", setting]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return proc, out
+
+
+def test_a_client_that_raises_every_round_is_logged_by_node_and_client_and_the_run_finishes(tmp_path):
+    proc, out = faulty_run(tmp_path, '["sorting"]', "pathological")  # one client holds 'bad', one 'sorting'
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in records] == [1, 2]
+    for record in records:
+        assert record["aggregated"] and len(record["clients"]) == 1
+        (failure,) = record["failures"]
+        assert failure["kind"] == "error" and "reward model offline" in failure["reason"]
+        assert isinstance(failure["node"], int) and failure["client-id"] in {"client-0", "client-1"}
+        assert failure["client-id"] != record["clients"][0]["client-id"]
+    assert json.loads((out / "summary.json").read_text())["rounds_aggregated"] == 2
+
+
+@pytest.mark.slow
+def test_a_run_in_which_every_client_fails_exits_1_with_one_line_and_keeps_its_metrics(tmp_path):
+    proc, out = faulty_run(tmp_path, "[]", "iid")  # every client holds only 'bad'
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fgrpo:")]
+    assert errors == [f"fgrpo: no round aggregated an update (every client failed or was rejected); the adapter "
+                      f"is untrained; see 'failures' in {out / 'metrics.jsonl'}"]
+    assert "Traceback" not in proc.stderr.split(errors[0])[-1]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["aggregated"], len(r["failures"])) for r in records] == [(False, 2), (False, 2)]
+    assert all(f["client-id"] in {"client-0", "client-1"} for r in records for f in r["failures"])
+    assert json.loads((out / "summary.json").read_text())["rounds_aggregated"] == 0

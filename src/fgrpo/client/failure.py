@@ -2,7 +2,7 @@
 
 Flower turns an exception in a ClientApp into an error reply that names neither the
 client nor, for a lost node, even the node. So the train function's exceptions are
-caught here, logged with their traceback on the client, and answered with a reply
+caught here, logged on the client (the traceback at DEBUG), and answered with a reply
 holding only the client's id and the error (``client`` ConfigRecord: ``client-id``,
 ``error``); the server's screening records it under node and client id.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import traceback
 from collections.abc import Callable
-from logging import ERROR
+from logging import DEBUG, ERROR
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.supercore import log
@@ -27,9 +27,9 @@ def reports_failure(client_id_of: Callable[[Context], str]) -> Callable[[TrainFn
             try:
                 return train(msg, context)
             except Exception as err:  # noqa: BLE001 - reported to the server, never swallowed
-                client_id = client_id_of(context)
-                log(ERROR, "client %s failed:\n%s", client_id, traceback.format_exc())
-                error = f"{type(err).__name__}: {err}"
+                client_id, error = client_id_of(context), f"{type(err).__name__}: {err}"
+                log(ERROR, "client %s failed: %s", client_id, error)
+                log(DEBUG, "%s", traceback.format_exc())
                 return Message(RecordDict({"client": ConfigRecord({"client-id": client_id, "error": error})}), reply_to=msg)
 
         return guarded
