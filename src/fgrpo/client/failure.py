@@ -18,6 +18,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.supercore import log
 
 TrainFn = Callable[[Message, Context], Message]
+CLIENT_ERROR_KEY = "error"  # in the reply's ``client`` ConfigRecord, beside ``client-id``
 
 
 def reports_failure(client_id_of: Callable[[Context], str]) -> Callable[[TrainFn], TrainFn]:
@@ -30,7 +31,7 @@ def reports_failure(client_id_of: Callable[[Context], str]) -> Callable[[TrainFn
                 client_id, error = client_id_of(context), f"{type(err).__name__}: {err}"
                 log(ERROR, "client %s failed: %s", client_id, error)
                 log(DEBUG, "%s", traceback.format_exc())
-                return Message(RecordDict({"client": ConfigRecord({"client-id": client_id, "error": error})}), reply_to=msg)
+                return Message(RecordDict({"client": ConfigRecord({"client-id": client_id, CLIENT_ERROR_KEY: error})}), reply_to=msg)
 
         return guarded
 

@@ -31,14 +31,14 @@ from logging import WARNING
 from typing import Any
 
 import numpy as np
-from flwr.app import Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.supercore import log
 
+from ..client.failure import CLIENT_ERROR_KEY
 from ..models.transport import BF16_SUFFIX, DELTA_SUFFIX, from_arrayrecord, to_arrayrecord
 from .strategies.weighted import ClientReport, read_report
 
 ADAPTER_KEY, METRICS_KEY, CLIENT_KEY = "arrays", "metrics", "client"
-CLIENT_ERROR_KEY = "error"  # in the ``client`` ConfigRecord of a reply that reports a failure
 MEDIAN_RULE_MIN_REPLIES = 3
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -47,7 +47,7 @@ class Rejected(ValueError):
     """What is wrong with one reply."""
 
 
-def decode_tensors(record: Any, sent: dict[str, np.ndarray], name: str, relative: bool) -> dict[str, np.ndarray]:
+def decode_tensors(record: ArrayRecord, sent: dict[str, np.ndarray], name: str, relative: bool) -> dict[str, np.ndarray]:
     """One ArrayRecord as fp32 tensors checked against ``sent``; ``relative``: ``::delta`` keys add ``sent`` back."""
     out: dict[str, np.ndarray] = {}
     for key, array in record.items():
@@ -65,7 +65,7 @@ def decode_tensors(record: Any, sent: dict[str, np.ndarray], name: str, relative
             raise Rejected(f"{name}: {tensor!r} has dtype {value.dtype}, expected {wire}")
         if value.shape != sent[tensor].shape:
             raise Rejected(f"{name}: {tensor!r} has shape {value.shape}, expected {sent[tensor].shape}")
-        value = next(iter(from_arrayrecord(type(record)({key: array})).values()))
+        value = next(iter(from_arrayrecord(ArrayRecord({key: array})).values()))
         out[tensor] = (sent[tensor].astype(np.float64) + value).astype(np.float32) if delta else value
         if not np.all(np.isfinite(out[tensor])):
             raise Rejected(f"{name}: non-finite values in {tensor!r}")
@@ -150,7 +150,7 @@ class ReplyScreen:
             rebuilt[key] = record
         report = read_report(rebuilt)
         if not np.isfinite(report.reward):
-            raise Rejected(f"reward must be a finite number, got {report.reward}")
+            raise Rejected("metric 'reward' missing")  # a present one was checked with the others
         if self.check_reply is not None:
             self.check_reply(rebuilt, report)
         metrics["update-norm"] = norm
