@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 
-from fgrpo.client.app import CONFIG_KEY, LEARNING_RATE_KEY, ClientFailure, train
+from fgrpo.client.app import CONFIG_KEY, LEARNING_RATE_KEY, train
 from fgrpo.config import ConfigError, config_from_dict, load_config
 from fgrpo.data import node_dataset
-from fgrpo.server.federation import name_failures
+from fgrpo.server.screening import screen_replies
 from fgrpo.tasks import get_task
 from fgrpo.tasks.sources import DataError
 
@@ -112,14 +112,10 @@ def test_a_client_whose_data_fails_replies_with_an_error_the_server_logs_under_i
                                                       LEARNING_RATE_KEY: 1e-3})}), dst_node_id=5, message_type="train")
     context = Context(run_id=1, node_id=5, node_config=node("owner-x", tmp_path / "nope.jsonl"), state=RecordDict(),
                       run_config={})
-    with pytest.raises(ClientFailure) as raised:
-        train(msg, context)
-    # Flower's SuperNode turns the exception into the error reply's reason like this:
-    reason = f"{type(raised.value)}:<'{raised.value}'>"
-    failures = [{"node": 5, "reason": reason}]
-    name_failures(failures, [], {})
-    assert failures[0]["client-id"] == "owner-x" and "nope.jsonl: file not found" in failures[0]["reason"]
-    assert Message(Error(code=2, reason=reason), reply_to=msg).has_error()
+    answer = train(msg, context)  # the failure is the reply, naming this client and the cause
+    _, failures = screen_replies([answer], {})
+    assert failures[0]["client-id"] == "owner-x" and failures[0]["kind"] == "error"
+    assert "nope.jsonl: file not found" in failures[0]["reason"]
 
 
 # --- real deployments on loopback --------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 from fgrpo.client.scaffold import client_variate_update, committed_variate, hold_pending
-from fgrpo.server.federation import screen_replies
+from fgrpo.server.screening import screen_replies
 from fgrpo.server.strategies.scaffold import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
 
 from .replies import reply

@@ -11,7 +11,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
 from fgrpo.client.algorithms import proximal_term
 from fgrpo.config import ConfigError, load_config
-from fgrpo.server.federation import screen_replies
+from fgrpo.server.screening import screen_replies
 from fgrpo.server.strategies import STRATEGIES, build_strategy
 from fgrpo.server.strategies.baselines import reward_floor, reward_weights
 from fgrpo.server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY

@@ -89,7 +89,11 @@ def test_bf16_reply_carries_a_real_trained_update_within_one_percent():
     from fgrpo.client.grpo import train_locally
     from fgrpo.config import load_config
     from fgrpo.data import client_partition
-    from fgrpo.models.transport import received_adapter, reply_record
+    from fgrpo.models.transport import reply_record
+    from fgrpo.server.screening import decode_tensors
+
+    def received_adapter(record, sent):  # what the server rebuilds from a reply
+        return decode_tensors(record, sent, "adapter", relative=True)
 
     def length_reward(completions, **_):  # varies across a random model's samples: GRPO always moves
         return [float(len(str(c))) for c in completions]

@@ -25,7 +25,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .preflight import check_run  # bad inputs fail here in one line, before Ray or any client starts
 
     check_run(cfg, out)
-    run_experiment(cfg, out)
+    summary = run_experiment(cfg, out)
+    if summary["rounds_aggregated"] == 0:
+        print(f"fgrpo: no round aggregated an update (every client failed or was rejected); "
+              f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}", file=sys.stderr)
+        return 1
     return 0
 
 

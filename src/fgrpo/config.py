@@ -52,7 +52,10 @@ class FederationConfig:
     rounds: int = field(default=3, metadata=_at_least(1))
     local_steps: int = field(default=2, metadata=_at_least(1))
     fraction_train: float = field(default=1.0, metadata=_within(0.0, 1.0))
-    min_clients: int = field(default=1, metadata=_at_least(1))
+    min_clients: int = field(default=1, metadata=_at_least(1))  # usable replies a round needs to aggregate
+    round_timeout: float = field(default=0.0, metadata=_at_least(0.0))  # seconds to wait for replies; 0: all
+    # Refuse an update whose norm exceeds this multiple of the round's median (from 3 replies on); 0: off.
+    max_norm_ratio: float = field(default=10.0, metadata=_at_least(0.0))
     # CPU share of one simulated client; 1 on a 2-core laptop runs two at once.
     client_cpus: float = field(default=1.0, metadata=_at_least(0.1))
     client_gpus: float = field(default=0.0, metadata=_at_least(0.0))
@@ -358,6 +361,8 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
     validate_strategy_name(cfg.strategy.name)
     if cfg.federation.min_clients > cfg.federation.num_clients:
         raise ConfigError("federation.min_clients", "cannot exceed federation.num_clients")
+    if 0 < cfg.federation.max_norm_ratio < 1:
+        raise ConfigError("federation.max_norm_ratio", "must be 0 (off) or >= 1: below 1 it refuses the median update itself")
     if cfg.eval.max_new_tokens < 1:
         raise ConfigError("eval.max_new_tokens", "must be positive")
     if cfg.strategy.gain == "delta" and cfg.strategy.signal != "probe":

@@ -9,7 +9,6 @@ ConfigRecord holding the client's stable id.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from functools import lru_cache
 
@@ -23,6 +22,7 @@ from ..models.lora import cached_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
+from .failure import reports_failure
 from .grpo import train_locally
 from .privacy import clip_when_asked
 from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, plan_signal
@@ -47,23 +47,6 @@ def client_identity(context: Context) -> tuple[int, str]:
     return partition_id, str(node_config.get("client-id", fallback))
 
 
-class ClientFailure(RuntimeError):
-    """A client's failure as its error reply reads: the server learns the client id from it
-    (an error reply carries only a reason) and logs the cause, e.g. a bad row of its data file."""
-
-    def __init__(self, client_id: str, err: Exception) -> None:
-        super().__init__(f"[client-id {client_id}] {type(err).__name__}: {err}")
-
-
-_CLIENT_ID_IN_REASON = re.compile(r"\[client-id ([^\]]+)\]")
-
-
-def client_id_in(reason: str) -> str | None:
-    """The client id a ClientFailure wrote into an error reply's reason, if any."""
-    found = _CLIENT_ID_IN_REASON.search(reason)
-    return found.group(1) if found else None
-
-
 def round_seed(cfg: Config, server_round: int, partition_id: int) -> int:
     return cfg.seed * 1_000_003 + server_round * 1_009 + partition_id
 
@@ -75,15 +58,8 @@ def lr_scale(cfg: Config, partition_id: int) -> float:
 
 
 @app.train(mods=[clip_when_asked])  # privacy.dp = "client-fixed": Flower's fixedclipping_mod
+@reports_failure(lambda context: client_identity(context)[1])
 def train(msg: Message, context: Context) -> Message:
-    _, client_id = client_identity(context)
-    try:
-        return train_round(msg, context)
-    except Exception as err:  # noqa: BLE001 - becomes the error reply, named after this client
-        raise ClientFailure(client_id, err) from err
-
-
-def train_round(msg: Message, context: Context) -> Message:
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
     cfg = _parse_config(str(msg.content["config"][CONFIG_KEY]))
     server_round = int(msg.content["config"]["server-round"])

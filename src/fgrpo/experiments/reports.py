@@ -88,6 +88,7 @@ def summarise(cfg_name: str, initial: Evaluation | None, rounds: list[dict[str, 
     summary = {
         "strategy": cfg_name,
         "rounds": len(rounds),
+        "rounds_aggregated": sum(1 for r in rounds if r.get("aggregated", True)),  # 0: nothing was learnt
         "seconds": round(seconds, 1),
         "initial_eval": initial["eval"] if initial else None,
         "initial_eval_se": initial["eval_se"] if initial else None,
@@ -123,6 +124,8 @@ def summary_text(summary: dict[str, Any], out_dir: Path) -> str:
                      f"own task mix {mean['own-mix']:.3f}")
     if summary["failures"]:
         lines.append(f"  client failures: {summary['failures']} (see metrics.jsonl)")
+    if summary["rounds_aggregated"] < summary["rounds"]:
+        lines.append(f"  rounds aggregated: {summary['rounds_aggregated']} of {summary['rounds']} (see 'reason' in metrics.jsonl)")
     lines.append(f"  results: {out_dir}  (metrics.jsonl, summary.json, final/adapter/)")
     lines.append(f"  plots:   {out_dir / 'plots' / 'accuracy.png'}, {out_dir / 'plots' / 'reward.png'}")
     return "\n".join(lines)

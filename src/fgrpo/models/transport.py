@@ -59,18 +59,9 @@ def from_arrayrecord(record: ArrayRecord) -> dict[str, np.ndarray]:
 
 
 def reply_record(new: dict[str, np.ndarray], sent: dict[str, np.ndarray], dtype: str) -> ArrayRecord:
-    """A client's adapter for the wire: as is in fp32, as its update against ``sent`` otherwise."""
+    """A client's adapter for the wire: as is in fp32, as its update against ``sent`` otherwise.
+
+    The server rebuilds θ_k (and checks it) in fgrpo.server.screening."""
     if dtype == "fp32":
         return to_arrayrecord(new, dtype)
     return to_arrayrecord({k + DELTA_SUFFIX: new[k] - sent[k] for k in new}, dtype)
-
-
-def received_adapter(record: ArrayRecord, sent: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The client's fp32 adapter from its reply; a KeyError if an update names an unknown tensor."""
-    state = {}
-    for key, value in from_arrayrecord(record).items():
-        if key.endswith(DELTA_SUFFIX):
-            key = key[: -len(DELTA_SUFFIX)]
-            value = sent[key] + value
-        state[key] = value
-    return state

@@ -29,4 +29,6 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = config_from_flat(dict(context.run_config))
-    run_federation(grid, cfg, Path(cfg.output.dir))
+    summary = run_federation(grid, cfg, Path(cfg.output.dir))
+    if summary["rounds_aggregated"] == 0:  # marks the Flower run as failed
+        raise RuntimeError(f"no round aggregated an update; see 'failures' in {cfg.output.dir}/metrics.jsonl")

@@ -17,50 +17,14 @@ import numpy as np
 from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY, client_id_in
+from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY
 from ..config import Config
-from ..models.transport import adapter_state, from_arrayrecord, received_adapter, to_arrayrecord
+from ..models.transport import adapter_state, to_arrayrecord
+from .aggregation import aggregate_round, reply_screen
 from .journal import RunJournal, macro_text
+from .screening import claimed_client_id, missing_replies
 from .strategies import CENTRALIZED, build_strategy
 from .strategies.local_only import LocalOnly
-from .strategies.weighted import read_report
-
-
-def screen_replies(
-    replies: list[Message], sent: dict[str, np.ndarray], addressees: dict[str, int] | None = None
-) -> tuple[list[Message], list[dict[str, Any]]]:
-    """Keep replies with a usable fp32 adapter; report the rest as failures.
-
-    The adapter is rebuilt against ``sent`` (lossy transport carries θ_k − θ) and widened
-    to fp32 here, so every strategy aggregates fp32 adapters. Each kept reply's metrics
-    gain ``update-norm`` = ‖θ_k − θ‖. ``addressees`` maps sent message ids to their node:
-    an error reply for a lost node comes from the SuperLink, not from that node.
-    """
-    kept, failures = [], []
-    for reply in replies:
-        node = (addressees or {}).get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
-        if reply.has_error():
-            failures.append({"node": node, "reason": reply.error.reason})
-            continue
-        try:
-            content = reply.content
-            array_key = "arrays" if "arrays" in content.array_records else next(iter(content.array_records))
-            state = received_adapter(content[array_key], sent)
-            bad = [k for k, v in state.items() if not np.all(np.isfinite(v))]
-            if bad:
-                raise ValueError(f"non-finite values in {bad[0]}")
-            report = read_report(content)
-            if not np.isfinite(report.reward) or report.num_examples <= 0:
-                raise ValueError(f"bad metrics: reward={report.reward}, num-examples={report.num_examples}")
-        except (KeyError, ValueError, StopIteration) as err:
-            failures.append({"node": node, "reason": f"rejected update: {err}"})
-            continue
-        content[array_key] = to_arrayrecord(state, "fp32")
-        if set(state) == set(sent):
-            norm = np.sqrt(sum(float(((state[k] - sent[k]) ** 2).sum()) for k in state))
-            next(iter(content.metric_records.values()))["update-norm"] = norm
-        kept.append(reply)
-    return kept, failures
 
 
 def round_config(cfg: Config, rnd: int) -> ConfigRecord:
@@ -84,20 +48,21 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
     for rnd in range(1, cfg.federation.rounds + 1):
         round_start = time.perf_counter()
         messages = list(strategy.configure_train(rnd, to_arrayrecord(state), round_config(cfg, rnd), grid))
-        received = list(grid.send_and_receive(messages))  # sending gives each message its id
-        replies, failures = screen_replies(received, state, {m.metadata.message_id: m.metadata.dst_node_id for m in messages})
-        name_failures(failures, replies, client_of_node)
-        aggregated, train_metrics = strategy.aggregate_train(rnd, replies) if replies else (None, None)
-        if aggregated is not None:
-            state = from_arrayrecord(aggregated)
-        # Every registry strategy records the weights it actually used for this round's replies;
-        # a round with no replies never reached aggregate_train, so an earlier ledger must not leak in.
-        ledger = strategy.ledger if replies else []
+        timeout = cfg.federation.round_timeout or None
+        received = list(grid.send_and_receive(messages, timeout=timeout))  # sending gives each message its id
+        addressees = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
+        replies, failures = reply_screen(strategy, cfg, state).screen(received, addressees)
+        failures += missing_replies(addressees, received, timeout)
+        name_failures(failures, received, client_of_node)
+        outcome = aggregate_round(strategy, rnd, replies, state, cfg.federation.min_clients)
+        state = outcome.state
         record: dict[str, Any] = {
             "round": rnd,
-            "clients": ledger,
+            "aggregated": outcome.aggregated,  # False: the global adapter is unchanged, "reason" says why
+            **({"reason": outcome.reason} if outcome.reason else {}),
+            "clients": outcome.ledger,  # the weight each client actually had in the aggregate
             "failures": failures,
-            "train": dict(train_metrics) if train_metrics else {},
+            "train": outcome.train,
         }
         if journal.eval_due(rnd) and isinstance(strategy, LocalOnly) and strategy.client_models:
             record["local"] = strategy.evaluate_clients(journal.evaluate)  # each client's own adapter
@@ -110,12 +75,15 @@ def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None)
     return journal.finish(state)
 
 
-def name_failures(failures: list[dict[str, Any]], replies: list[Message], client_of_node: dict[int, str]) -> None:
-    """Add the client id to each failure: the one its node replied with in this or an earlier
-    round, else the one the client's own error reply names (fgrpo.client.app.ClientFailure)."""
-    client_of_node.update({r.metadata.src_node_id: read_report(r.content).client_id for r in replies})
+def name_failures(failures: list[dict[str, Any]], received: list[Message], client_of_node: dict[int, str]) -> None:
+    """Name each failure's client: by the id its reply claimed, else by the id its node gave in this
+    or an earlier round (an error reply or a missing one carries none)."""
+    for reply in received:
+        client_id = None if reply.has_error() else claimed_client_id(reply.content)
+        if client_id is not None:
+            client_of_node[reply.metadata.src_node_id] = client_id
     for failure in failures:
-        failure["client-id"] = client_of_node.get(failure["node"]) or client_id_in(failure["reason"])
+        failure["client-id"] = failure.get("client-id") or client_of_node.get(failure["node"])
 
 
 def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
@@ -124,8 +92,11 @@ def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     if clients:
         parts.append(f"reward {np.mean([c['reward'] for c in clients]):.3f}")
         parts.append("weights " + " ".join(f"{c['client-id']} {c['weight']:.2f}" for c in sorted(clients, key=lambda c: c["client-id"])))
+    if not record.get("aggregated", True):
+        parts.append(f"NOT aggregated ({record['reason']}): global adapter unchanged")
     if record["failures"]:
-        parts.append(f"failures {len(record['failures'])}")
+        parts.append("failures " + ", ".join(f"node {f['node']} ({f['client-id'] or 'client unknown'}): {f['kind']}"
+                                           for f in record["failures"]))
     if "eval" in record:
         parts.append(macro_text(record))
     parts.append(f"{record['seconds']:.1f}s")

@@ -15,7 +15,7 @@ from logging import INFO
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam
 from flwr.supercore import log
@@ -99,17 +99,33 @@ class Fgrpo(ClientWeightedFedAvg):
         config[SIGNAL_REQUEST_KEY] = self.signal
         return super().configure_train(server_round, arrays, config, grid)
 
-    def client_row(self, report: ClientReport) -> tuple[float, dict[str, Any]]:
-        """g_k for one reply and the ledger fields that explain it; updates the server's history."""
+    def check_reply(self, content: RecordDict, report: ClientReport) -> None:
+        """Screening (fgrpo.server.screening): a ValueError if this reply's signal cannot be weighted."""
+        del content
         if self.baseline_at == "client":
-            g = report.signals.get(GAIN_KEY, float("nan"))
-            if not np.isfinite(g):
-                raise ValueError(f"client {report.client_id} sent no finite '{GAIN_KEY}' (strategy.baseline_at=client)")
-            return float(np.clip(g, -self.params.g_max, self.params.g_max)), {"tasks": None}
+            self.reported_gain(report)
+        else:
+            self.reported_signals(report)
+
+    def reported_gain(self, report: ClientReport) -> float:
+        """g_k as the client computed it (strategy.baseline_at = client), clipped to ±g_max."""
+        g = report.signals.get(GAIN_KEY, float("nan"))
+        if not np.isfinite(g):
+            raise ValueError(f"client {report.client_id} sent no finite '{GAIN_KEY}' (strategy.baseline_at=client)")
+        return float(np.clip(g, -self.params.g_max, self.params.g_max))
+
+    def reported_signals(self, report: ClientReport) -> dict[str, TaskSignal]:
         signals = task_signals(report.signals, self.task_ranges, report.client_id)
         missing = [t for t, s in signals.items() if not s.width > 0]
         if missing and self.params.gain_mode in ("range", "zscore", "delta"):
             raise ValueError(f"no declared reward range for task {missing[0]!r} (gain {self.params.gain_mode!r})")
+        return signals
+
+    def client_row(self, report: ClientReport) -> tuple[float, dict[str, Any]]:
+        """g_k for one reply and the ledger fields that explain it; updates the server's history."""
+        if self.baseline_at == "client":
+            return self.reported_gain(report), {"tasks": None}
+        signals = self.reported_signals(report)
         past = self.history.get(report.client_id, {})
         g, per_task = client_gain(signals, past, self.params)
         self.history[report.client_id] = update_histories(past, signals, self.params)

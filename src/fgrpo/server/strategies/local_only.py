@@ -18,11 +18,11 @@ from statistics import fmean
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from .weighted import ledger_row, read_report
+from .weighted import ClientReport, ledger_row, read_report
 
 KEEP_LOCAL_KEY = "keep-local-model"
 TASK_MIX_KEY = "task-mix"  # reply ConfigRecord: {task: examples in the client's partition}
@@ -55,6 +55,12 @@ class LocalOnly(FedAvg):
     ) -> Iterable[Message]:
         config[KEEP_LOCAL_KEY] = True
         return super().configure_train(server_round, arrays, config, grid)
+
+    def check_reply(self, content: RecordDict, report: ClientReport) -> None:
+        """Screening (fgrpo.server.screening): the reply's task mix must be counts of examples."""
+        mix = content.config_records.get(TASK_MIX_KEY)
+        if mix is None or not mix or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in mix.values()):
+            raise ValueError(f"client {report.client_id}: '{TASK_MIX_KEY}' must map tasks to example counts, got {mix}")
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

@@ -48,6 +48,8 @@ def server_variate_update(
 class Scaffold(FedAvg):
     """SCAFFOLD's server: FedAvg-weighted model step plus the server control variate."""
 
+    reply_arrays = (DELTA_VARIATE_KEY,)  # screening checks Δc_i like the adapter (names, shapes, finite)
+
     def __init__(self, *, server_lr: float = 1.0, **fedavg_kwargs: Any) -> None:
         super().__init__(**fedavg_kwargs)
         self.server_lr = server_lr
