@@ -17,14 +17,24 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiments.runner import run_experiment
+    from .run_setup import claim_fresh, clear, resume_config
 
-    cfg = load_config(args.config, args.overrides)
-    out = Path(args.out or cfg.output.dir)
-    cfg.output.dir = str(out)
+    if args.resume and (args.out or args.overwrite):
+        raise ConfigError("--resume", "continues the run in its own directory; drop --out/--overwrite")
+    if args.resume:
+        out = Path(args.resume)
+        cfg = resume_config(out, args.config, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        out = Path(args.out or cfg.output.dir)
+        cfg.output.dir = str(out)
+        claim_fresh(out, args.overwrite)
     from .data import check_data  # bad data or reward functions fail here, before any client starts
 
     check_data(cfg)
-    run_experiment(cfg, out)
+    if args.overwrite:
+        clear(out)  # only now: a config that fails to validate leaves the old run untouched
+    run_experiment(cfg, out, resume=bool(args.resume))
     return 0
 
 
@@ -33,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a federated GRPO experiment (Flower simulation)")
     _add_config_args(run)
-    run.add_argument("--out", help="run directory (default: output.dir from the config)")
+    run.add_argument("--out", help="run directory (default: output.dir from the config); must be new or empty")
+    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round, "
+                     "with DIR/config.toml (only --set federation.rounds=N may change it)")
+    run.add_argument("--overwrite", action="store_true", help="replace the run already in the run directory")
     run.set_defaults(func=cmd_run)
     from . import data_cli  # `fgrpo tasks`, `fgrpo data describe`
 
