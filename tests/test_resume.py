@@ -237,6 +237,10 @@ def test_resume_refuses_fewer_rounds_than_done_and_a_finished_run_without_more_r
     assert main(["run", "--resume", str(run)]) == 2
     assert "completed all 4 rounds" in capsys.readouterr().err
     assert resume_config(run, None, ["federation.rounds=5"]).federation.rounds == 5
+    save_checkpoint(run, Checkpoint(round=4, adapter=adapter_state(model), strategy={}, rng=rng_state(),
+                                    metrics_bytes=10), model)  # metrics.jsonl (empty) lost its lines
+    assert main(["run", "--resume", str(run), "--set", "federation.rounds=5"]) == 2
+    assert "shorter than at round 4" in capsys.readouterr().err
 
 
 # --- end to end: kill after round 2 of 4, resume, compare with an uninterrupted run ---------

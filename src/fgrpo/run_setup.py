@@ -46,8 +46,6 @@ def clear(out: Path) -> None:
 
 def resume_config(run: Path, config_path: str | None, overrides: list[str]) -> Config:
     """DIR's config, checked against what the command line asks for (see the module docstring)."""
-    from .server.checkpoint import checkpoint_round
-
     saved_path = run / "config.toml"
     if not saved_path.is_file():
         raise ConfigError("--resume", f"{run} has no config.toml; not an fgrpo run directory")
@@ -61,9 +59,24 @@ def resume_config(run: Path, config_path: str | None, overrides: list[str]) -> C
                                    f"--resume continues a run as it was configured (only {EXTENDABLE} may change)")
     if saved.strategy.name == UNRESUMABLE:
         raise ConfigError("--resume", f"strategy {UNRESUMABLE!r} cannot be resumed; start it again with --overwrite")
-    done = checkpoint_round(run) or 0
+    done = checked_progress(run)
     if asked.federation.rounds < done:
         raise ConfigError(EXTENDABLE, f"{asked.federation.rounds} is below the {done} rounds {run} has completed")
     if done == asked.federation.rounds and (run / "summary.json").is_file():
         raise ConfigError("--resume", f"{run} has completed all {done} rounds; to train on, add --set {EXTENDABLE}=N (N > {done})")
     return asked
+
+
+def checked_progress(run: Path) -> int:
+    """The rounds ``run``'s checkpoint has completed (0 without one), if a resume can rely on it."""
+    from .server.checkpoint import checkpoint_header
+
+    header = checkpoint_header(run)
+    if header is None:
+        return 0  # died before its round-0 checkpoint: the resume starts over
+    if "metrics-bytes" not in header:
+        raise ConfigError("--resume", f"{run}'s checkpoint predates resumable checkpoints (no RNG or metrics state)")
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file() or metrics.stat().st_size < int(header["metrics-bytes"]):
+        raise ConfigError("--resume", f"{metrics} is shorter than at round {header['round']}'s checkpoint; it was edited")
+    return int(header["round"])

@@ -150,7 +150,12 @@ def load_checkpoint(out_dir: Path) -> Checkpoint | None:
         )
 
 
-def checkpoint_round(out_dir: Path) -> int | None:
-    """The round of the latest complete checkpoint (cheap: state.json only), or None."""
+def checkpoint_header(out_dir: Path) -> dict[str, Any] | None:
+    """The latest complete checkpoint's state.json (cheap: no tensors), or None."""
     directory = latest_checkpoint_dir(out_dir)
-    return None if directory is None else int(json.loads((directory / "state.json").read_text())["round"])
+    return None if directory is None else json.loads((directory / "state.json").read_text())
+
+
+def checkpoint_round(out_dir: Path) -> int | None:
+    header = checkpoint_header(out_dir)
+    return None if header is None else int(header["round"])
