@@ -40,7 +40,7 @@ def curve(run_dir: Path) -> list[dict[str, float]]:
 
 def run_fgrpo(config: Path, out: Path, overrides: list[str]) -> dict:
     """One ``fgrpo run`` in a subprocess; start / best / final macro accuracy, se, seconds, curve."""
-    command = [sys.executable, "-m", "fgrpo", "run", "--config", str(config), "--out", str(out)]
+    command = [sys.executable, "-m", "fgrpo", "run", "--config", str(config), "--out", str(out), "--overwrite"]
     for item in overrides:
         command += ["--set", item]
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from fgrpo.server.screening import screen_replies
 from fgrpo.server.strategies.scaffold import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
 
 from .replies import reply
+from .test_resume import through_disk
 from .test_strategies import FakeGrid, aggregate, configure, make, weights
 
 
@@ -48,12 +49,12 @@ def test_scaffold_server_lr_scales_the_model_step_and_bad_deltas_are_skipped():
     assert [row["client-id"] for row in s.ledger] == ["a"] and s.accepted == {"a": 1}
 
 
-def test_scaffold_state_round_trips_c_and_the_accepted_rounds():
+def test_scaffold_state_round_trips_c_and_the_accepted_rounds(tmp_path):
     s = make("scaffold")
     configure(s, [0.0, 0.0], nodes=2)
     aggregate(s, 1, [scaffold_reply("a", [2.0, 4.0], 30, [1.0, -3.0])])
     restored = make("scaffold")
-    restored.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    restored.load_state_dict(through_disk(s.state_dict(), tmp_path))
     np.testing.assert_array_equal(restored.control["w"], [0.5, -1.5])
     assert restored.accepted == {"a": 1} and restored.num_clients == 2
 

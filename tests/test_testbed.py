@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 from flwr.app import Context, Message, MessageType, RecordDict
 

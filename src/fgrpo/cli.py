@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import load_config
+from .config import ConfigError, load_config
 from .errors import UserInputError
 
 
@@ -18,14 +18,24 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiments.runner import run_experiment
+    from .run_setup import claim_fresh, clear, resume_config
 
-    cfg = load_config(args.config, args.overrides)
-    out = Path(args.out or cfg.output.dir)
-    cfg.output.dir = str(out)
+    if args.resume and (args.out or args.overwrite):
+        raise ConfigError("--resume", "continues the run in its own directory; drop --out/--overwrite")
+    if args.resume:
+        out = Path(args.resume)
+        cfg = resume_config(out, args.config, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        out = Path(args.out or cfg.output.dir)
+        cfg.output.dir = str(out)
+        claim_fresh(out, args.overwrite)
     from .preflight import check_run  # bad inputs fail here in one line, before Ray or any client starts
 
     check_run(cfg, out)
-    summary = run_experiment(cfg, out)
+    if args.overwrite:
+        clear(out)  # only now: a config that fails to validate leaves the old run untouched
+    summary = run_experiment(cfg, out, resume=bool(args.resume))
     if summary["rounds_aggregated"] == 0:
         print(f"fgrpo: no round aggregated an update (every client failed or was rejected); "
               f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}", file=sys.stderr)
@@ -40,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a federated GRPO experiment (Flower simulation)")
     _add_config_args(run)
-    run.add_argument("--out", help="run directory (default: output.dir from the config)")
+    run.add_argument("--out", help="run directory (default: output.dir from the config); must be new or empty")
+    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round, "
+                     "with DIR/config.toml (only --set federation.rounds=N may change it)")
+    run.add_argument("--overwrite", action="store_true", help="replace the run already in the run directory")
     run.set_defaults(func=cmd_run)
     from . import data_cli  # `fgrpo tasks`, `fgrpo data describe`
 

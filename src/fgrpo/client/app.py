@@ -24,6 +24,7 @@ from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
 from .failure import reports_failure
 from .grpo import train_locally
+from .persistence import CLIENT_STATE_KEY, state_store
 from .privacy import clip_when_asked
 from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, plan_signal
 
@@ -67,6 +68,9 @@ def train(msg: Message, context: Context) -> Message:
     partition_id, client_id = client_identity(context)
     dataset = node_dataset(cfg, context.node_config)  # the owner's file, or the simulated partition
     torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
+    store = state_store(msg.content["config"].get(CLIENT_STATE_KEY), context.node_config, client_id)
+    if store is not None:  # a resumed run starts with an empty context.state
+        store.restore(context.state, server_round)
 
     model, tokenizer = cached_adapter_model(cfg.model)
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
@@ -100,4 +104,6 @@ def train(msg: Message, context: Context) -> Message:
         content[SIGNALS_RECORD_KEY] = ConfigRecord(signal.measure())
     for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix
         content[key] = record
+    if store is not None:
+        store.save(context.state, server_round)
     return Message(content=content, reply_to=msg)

@@ -25,8 +25,9 @@ def quiet_flower() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_experiment(cfg: Config, out_dir: Path) -> dict[str, Any]:
-    """Simulate ``cfg.federation.num_clients`` clients; return the run's summary."""
+def run_experiment(cfg: Config, out_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Simulate ``cfg.federation.num_clients`` clients; return the run's summary. With ``resume``,
+    continue the run in ``out_dir`` from its checkpoint (fgrpo.run_setup checks it may)."""
     from flwr.simulation import run_simulation
 
     from ..client.app import app as client_app
@@ -39,7 +40,7 @@ def run_experiment(cfg: Config, out_dir: Path) -> dict[str, Any]:
 
         return run_centralized(cfg, out_dir)
     run_simulation(
-        server_app=make_server_app(cfg, out_dir),
+        server_app=make_server_app(cfg, out_dir, resume),
         client_app=client_app,
         num_supernodes=cfg.federation.num_clients,
         backend_config=backend_config(cfg),

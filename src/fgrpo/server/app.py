@@ -12,13 +12,14 @@ from ..config import Config, config_from_flat
 from .federation import run_federation
 
 
-def make_server_app(cfg: Config, out_dir: Path) -> ServerApp:
+def make_server_app(cfg: Config, out_dir: Path, resume: bool = False) -> ServerApp:
+    """Simulation on this machine: clients keep their state between rounds in ``out_dir/clients``."""
     server_app = ServerApp()
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
         del context
-        run_federation(grid, cfg, out_dir)
+        run_federation(grid, cfg, out_dir, resume=resume, clients_dir=out_dir / "clients")
 
     return server_app
 

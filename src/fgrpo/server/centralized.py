@@ -64,7 +64,7 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
     pool = training_pool(cfg)
     per_round, steps = total_steps(cfg)
     rounds = cfg.federation.rounds
-    journal.start()
+    journal.start(adapter_state(model), {"steps": 0})
     clock = {"round": time.perf_counter()}
 
     def on_round(rnd: int, logged: list[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY
+from ..client.persistence import CLIENT_STATE_KEY, client_state_record
 from ..config import Config
 from ..models.transport import adapter_state, to_arrayrecord
 from .aggregation import aggregate_round, reply_screen
@@ -32,26 +33,34 @@ def round_config(cfg: Config, rnd: int) -> ConfigRecord:
     return ConfigRecord({CONFIG_KEY: cfg.to_json(), LEARNING_RATE_KEY: cfg.round_learning_rate(rnd)})
 
 
-def run_federation(grid: Grid, cfg: Config, out_dir: Path, progress: Any = None) -> dict[str, Any]:
-    """Run all rounds; write the run directory; return the summary."""
+def run_federation(
+    grid: Grid, cfg: Config, out_dir: Path, progress: Any = None, resume: bool = False, clients_dir: Path | None = None
+) -> dict[str, Any]:
+    """Run all rounds (with ``resume``, those after the run's checkpoint); write the run directory;
+    return the summary. ``clients_dir``: where simulated clients keep their state between rounds."""
     progress = progress or (lambda line: print(line, file=sys.stdout, flush=True))
     if cfg.strategy.name == CENTRALIZED:  # reference point: no federation (e.g. under `flwr run .`)
         from .centralized import run_centralized
 
         return run_centralized(cfg, out_dir, progress)
-    journal = RunJournal(cfg, out_dir, progress)
+    journal = RunJournal(cfg, out_dir, progress, resume)
     strategy = build_strategy(cfg)
-    state = adapter_state(journal.model)
-    journal.start()
+    if journal.resumed is not None:
+        strategy.load_state_dict(journal.resumed.strategy)
+    state = journal.start(adapter_state(journal.model), strategy.state_dict())
+    client_state = client_state_record(journal.client_state_info(), clients_dir)
     client_of_node: dict[int, str] = {}  # learnt from replies, to name the clients that fail later
 
-    for rnd in range(1, cfg.federation.rounds + 1):
+    for rnd in range(journal.next_round, cfg.federation.rounds + 1):
         round_start = time.perf_counter()
-        messages = list(strategy.configure_train(rnd, to_arrayrecord(state), round_config(cfg, rnd), grid))
+        config = round_config(cfg, rnd)
+        config[CLIENT_STATE_KEY] = client_state
+        messages = list(strategy.configure_train(rnd, to_arrayrecord(state), config, grid))
         timeout = cfg.federation.round_timeout or None
         received = list(grid.send_and_receive(messages, timeout=timeout))  # sending gives each message its id
         addressees = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
         replies, failures = reply_screen(strategy, cfg, state).screen(received, addressees)
+        replies.sort(key=lambda r: claimed_client_id(r.content))  # arrival order must not change the sums
         failures += missing_replies(addressees, received, timeout)
         name_failures(failures, received, client_of_node)
         outcome = aggregate_round(strategy, rnd, replies, state, cfg.federation.min_clients)

@@ -8,13 +8,15 @@ Layout::
     DIR/metrics.jsonl      one JSON object per round
     DIR/summary.json       the run at a glance
     DIR/plots/*.png        accuracy and reward against round
-    DIR/checkpoint/        latest global adapter + strategy state
+    DIR/checkpoint/        latest completed round: global adapter, strategy and RNG state (--resume)
+    DIR/clients/<id>/      clients' own state between rounds (simulation; see fgrpo.client.persistence)
     DIR/final/adapter/     the final global adapter, PEFT format
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -51,15 +53,34 @@ def grpo_settings_record(cfg: Config) -> dict[str, Any]:
 
 def prepare(out_dir: Path, cfg: Config) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.toml").write_text(tomli_w.dumps(cfg.to_dict()))
+    write_config(out_dir, cfg)
     (out_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n")
     (out_dir / "grpo_settings.json").write_text(json.dumps(grpo_settings_record(cfg), indent=2) + "\n")
     (out_dir / "metrics.jsonl").write_text("")
 
 
+def write_config(out_dir: Path, cfg: Config) -> None:
+    """config.toml, replaced atomically (a resume that extends federation.rounds rewrites it)."""
+    tmp = out_dir / "config.toml.tmp"
+    tmp.write_text(tomli_w.dumps(cfg.to_dict()))
+    tmp.replace(out_dir / "config.toml")
+
+
+def truncate_metrics(out_dir: Path, length: int) -> None:
+    """Cut metrics.jsonl back to ``length`` bytes: drops a round logged after the last checkpoint."""
+    with (out_dir / "metrics.jsonl").open("r+b") as fh:
+        fh.truncate(length)
+
+
+def metrics_length(out_dir: Path) -> int:
+    return (out_dir / "metrics.jsonl").stat().st_size
+
+
 def append_round(out_dir: Path, record: dict[str, Any]) -> None:
     with (out_dir / "metrics.jsonl").open("a") as fh:
         fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())  # on disk before the checkpoint that counts its length
 
 
 def read_rounds(out_dir: Path) -> list[dict[str, Any]]:

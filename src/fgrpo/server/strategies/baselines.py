@@ -33,6 +33,7 @@ from flwr.serverapp.strategy.multikrum import select_multikrum
 
 from ...config import Config
 from ...tasks.rewards import reward_ranges
+from .server_state import FedAvgMMomentum, FedOptMoments
 from .weighted import ClientReport, ClientWeightedFedAvg, data_size_weights, ledger_row, read_report
 
 
@@ -91,7 +92,7 @@ class Ledgered:
             self.ledger = [ledger_row(r, w) for r, w in zip(reports, weights, strict=True)]
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
 
-    # Server-side state for checkpoints (the federation loop saves it as JSON).
+    # Server-side state for checkpoints; Flower's stateful strategies add theirs (server_state).
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -107,19 +108,19 @@ class LedgeredFedProx(Ledgered, FedProx):
     """Flower's FedProx: FedAvg on the server; sends ``proximal-mu`` to the clients."""
 
 
-class LedgeredFedAvgM(Ledgered, FedAvgM):
+class LedgeredFedAvgM(FedAvgMMomentum, Ledgered, FedAvgM):
     """Flower's FedAvgM."""
 
 
-class LedgeredFedAdam(Ledgered, FedAdam):
+class LedgeredFedAdam(FedOptMoments, Ledgered, FedAdam):
     """Flower's FedAdam."""
 
 
-class LedgeredFedYogi(Ledgered, FedYogi):
+class LedgeredFedYogi(FedOptMoments, Ledgered, FedYogi):
     """Flower's FedYogi."""
 
 
-class LedgeredFedAdagrad(Ledgered, FedAdagrad):
+class LedgeredFedAdagrad(FedOptMoments, Ledgered, FedAdagrad):
     """Flower's FedAdagrad."""
 
 

@@ -21,6 +21,7 @@ from flwr.serverapp.strategy import FedAdam
 from flwr.supercore import log
 
 from .fgrpo_rule import FgrpoParams, TaskHistory, TaskSignal, client_gain, fgrpo_weights, update_histories
+from .server_state import FedOptMoments
 from .weighted import SIGNALS_RECORD_KEY, ClientReport, ClientWeightedFedAvg, ledger_row
 
 __all__ = ["SIGNALS_RECORD_KEY", "Fgrpo", "FgrpoAdam", "task_metrics"]
@@ -155,10 +156,10 @@ class Fgrpo(ClientWeightedFedAvg):
         }
 
 
-class FgrpoAdam(FedAdam, Fgrpo):
+class FgrpoAdam(FedOptMoments, FedAdam, Fgrpo):
     """FGRPO weighting, then Flower's FedAdam server step on the FGRPO-weighted average.
 
-    By the MRO (FgrpoAdam, FedAdam, FedOpt, Fgrpo, ClientWeightedFedAvg, FedAvg),
+    By the MRO (FgrpoAdam, FedOptMoments, FedAdam, FedOpt, Fgrpo, ClientWeightedFedAvg, FedAvg),
     FedAdam.aggregate_train's ``super()`` reaches ClientWeightedFedAvg.aggregate_train,
     which averages with the FGRPO weights (server_lr stays 1, so it returns the plain
     weighted average); FedAdam then turns average - θ into its adaptive step.

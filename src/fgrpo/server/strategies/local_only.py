@@ -99,7 +99,11 @@ class LocalOnly(FedAvg):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"clients": sorted(self.client_models)}
+        """Every known client's latest adapter and task mix: evaluation covers clients not sampled lately."""
+        return {"clients": {cid: {"adapter": self.client_models[cid], "task-mix": self.task_mix[cid]}
+                            for cid in sorted(self.client_models)}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state  # client adapters live with the clients; the server hears them again as they report
+        clients = state.get("clients", {})
+        self.client_models = {cid: {k: np.asarray(v) for k, v in c["adapter"].items()} for cid, c in clients.items()}
+        self.task_mix = {cid: {t: int(n) for t, n in c["task-mix"].items()} for cid, c in clients.items()}

@@ -119,8 +119,7 @@ class Scaffold(FedAvg):
 
     def state_dict(self) -> dict[str, Any]:
         """c, N and the accepted-round ledger: what a restarted server needs to keep c = mean c_i."""
-        control = None if self.control is None else {k: v.tolist() for k, v in self.control.items()}
-        return {"num-clients": self.num_clients, "accepted": dict(self.accepted), "control": control}
+        return {"num-clients": self.num_clients, "accepted": dict(self.accepted), "control": self.control}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.num_clients = int(state.get("num-clients", 0))
