@@ -38,8 +38,11 @@ from pathlib import Path
 from statistics import fmean, median
 from typing import Any
 
+import tomli_w
+
 from fgrpo.config import Config, ConfigError, load_config
 from fgrpo.experiments.runner import run_experiment
+from fgrpo.run_setup import clear
 from fgrpo.server.strategies import fgrpo_params
 from fgrpo.server.strategies.fgrpo_rule import TaskSignal, client_gain, fgrpo_weights, update_histories
 from fgrpo.tasks.rewards import reward_ranges
@@ -80,7 +83,13 @@ class Setting:
         self.cfg = load_config(path, overrides)  # validated once, before any run starts
 
     def run(self, overrides: list[str], out_dir: Path) -> list[dict[str, Any]]:
-        run_experiment(load_config(self.path, [*self.overrides, *overrides]), out_dir)
+        """Run once; a finished run of the same resolved config (an earlier, interrupted
+        invocation) is read back instead of repeated."""
+        cfg = load_config(self.path, [*self.overrides, *overrides])
+        finished = (out_dir / "summary.json").is_file() and (out_dir / "config.toml").read_text() == tomli_w.dumps(cfg.to_dict())
+        if not finished:
+            clear(out_dir)
+            run_experiment(cfg, out_dir)
         return rounds_of(out_dir)
 
 
@@ -173,7 +182,7 @@ def measure_mode(setting: Setting, mode: str, null: list[dict[str, Any]], taus: 
 
 
 def passes(m: dict[str, Any]) -> bool:
-    return m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX and m["stalled_weight_ratio"] <= STALLED_RATIO
+    return bool(m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX and m["stalled_weight_ratio"] <= STALLED_RATIO)
 
 
 def favoured(modes: dict[str, dict[str, Any]]) -> str:
