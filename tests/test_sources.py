@@ -23,7 +23,8 @@ from fgrpo.tasks.math_datasets import (
     parse_gold,
 )
 from fgrpo.tasks.rewards import reward_functions
-from fgrpo.tasks.sources import DataError, RewardFunctionError, import_object, load_source
+from fgrpo.tasks.source_rewards import RewardFunctionError, import_object
+from fgrpo.tasks.sources import DataError, load_source
 from tests.data_helpers import SHARED_GSM8K, gsm8k_dir, gsm8k_rows, write_jsonl
 
 HERE = "tests.test_sources"
@@ -411,7 +412,7 @@ def test_misbehaving_reward_functions_are_named(tmp_path: Path, function: str, m
 def test_reward_nan_check_accepts_numpy_and_none(tmp_path: Path) -> None:
     import numpy as np
 
-    from fgrpo.tasks.sources import source_reward
+    from fgrpo.tasks.source_rewards import source_reward
 
     func = source_reward(lambda completions, **kw: np.array([0.5, 1.0]), "np", "s")
     assert func(prompts=["a", "b"], completions=["x", "y"], task=["s", "s"]) == [0.5, 1.0]

@@ -3,7 +3,7 @@
 An untrained policy writes empty and malformed text long before it writes the
 gold answer, so each reward function is called with all three, on a few rows of
 every task, with the keyword arguments TRL's GRPOTrainer passes. A data source's
-functions are wrapped by ``fgrpo.tasks.sources.source_reward``, which turns a
+functions are wrapped by ``fgrpo.tasks.source_rewards.source_reward``, which turns a
 raise, a NaN, a wrong count or a non-number into a RewardFunctionError naming the
 function; here the message also says which completion caused it. None (skip the
 sample) is a legitimate answer and passes.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .sources import RewardFunctionError
+from .source_rewards import RewardFunctionError
 
 GARBAGE = "<answer></answer> }{ \\boxed{ #### <answer>NaN ∞</answer> \x00 ¿¿ 1e999 -"
 PROBES: dict[str, Callable[[dict[str, Any]], str]] = {

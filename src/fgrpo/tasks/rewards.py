@@ -69,7 +69,7 @@ def reward_functions(cfg: "Config") -> list[RewardFn]:
     The procedural tasks' reward comes first (when there are procedural tasks), then the
     optional format reward, then each data source's functions (in config order).
     """
-    from .sources import source_reward_functions
+    from .source_rewards import source_reward_functions
 
     funcs: list[RewardFn] = []
     if cfg.data.tasks:

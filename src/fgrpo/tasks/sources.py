@@ -12,7 +12,7 @@ fgrpo adds:
 So a reward function written for TRL's ``GRPOTrainer`` sees exactly the keyword
 lists it would see there (``completions``, ``prompts``, ``completion_ids`` and one
 list per column) and works unchanged. In a mixed pool each source's reward
-functions are called only with that source's rows; other rows get ``None``,
+functions (fgrpo.tasks.source_rewards) are called only with that source's rows; other rows get ``None``,
 which TRL skips, exactly as TRL's multi-task recipe does.
 
 Errors a data owner can cause are reported once, naming the file and row or the
@@ -25,33 +25,27 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib
-import importlib.util
 import itertools
 import json
 import logging
 import math
-import os
 import random
 import re
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from functools import lru_cache
-from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import SourceConfig
-from ..errors import ConfigError, UserInputError
-from .base import completion_text
+from ..errors import ConfigError
 from .math_datasets import CHECKERS, gold_from_answer
+from .source_rewards import import_object
 
 if TYPE_CHECKING:
     from ..config import DataConfig
 
 log = logging.getLogger("fgrpo")
 
-RewardFn = Callable[..., list[float | None]]
 FILE_TYPES = (".jsonl", ".json", ".csv", ".parquet")
 # Columns fgrpo adds, and keyword names TRL passes to reward functions: a dataset column with
 # one of these names would be overwritten or collide, so it must be renamed.
@@ -66,12 +60,6 @@ class DataError(ConfigError):
     """A problem with a data owner's data; ``key`` names the file and row (or the source)."""
 
     kind = "data error"
-
-
-class RewardFunctionError(UserInputError, RuntimeError):
-    """A user reward function misbehaved; the message names it and the sample."""
-
-    kind = "reward function error"
 
 
 class _BadRow(ValueError):
@@ -135,118 +123,6 @@ def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(
             raise ConfigError(f"{key}.rewards[{j}]", str(err)) from err
     if not source.reward_max > source.reward_min:
         raise ConfigError(f"{key}.reward_max", f"must exceed reward_min ({source.reward_min}), got {source.reward_max}")
-
-
-# --- reward functions by import path -------------------------------------------------------
-
-
-def import_object(spec: str) -> Callable[..., Any]:
-    """``package.module:function`` (or ``path/to/file.py:function``) -> the callable.
-
-    Modules are imported from the Python path, then from the current directory.
-    """
-    if spec.count(":") != 1 or not all(spec.split(":")):
-        raise ValueError(f"reward {spec!r} must look like package.module:function")
-    module_name, attr = spec.split(":")
-    try:
-        if module_name.endswith(".py"):
-            file = Path(module_name)
-            if not file.is_file():
-                raise ImportError(f"file not found: {module_name}")
-            module_spec = importlib.util.spec_from_file_location(f"fgrpo_user_{file.stem}", file)
-            assert module_spec is not None and module_spec.loader is not None
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-        else:
-            if os.getcwd() not in sys.path:
-                sys.path.append(os.getcwd())
-            module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ImportError(f"cannot import reward {spec!r}: {err}") from err
-    except Exception as err:  # noqa: BLE001 - the user's module failed while importing
-        raise ImportError(f"cannot import reward {spec!r}: importing {module_name} raised {type(err).__name__}: {err}") from err
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise AttributeError(f"cannot import reward {spec!r}: {module_name} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"reward {spec!r} is not callable")
-    return obj
-
-
-def _check_rewards(values: Any, n: int, label: str, source: str, prompts: Sequence[Any]) -> list[float | None]:
-    """The user's return value, checked: one finite number (or None) per completion."""
-    where = f"reward function {label} (data source {source!r})"
-    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
-        raise RewardFunctionError(f"{where} returned {type(values).__name__}, expected a list of {n} numbers")
-    values = list(values)
-    if len(values) != n:
-        raise RewardFunctionError(f"{where} returned {len(values)} values for {n} completions")
-    checked: list[float | None] = []
-    for k, value in enumerate(values):
-        if value is None:
-            checked.append(None)
-            continue
-        if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise RewardFunctionError(f"{where} returned {value!r} for sample {k}; expected a number or None")
-        if not math.isfinite(float(value)):
-            prompt = completion_text(prompts[k])[:80] if k < len(prompts) else "?"
-            raise RewardFunctionError(f"{where} returned {value} for sample {k} (prompt {prompt!r}); "
-                                      "return None to skip a sample")
-        checked.append(float(value))
-    return checked
-
-
-def source_reward(fn: Callable[..., Any], label: str, source: str, scale: float = 1.0) -> RewardFn:
-    """Wrap a TRL reward function so it sees only ``source``'s rows, checked and scaled.
-
-    Rows of other tasks get None (TRL ignores None when summing rewards).
-    """
-
-    def reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        n = len(completions)
-        mine = [i for i, t in enumerate(kwargs.get("task") or [source] * n) if t == source]
-        out: list[float | None] = [None] * n
-        if not mine:
-            return out
-        pick = lambda seq: [seq[i] for i in mine]  # noqa: E731
-        columns = {
-            k: pick(v) if isinstance(v, list) and len(v) == n else v for k, v in kwargs.items()
-        }
-        sub_prompts = pick(prompts)
-        try:
-            values = fn(prompts=sub_prompts, completions=pick(completions), **columns)
-        except RewardFunctionError:
-            raise
-        except Exception as err:  # noqa: BLE001 - reported with the function's name
-            raise RewardFunctionError(
-                f"reward function {label} (data source {source!r}) raised {type(err).__name__}: {err}"
-            ) from err
-        for i, value in zip(mine, _check_rewards(values, len(mine), label, source, sub_prompts), strict=True):
-            out[i] = None if value is None else value * scale
-        return out
-
-    reward.__name__ = f"{source}:{label.rsplit(':', 1)[-1]}"
-    return reward
-
-
-def accuracy_reward(checker: str) -> Callable[..., list[float]]:
-    """The default reward of a source without ``rewards``: its gold check, 1 right / 0 wrong."""
-
-    def accuracy(completions: list[Any], gold: list[str], **_: Any) -> list[float]:
-        check = CHECKERS[checker]
-        return [check.score(completion_text(c), g) for c, g in zip(completions, gold, strict=True)]
-
-    return accuracy
-
-
-def source_reward_functions(source: SourceConfig, scale: float = 1.0) -> list[RewardFn]:
-    if not source.rewards:
-        return [source_reward(accuracy_reward(source.checker), f"{source.checker}-accuracy", source.name, scale)]
-    return [source_reward(import_object(spec), spec, source.name, scale) for spec in source.rewards]
 
 
 # --- reading rows --------------------------------------------------------------------------
