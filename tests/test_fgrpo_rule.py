@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flwr.app import ArrayRecord
 
-from fgrpo.server.strategies.fgrpo import Fgrpo
+from fgrpo.server.strategies.fgrpo import Fgrpo, FgrpoSetup
 from fgrpo.server.strategies.fgrpo_rule import (
     FgrpoParams,
     TaskHistory,
@@ -27,7 +27,7 @@ RANGES = {"ta": (0.0, 1.0), "tb": (0.0, 10.0), "tc": (-1.0, 1.0), "shared": (0.0
 
 def strategy(**params) -> Fgrpo:
     params.setdefault("warmup_reports", 1)  # let zscore count from the second report in short histories
-    return Fgrpo(params=FgrpoParams(**params), task_ranges=RANGES, min_available_nodes=1, min_train_nodes=1)
+    return Fgrpo(setup=FgrpoSetup(FgrpoParams(**params), task_ranges=RANGES), min_available_nodes=1, min_train_nodes=1)
 
 
 def run_rounds(fgrpo: Fgrpo, rounds: list[dict[str, dict[str, tuple[float, int]]]], sizes: dict[str, int]) -> list[list[dict]]:
@@ -242,7 +242,7 @@ def test_baseline_is_an_ema_per_client_and_task_updated_after_aggregation():
 
 
 def test_aggregate_is_the_weighted_average_with_server_learning_rate():
-    fgrpo = Fgrpo(params=FgrpoParams(), server_lr=0.5, task_ranges={"addition": (0.0, 1.0)}, min_available_nodes=1,
+    fgrpo = Fgrpo(setup=FgrpoSetup(task_ranges={"addition": (0.0, 1.0)}), server_lr=0.5, min_available_nodes=1,
                   min_train_nodes=1)
     fgrpo.global_arrays = {"w": np.array([1.0, 1.0], dtype=np.float32)}
     replies = [reply("a", {"w": [3.0, 1.0]}, 30, 0.1), reply("b", {"w": [1.0, 5.0]}, 10, 0.9)]

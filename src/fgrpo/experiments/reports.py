@@ -32,6 +32,13 @@ def accuracy_series(initial: Evaluation | None, rounds: list[dict[str, Any]]) ->
     return series
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_accuracy(out: Path, initial: Evaluation | None, rounds: list[dict[str, Any]]) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for task, pts in accuracy_series(initial, rounds).items():
@@ -43,11 +50,7 @@ def plot_accuracy(out: Path, initial: Evaluation | None, rounds: list[dict[str, 
             ax.fill_between(xs, [y - e for y, e in zip(ys, ses)], [y + e for y, e in zip(ys, ses)], color="black", alpha=0.15)
     ax.set(xlabel="round", ylabel="greedy accuracy (held-out)", title="Accuracy per task", ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "accuracy.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "accuracy.png")
 
 
 def plot_reward(out: Path, rounds: list[dict[str, Any]]) -> Path:
@@ -63,11 +66,7 @@ def plot_reward(out: Path, rounds: list[dict[str, Any]]) -> Path:
     ax_r.set(xlabel="round", ylabel="mean rollout reward (raw scale)", title="Client reward")
     ax_w.set(xlabel="round", ylabel="aggregation weight", title="Client weight")
     ax_w.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "reward.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "reward.png")
 
 
 def write_plots(out_dir: Path, initial: Evaluation | None, rounds: list[dict[str, Any]]) -> list[Path]:

@@ -26,7 +26,7 @@ from .baselines import (
     RewardWeighted,
     reward_floor,
 )
-from .fgrpo import Fgrpo, FgrpoAdam
+from .fgrpo import Fgrpo, FgrpoAdam, FgrpoSetup
 from .fgrpo_rule import FgrpoParams
 from .local_only import LocalOnly
 from .privacy import with_privacy
@@ -51,9 +51,8 @@ def fgrpo_params(cfg: Config) -> FgrpoParams:
                        eps=s.eps, spread_floor=s.spread_floor, warmup_reports=s.warmup_reports)
 
 
-def _fgrpo_settings(cfg: Config) -> dict[str, Any]:
-    return {"params": fgrpo_params(cfg), "signal": cfg.strategy.signal, "baseline_at": cfg.strategy.baseline_at,
-            "task_ranges": reward_ranges(cfg)}
+def _fgrpo_setup(cfg: Config) -> FgrpoSetup:
+    return FgrpoSetup(fgrpo_params(cfg), cfg.strategy.signal, cfg.strategy.baseline_at, reward_ranges(cfg))
 
 
 def _server_opt(cfg: Config, with_betas: bool = True) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def _server_opt(cfg: Config, with_betas: bool = True) -> dict[str, Any]:
 
 
 def _fgrpo(cfg: Config) -> Strategy:
-    return Fgrpo(**_fgrpo_settings(cfg), server_lr=cfg.strategy.server_lr, **_sampling(cfg))
+    return Fgrpo(setup=_fgrpo_setup(cfg), server_lr=cfg.strategy.server_lr, **_sampling(cfg))
 
 
 def _centralized(cfg: Config) -> Strategy:
@@ -103,7 +102,7 @@ STRATEGIES: dict[str, tuple[str, Callable[[Config], Strategy]]] = {
                                                    **_sampling(cfg))),
     "fgrpo": ("FGRPO: weights n^gamma * exp(gain / tau), gain against each client's per-task EMA baselines", _fgrpo),
     "fgrpo-adam": ("FGRPO weighting followed by Flower's FedAdam server step (strategy.opt_*)",
-                   lambda cfg: FgrpoAdam(**_fgrpo_settings(cfg), **_server_opt(cfg), **_sampling(cfg))),
+                   lambda cfg: FgrpoAdam(setup=_fgrpo_setup(cfg), **_server_opt(cfg), **_sampling(cfg))),
     "local-only": ("Reference: each client trains its own adapter all run; each is evaluated, and their mean reported",
                    lambda cfg: LocalOnly(**_sampling(cfg))),
     CENTRALIZED: ("Reference: one GRPOTrainer on the pooled data for the same total number of steps",

@@ -24,7 +24,7 @@ from .fgrpo_rule import FgrpoParams, TaskHistory, TaskSignal, client_gain, fgrpo
 from .server_state import FedOptMoments
 from .weighted import SIGNALS_RECORD_KEY, ClientReport, ClientWeightedFedAvg, ledger_row
 
-__all__ = ["SIGNALS_RECORD_KEY", "Fgrpo", "FgrpoAdam", "task_metrics"]
+__all__ = ["SIGNALS_RECORD_KEY", "Fgrpo", "FgrpoAdam", "FgrpoSetup", "task_metrics"]
 
 SIGNALS = ("train-reward", "probe")
 BASELINE_SITES = ("server", "client")
@@ -63,30 +63,30 @@ def task_signals(
     return signals
 
 
+@dataclasses.dataclass(frozen=True)
+class FgrpoSetup:
+    """What an FGRPO strategy needs besides Flower's sampling settings."""
+
+    params: FgrpoParams = FgrpoParams()
+    signal: str = "train-reward"
+    baseline_at: str = "server"
+    task_ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+
+
 class Fgrpo(ClientWeightedFedAvg):
     """Flower strategy implementing the FGRPO rule; baselines are kept per (client id, task)."""
 
-    def __init__(
-        self,
-        *,
-        params: FgrpoParams = FgrpoParams(),
-        signal: str = "train-reward",
-        baseline_at: str = "server",
-        task_ranges: dict[str, tuple[float, float]] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, setup: FgrpoSetup = FgrpoSetup(), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.setup_fgrpo(params, signal, baseline_at, task_ranges)
+        self.setup_fgrpo(setup)
 
-    def setup_fgrpo(
-        self, params: FgrpoParams, signal: str, baseline_at: str, task_ranges: dict[str, tuple[float, float]] | None
-    ) -> None:
-        if signal not in SIGNALS:
-            raise ValueError(f"unknown FGRPO signal {signal!r}")
-        if baseline_at not in BASELINE_SITES:
-            raise ValueError(f"unknown FGRPO baseline site {baseline_at!r}")
-        self.params, self.signal, self.baseline_at = params, signal, baseline_at
-        self.task_ranges = dict(task_ranges or {})
+    def setup_fgrpo(self, setup: FgrpoSetup) -> None:
+        if setup.signal not in SIGNALS:
+            raise ValueError(f"unknown FGRPO signal {setup.signal!r}")
+        if setup.baseline_at not in BASELINE_SITES:
+            raise ValueError(f"unknown FGRPO baseline site {setup.baseline_at!r}")
+        self.params, self.signal, self.baseline_at = setup.params, setup.signal, setup.baseline_at
+        self.task_ranges = dict(setup.task_ranges)
         self.history: dict[str, dict[str, TaskHistory]] = {}  # client id -> task -> history
 
     def summary(self) -> None:
@@ -168,10 +168,7 @@ class FgrpoAdam(FedOptMoments, FedAdam, Fgrpo):
     def __init__(
         self,
         *,
-        params: FgrpoParams = FgrpoParams(),
-        signal: str = "train-reward",
-        baseline_at: str = "server",
-        task_ranges: dict[str, tuple[float, float]] | None = None,
+        setup: FgrpoSetup = FgrpoSetup(),
         eta: float = 1e-3,
         eta_l: float = 1e-1,
         beta_1: float = 0.9,
@@ -179,7 +176,7 @@ class FgrpoAdam(FedOptMoments, FedAdam, Fgrpo):
         tau: float = 1e-6,
         **sampling: Any,
     ) -> None:
-        # FedOpt's super().__init__ call reaches Fgrpo.__init__ without FGRPO arguments,
-        # so they are set once the chain has run.
+        # FedOpt's super().__init__ call reaches Fgrpo.__init__ without the FGRPO setup,
+        # so it is applied once the chain has run.
         FedAdam.__init__(self, eta=eta, eta_l=eta_l, beta_1=beta_1, beta_2=beta_2, tau=tau, **sampling)
-        self.setup_fgrpo(params, signal, baseline_at, task_ranges)
+        self.setup_fgrpo(setup)
