@@ -15,7 +15,10 @@ takes) of the shipped model, Dirichlet(alpha) task mixtures:
   (weights as sharp as noise allows), decided by the null runs alone.
 - stalled-client test at that tau: client 0's learning rate 0 (``federation.client_lr_scale``),
   the others learn; the stalled client's mean weight from round 3 on as a fraction of its FedAvg
-  weight, and the final macro accuracy of FGRPO vs. a FedAvg run of the same setting.
+  weight, the effective number of clients 1 / sum w^2, and the final macro accuracy of FGRPO vs.
+  a FedAvg run of the same setting.
+- favoured mode (``favoured``): modes whose weights collapse onto one client are left out (see
+  ``collapsed``), then the thresholds of issue 10 decide.
 
     .venv/bin/python benchmarks/fgrpo_signal.py            # every mode, 10 rounds (about an hour)
     .venv/bin/python benchmarks/fgrpo_signal.py --rounds 2 --modes train-reward/range --set model.name=tiny-random
@@ -64,6 +67,11 @@ def tv_from_fedavg(clients: list[dict[str, Any]]) -> float:
     """Total-variation distance between the weights used and FedAvg's n_k / sum n."""
     total = sum(c["num-examples"] for c in clients)
     return 0.5 * sum(abs(c["weight"] - c["num-examples"] / total) for c in clients)
+
+
+def effective_clients(records: list[dict[str, Any]]) -> float:
+    """Median over rounds (from FROM_ROUND) of 1 / sum w_k^2: how many clients the aggregate really averages."""
+    return median(1.0 / sum(c["weight"] ** 2 for c in r["clients"]) for r in records[FROM_ROUND - 1:])
 
 
 def stalled_weight_ratio(records: list[dict[str, Any]], client_id: str) -> float:
@@ -174,6 +182,7 @@ def measure_mode(setting: Setting, mode: str, null: list[dict[str, Any]], taus: 
         **{k: v for k, v in by_tau[str(tau)].items()},
         "null_by_tau": {t: {k: v for k, v in m.items() if k != "null_tv_per_round"} for t, m in by_tau.items()},
         "stalled_weight_ratio": stalled_weight_ratio(stalled, f"client-{STALLED}"),
+        "effective_clients": effective_clients(stalled),
         "acc_fgrpo": acc,
         "acc_fedavg": fedavg[0],
         "se": se,
@@ -185,12 +194,30 @@ def passes(m: dict[str, Any]) -> bool:
     return bool(m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX and m["stalled_weight_ratio"] <= STALLED_RATIO)
 
 
+def collapsed(m: dict[str, Any], fedavg_effective: float) -> bool:
+    """Weights that average fewer than half as many clients as FedAvg's: near-selection of one
+    client per round. The null test cannot see this for probe signals (with learning rate 0 a
+    probe is constant, so every temperature passes it); this guard was added after the first full
+    run showed probe/ratio and probe/zscore at tau = 0.03 giving >= 0.96 of the weight to one client."""
+    return m["effective_clients"] < fedavg_effective / 2
+
+
+def null_met(m: dict[str, Any]) -> bool:
+    return bool(m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX)
+
+
 def favoured(modes: dict[str, dict[str, Any]]) -> str:
-    """Among modes meeting every threshold, the best stalled-setting accuracy; else the smallest null TV."""
-    passing = [name for name, m in modes.items() if passes(m)]
+    """Among modes whose weights have not collapsed: those meeting every threshold, by stalled-setting
+    accuracy; else those meeting the null test, by the smallest stalled-client weight; else the
+    smallest null TV."""
+    sound = {name: m for name, m in modes.items() if not m["collapsed"]} or modes
+    passing = [name for name, m in sound.items() if passes(m)]
     if passing:
-        return max(passing, key=lambda name: modes[name]["acc_fgrpo"])
-    return min(modes, key=lambda name: (modes[name]["null_tv_median"], modes[name]["stalled_weight_ratio"]))
+        return max(passing, key=lambda name: sound[name]["acc_fgrpo"])
+    null_ok = [name for name, m in sound.items() if null_met(m)]
+    if null_ok:
+        return min(null_ok, key=lambda name: sound[name]["stalled_weight_ratio"])
+    return min(sound, key=lambda name: (sound[name]["null_tv_median"], sound[name]["stalled_weight_ratio"]))
 
 
 def verdict(m: dict[str, Any]) -> str:
@@ -202,12 +229,13 @@ def verdict(m: dict[str, Any]) -> str:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| signal/gain | tau | null TV median | null TV max | stalled weight / FedAvg | acc FGRPO | acc FedAvg | verdict | meets thresholds |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| signal/gain | tau | null TV median | null TV max | stalled weight / FedAvg | effective clients | "
+             "acc FGRPO | acc FedAvg | verdict | meets thresholds | weights collapsed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in result["modes"].items():
-        lines.append(f"| {name} | {m['tau']:g} | {m['null_tv_median']:.3f} | {m['null_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | "
+        lines.append(f"| {name} | {m['tau']:g} | {m['null_tv_median']:.3f} | {m['null_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | {m['effective_clients']:.2f} | "
                      f"{m['acc_fgrpo']:.3f} ± {m['se']:.3f} | {m['acc_fedavg']:.3f} ± {m['se_fedavg']:.3f} | "
-                     f"{m['verdict']} | {'yes' if m['meets_thresholds'] else 'no'} |")
+                     f"{m['verdict']} | {'yes' if m['meets_thresholds'] else 'no'} | {'yes' if m['collapsed'] else 'no'} |")
     return "\n".join(lines)
 
 
@@ -253,11 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.date.today().isoformat(),
     }
     nulls = {signal: null_run(setting, signal, work) for signal in sorted({m.split("/")[0] for m in modes})}
-    fedavg = final_eval(setting.run(["strategy.name=fedavg", *stalled_overrides(base)], work / "fedavg-stalled"))
+    fedavg_records = setting.run(["strategy.name=fedavg", *stalled_overrides(base)], work / "fedavg-stalled")
+    fedavg = final_eval(fedavg_records)
+    result["fedavg_effective_clients"] = effective_clients(fedavg_records)
     measured = result["modes"]
     for mode in modes:
         m = measure_mode(setting, mode, nulls[mode.split("/")[0]], taus, work, fedavg)
         m["verdict"], m["meets_thresholds"] = verdict(m), passes(m)
+        m["collapsed"] = collapsed(m, result["fedavg_effective_clients"])
         measured[mode] = m
         print(f"{mode}: {json.dumps({k: v for k, v in m.items() if k not in ('null_tv_per_round', 'null_by_tau')})}", flush=True)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -266,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     best = measured[result["default"]]
     summary = (f"Favoured mode: {result['default']} ({'meets' if best['meets_thresholds'] else 'does NOT meet'} the "
                f"thresholds null TV median <= {NULL_TV_MEDIAN}, max <= {NULL_TV_MAX}, stalled ratio <= {STALLED_RATIO}); "
-               f"stalled setting: {best['verdict']}.")
+               f"stalled setting: {best['verdict']}, {best['acc_fgrpo']:.3f} vs FedAvg {best['acc_fedavg']:.3f}.")
+    gone = [name for name, m in measured.items() if m["collapsed"]]
+    if gone:
+        summary += (f" Left out because their weights collapsed onto one client (median effective clients below half "
+                    f"of FedAvg's {result['fedavg_effective_clients']:.2f}): {', '.join(gone)}.")
     result["summary"] = summary
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
