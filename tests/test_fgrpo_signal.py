@@ -126,11 +126,11 @@ def test_client_lr_scale_scales_one_clients_learning_rate():
 @pytest.mark.parametrize(("override", "key"), [
     ('federation.client_lr_scale={"7" = 0.0}', "federation.client_lr_scale.7"),
     ('federation.client_lr_scale={"0" = -1.0}', "federation.client_lr_scale.0"),
-    ("strategy.gain=delta", "strategy.gain"),
+    (("strategy.gain=delta", "strategy.signal=train-reward"), "strategy.gain"),
 ])
 def test_bad_signal_settings_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        cfg_with(override)
+        cfg_with(*(override if isinstance(override, tuple) else (override,)))
     assert err.value.key == key
 
 

@@ -30,6 +30,10 @@ class FakeGrid:
         return self.nodes
 
 
+# The rollout-reward signal at tau = 1: replies carry per-task training rewards, weights worked by hand.
+BY_HAND = ("strategy.signal=train-reward", "strategy.tau=1.0")
+
+
 def make(name: str, *overrides: str):
     cfg = load_config(None, [f"strategy.name={name}", "federation.num_clients=8", *overrides])
     return build_strategy(cfg)
@@ -238,7 +242,7 @@ def test_reward_weighted_aggregate():
 
 
 def run_two_rounds(name: str, scale_b: float) -> list[list[float]]:
-    s = make(name, "strategy.gain=ratio")  # worked by hand below
+    s = make(name, *BY_HAND, "strategy.gain=ratio")  # worked by hand below
     out = []
     for rnd, (ra, rb) in enumerate([(0.2, 4.0), (0.3, 2.0)], start=1):
         configure(s, [0.0, 0.0])
@@ -260,7 +264,7 @@ def test_scaling_one_clients_rewards_changes_reward_weighted_but_not_fgrpo():
 
 
 def test_fgrpo_adam_is_fgrpo_weights_then_fedadam_step():
-    s = make("fgrpo-adam", *OPT, "strategy.gain=ratio")
+    s = make("fgrpo-adam", *OPT, *BY_HAND, "strategy.gain=ratio")
     assert next(c for c in type(s).__mro__ if "aggregate_train" in vars(c)).__name__ == "FedAdam"
     configure(s, [0.0, 0.0])
     x1 = aggregate(s, 1, [reply("a", {"w": [1.0, 0.0]}, 10, 0.2), reply("b", {"w": [0.0, 1.0]}, 10, 4.0)])

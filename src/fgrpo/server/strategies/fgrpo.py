@@ -68,7 +68,7 @@ class FgrpoSetup:
     """What an FGRPO strategy needs besides Flower's sampling settings."""
 
     params: FgrpoParams = FgrpoParams()
-    signal: str = "train-reward"
+    signal: str = "probe"
     baseline_at: str = "server"
     task_ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 

@@ -35,7 +35,7 @@ GAIN_MODES = ("range", "ratio", "zscore", "difference", "delta")
 class FgrpoParams:
     gain_mode: str = "range"
     beta: float = 0.8
-    tau: float = 1.0
+    tau: float = 0.03
     gamma: float = 1.0
     g_max: float = 5.0
     floor: float = 0.0
