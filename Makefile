@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	.venv/bin/fgrpo run --config configs/demo.toml --out $(OUT)
+	.venv/bin/fgrpo run --config configs/demo.toml --out $(OUT) --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q
