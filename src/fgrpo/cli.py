@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import commands as model_commands  # `fgrpo models | build-tiny-model | export | eval`
 
     model_commands.register(sub, _add_config_args)
+    from .experiments import commands as experiment_commands  # `fgrpo sweep | report`
+
+    experiment_commands.register(sub)
     return parser
 
 
