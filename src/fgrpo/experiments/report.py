@@ -59,7 +59,7 @@ def resource_rows(runs: list[Run]) -> list[list[str]]:
     def cell(res: dict[str, Any], key: str) -> str:
         return "-" if res.get(key) is None else f"{res[key]:g}"
 
-    return [[r.name, f"{r.summary['seconds']:g}", cell(r.resources, "cpu_percent_mean"), cell(r.resources, "peak_rss_mb"),
+    return [[r.name, f"{r.summary['seconds']:g}", cell(r.resources, "wall_seconds"), cell(r.resources, "cpu_percent_mean"), cell(r.resources, "peak_rss_mb"),
              cell(r.resources, "gpu_util_percent_mean"), cell(r.resources, "gpu_memory_peak_mb")]
             for r in sorted(runs, key=lambda r: r.name)]
 
@@ -90,9 +90,10 @@ def report_markdown(manifest: dict[str, Any], runs: list[Run], target: float, fi
             lines += ["", f"Final macro accuracy minus {BASELINE}'s, paired by seed (95% t-interval):", ""]
             lines += md_table(["strategy", "pairs", "mean difference", "95% interval"], paired)
         lines.append("")
-    lines += ["## Resources per run", "", "CPU % is of one core (200 = two cores busy); GPU columns only where "
+    lines += ["## Resources per run", "", "Run seconds: summary.json's; wall seconds: the whole process, "
+              "start-up included (of its last attempt). CPU % is of one core (200 = two cores busy); GPU columns only where "
               "nvidia-smi exists (whole-device numbers).", ""]
-    lines += md_table(["run", "seconds", "mean CPU %", "peak RSS MB", "GPU util %", "GPU peak MB"], resource_rows(runs))
+    lines += md_table(["run", "run seconds", "wall seconds", "mean CPU %", "peak RSS MB", "GPU util %", "GPU peak MB"], resource_rows(runs))
     unfinished = [p for p in points if p.get("status") != "done"]
     if unfinished:
         lines += ["", "## Unfinished points", ""]

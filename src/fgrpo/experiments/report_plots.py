@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .sweep_runs import REFERENCES, Run, curve
+from matplotlib.ticker import MaxNLocator
+
 from .reports import plt, save_figure
+from .sweep_runs import REFERENCES, Run, curve
 
 MAX_PANELS = 16  # beyond this a figure is unreadable; report.md's tables still list every panel
 
@@ -18,6 +20,8 @@ def _axes(n: int, width: float = 4.2, height: float = 3.2) -> tuple[object, list
     flat = [ax for row in axes for ax in row]
     for ax in flat[n:]:
         ax.set_visible(False)
+    for ax in flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds
     return fig, flat[:n]
 
 
@@ -55,6 +59,8 @@ def plot_fgrpo_clients(out: Path, grouped: dict[str, dict[str, list[Run]]]) -> P
             xs, weights, gains = zip(*pts)
             ax_w.plot(xs, weights, marker=".", label=cid)
             ax_g.plot(xs, gains, marker=".", label=cid)
+        for ax in (ax_w, ax_g):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_w.set(xlabel="round", ylabel="aggregation weight", title=f"FGRPO weights: {panel} (seed {run.seed})")
         ax_g.set(xlabel="round", ylabel="gain", title=f"FGRPO gains: {panel} (seed {run.seed})")
         ax_w.legend(fontsize=7)
