@@ -75,8 +75,8 @@ def test_base_file_and_slices(tmp_path):
     with pytest.raises(ConfigError, match="no slice 'nope'"):
         read_sweep(path, "nope")
     alpha = read_sweep(path, "alpha")
-    assert [p.name for p in alpha.points] == ["seed=0,data.alpha=0.1", "seed=0,data.alpha=1.0",
-                                              "seed=1,data.alpha=0.1", "seed=1,data.alpha=1.0"]
+    assert [p.name for p in alpha.points] == ["data.alpha=0.1,seed=0", "data.alpha=0.1,seed=1",
+                                              "data.alpha=1.0,seed=0", "data.alpha=1.0,seed=1"]
     assert all(p.config.federation.num_clients == 3 for p in alpha.points)  # from the base file
     clients = read_sweep(path, "clients")
     assert {(p.config.federation.num_clients, p.config.data.alpha) for p in clients.points} == {(4, 0.3), (8, 0.3)}
@@ -197,3 +197,10 @@ def test_real_smoke_sweep_of_two_points(tmp_path):
     report = subprocess.run([sys.executable, "-m", "fgrpo", "report", str(out)], env=env, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     assert (out / "report" / "macro.png").is_file() and (out / "report" / "fgrpo_clients.png").is_file()
+
+
+def test_committed_profiles_expand_and_validate():
+    root = Path(__file__).parents[1] / "benchmarks"
+    assert len(read_sweep(root / "quick.toml").points) == 4
+    sizes = {name: len(read_sweep(root / "laptop.toml", name).points) for name in ("strategies", "alpha", "clients", "rl")}
+    assert sizes == {"strategies": 24, "alpha": 24, "clients": 18, "rl": 18}

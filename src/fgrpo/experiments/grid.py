@@ -9,7 +9,7 @@ A sweep file (TOML)::
     "strategy.name" = ["fgrpo", "fedavg"]
     seed = [0, 1, 2]
     data = [{alpha = 0.1}, {partition = "iid"}]   # a table sets several keys of one axis together
-    [slices.alpha]                       # `--slice alpha`: this set/grid over the top-level ones
+    [slices.alpha]                       # `--slice alpha`: this set/grid over (and before) the top-level ones
     grid = {"data.alpha" = [0.1, 0.5]}
 
 Every point is validated by ``load_config`` before anything runs, so a typo in the last point
@@ -104,7 +104,8 @@ def _select(doc: dict[str, Any], slice_name: str | None, path: Path) -> tuple[di
         if key not in SLICE_KEYS:
             raise ConfigError(f"slices.{slice_name}.{key}", f"unknown slice key; known: {', '.join(sorted(SLICE_KEYS))}")
     fixed.update(_table(chosen, "set", f"slices.{slice_name}."))
-    grid.update(_table(chosen, "grid", f"slices.{slice_name}."))
+    own = _table(chosen, "grid", f"slices.{slice_name}.")
+    grid = {**own, **{k: v for k, v in grid.items() if k not in own}}  # the slice's keys first in point names
     return fixed, grid, str(chosen.get("description", doc.get("description", "")))
 
 
