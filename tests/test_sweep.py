@@ -159,6 +159,18 @@ def test_resume_skips_finished_points_retries_failed_and_resumes_crashed(tmp_pat
     assert all(p["status"] == "done" for p in json.loads((out / "sweep.json").read_text())["points"])
 
 
+def test_ctrl_c_marks_the_point_interrupted(tmp_path):
+    path = write_sweep(tmp_path, '"strategy.name" = ["fgrpo", "fedavg"]\n')
+
+    def interrupted(args: list[str], log: Path) -> Outcome:
+        raise KeyboardInterrupt
+
+    lines: list[str] = []
+    assert run_sweep(read_sweep(path), tmp_path / "out", runner=interrupted, echo=lines.append) == 130
+    statuses = [p["status"] for p in json.loads((tmp_path / "out" / "sweep.json").read_text())["points"]]
+    assert statuses == ["interrupted", "pending"] and "run the same command again" in lines[-1]
+
+
 def test_a_changed_config_is_refused_not_overwritten(tmp_path):
     path = write_sweep(tmp_path, '"strategy.name" = ["fgrpo"]\n')
     out = tmp_path / "out"
@@ -204,3 +216,17 @@ def test_committed_profiles_expand_and_validate():
     assert len(read_sweep(root / "quick.toml").points) == 4
     sizes = {name: len(read_sweep(root / "laptop.toml", name).points) for name in ("strategies", "alpha", "clients", "rl")}
     assert sizes == {"strategies": 24, "alpha": 24, "clients": 18, "rl": 18}
+
+
+def test_monitor_records_the_process_tree(tmp_path):
+    """A child holding ~200 MB under a shell: peak RSS counts the grandchild too."""
+    from fgrpo.experiments.monitor import TreeMonitor
+
+    code = "import time; x = bytearray(200 * 2**20); time.sleep(1.5)"
+    proc = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "{code}"; true'])
+    with TreeMonitor(proc.pid, interval=0.2) as monitor:
+        proc.wait()
+    record = monitor.record()
+    assert record["samples"] >= 3 and record["peak_rss_mb"] > 190 and record["wall_seconds"] >= 1.5
+    assert record["cpu_percent_mean"] is not None
+    assert ("gpu_util_percent_mean" in record) == (shutil.which("nvidia-smi") is not None)

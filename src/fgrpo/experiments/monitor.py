@@ -1,7 +1,8 @@
 """A light resource monitor: one sample a second of a process tree's CPU and memory (and the GPU's).
 
 `fgrpo sweep` watches each point's `fgrpo run` process and the Ray processes it starts (all of
-them descend from it) and records wall time, mean CPU %, peak RSS and, where ``nvidia-smi``
+them descend from it) and records wall time, mean CPU %, peak RSS (summed over the processes, so
+shared pages count once per process: an upper bound) and, where ``nvidia-smi``
 exists, GPU utilisation and memory in the point's ``resources.json``. The GPU numbers are the
 whole device's, not only this run's: nvidia-smi is shared by every process on it.
 """

@@ -58,7 +58,12 @@ def fgrpo_subprocess(args: list[str], log: Path) -> Outcome:
         fh.flush()
         proc = subprocess.Popen([sys.executable, "-m", "fgrpo", *args], stdout=fh, stderr=subprocess.STDOUT)
         with TreeMonitor(proc.pid) as monitor:
-            returncode = proc.wait()
+            try:
+                returncode = proc.wait()
+            except KeyboardInterrupt:  # the run got the same Ctrl-C; let it stop before the sweep does
+                proc.terminate()
+                proc.wait()
+                raise
     error = None
     if returncode != 0:
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
@@ -178,7 +183,12 @@ def run_sweep(sweep: Sweep, out: Path, runner: Runner = fgrpo_subprocess, echo: 
         echo(f"[{finished + 1}/{total}] {what}: {point.name}")
         manifest.update(point.name, status="running", error=None)
         start = time.monotonic()
-        outcome = run_point(point, out, what, runner)
+        try:
+            outcome = run_point(point, out, what, runner)
+        except KeyboardInterrupt:
+            manifest.update(point.name, status="interrupted")
+            echo(f"sweep: interrupted during {point.name}; run the same command again to resume")
+            return 130
         seconds = round(time.monotonic() - start, 1)
         spent.append(seconds)
         finished += 1
