@@ -11,13 +11,12 @@ from ..errors import UserInputError
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .grid import read_sweep
-    from .sweep import action, check_out, plan_text, run_sweep
+    from .sweep import plan_text, preflight, run_sweep
 
     sweep = read_sweep(args.config, args.slice)
     out = Path(args.out)
     if args.dry_run:
-        check_out(out)
-        print(plan_text(sweep, {p.name: action(p, out) for p in sweep.points}))
+        print(plan_text(sweep, preflight(sweep, out)))
         return 0
     return run_sweep(sweep, out, command=["fgrpo", *sys.argv[1:]])
 

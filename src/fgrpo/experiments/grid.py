@@ -29,6 +29,7 @@ import tomli_w
 
 from ..config import Config, ConfigError, load_config
 from ..config_tree import flatten
+from ..errors import UserInputError
 
 SWEEP_KEYS = {"base", "set", "grid", "slices", "description"}
 SLICE_KEYS = {"set", "grid", "description"}
@@ -76,6 +77,13 @@ def values_label(values: dict[str, Any], sep: str = ",") -> str:
 def point_name(values: dict[str, Any]) -> str:
     """Grid values joined, readable and safe as a directory name."""
     return re.sub(r"[^\w.=,+-]", "_", values_label(values))
+
+
+def about_point(name: str, err: UserInputError) -> UserInputError:
+    """``err`` with the point it concerns in front: ``point strategy.name=fgrpo: data.alpha: ...``."""
+    if isinstance(err, ConfigError):
+        return ConfigError(f"point {name}: {err.key}", str(err)[len(err.key) + 2:])
+    return UserInputError(f"point {name}: {err}")
 
 
 def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -153,7 +161,7 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
         try:
             cfg = load_config(base_file, overrides)
         except ConfigError as err:
-            raise ConfigError(f"point {name}: {err.key}", str(err)[len(err.key) + 2:]) from err
+            raise about_point(name, err) from err
         points.append(Point(name, values, cfg, overrides))
     seen: set[str] = set()
     for point in points:

@@ -33,7 +33,8 @@ from typing import Any
 import tomli_w
 
 from ..config import ConfigError, load_config
-from .grid import Point, Sweep
+from ..errors import UserInputError
+from .grid import Point, Sweep, about_point
 
 MANIFEST = "sweep.json"
 IGNORED_KEYS = {"output.dir"}  # a run's own directory: the same point may live in a moved DIR
@@ -106,6 +107,20 @@ def check_out(out: Path) -> None:
         raise ConfigError("--out", f"{out} is not empty and holds no {MANIFEST}; a sweep needs its own directory")
 
 
+def preflight(sweep: Sweep, out: Path) -> dict[str, str]:
+    """Check every point as `fgrpo run` will (data, partitions, model, reward functions) and what
+    to do with it; the first problem stops the sweep before any point runs. Returns the actions."""
+    from ..preflight import check_run
+
+    check_out(out)
+    for point in sweep.points:
+        try:
+            check_run(point.config, out / point.name)
+        except UserInputError as err:
+            raise about_point(point.name, err) from err
+    return {p.name: action(p, out) for p in sweep.points}
+
+
 def plan_text(sweep: Sweep, actions: dict[str, str]) -> str:
     """What `fgrpo sweep --dry-run` prints: one line per point."""
     counts = {a: sum(1 for v in actions.values() if v == a) for a in ("done", "resume", "rerun", "new")}
@@ -167,8 +182,7 @@ def run_point(point: Point, out: Path, what: str, runner: Runner) -> Outcome:
 def run_sweep(sweep: Sweep, out: Path, runner: Runner = fgrpo_subprocess, echo: Callable[[str], None] = print,
               command: list[str] | None = None) -> int:
     """Run every point not done yet; 0 when all are done, 1 when any failed. ``command``: for the manifest."""
-    check_out(out)
-    actions = {p.name: action(p, out) for p in sweep.points}  # refuses a changed config before anything runs
+    actions = preflight(sweep, out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out, sweep, command)
     total, finished = len(sweep.points), sum(1 for a in actions.values() if a == "done")
