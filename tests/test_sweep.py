@@ -96,9 +96,9 @@ def test_a_bad_value_names_the_point_and_key_before_anything_runs(tmp_path, caps
     assert main(["sweep", "--config", str(bad_key), "--out", str(out)]) == 2
     assert "point federation.roundz=1: federation.roundz: unknown key" in capsys.readouterr().err
     # valid config, but `fgrpo run`'s pre-flight would refuse it (64 prompts over 40 clients): caught up front too
-    too_many = write_sweep(tmp_path, '"federation.num_clients" = [2, 40]\n')
+    too_many = write_sweep(tmp_path, '"federation.num_clients" = [2, 40]\n', extra='[set]\n"data.partition" = "iid"\n')
     assert main(["sweep", "--config", str(too_many), "--out", str(out), "--dry-run"]) == 2
-    assert "config error: point federation.num_clients=40: data.partition: dirichlet partitioning failed" in capsys.readouterr().err
+    assert "point federation.num_clients=40: data.train_size: client 25 gets 1 prompts" in capsys.readouterr().err
     assert not out.exists()
 
 
