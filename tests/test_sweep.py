@@ -107,8 +107,20 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sweep", "--config", str(path), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "2 points, 2 new" in text and "new    strategy.name=fedavg  [fedavg, 2 clients, 1 rounds x 1 steps" in text
+    assert "2 points, 2 new" in text and "new    strategy.name=fedavg  [fedavg (grpo), model tiny-random, 2 clients, 1 rounds x 1 local steps" in text
     assert not out.exists()
+
+
+def test_run_dry_run_checks_and_prints_the_plan(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--set", "model.name=tiny-random", "--set", "federation.num_clients=2", "--set", "data.train_size=64",
+            "--set", "grpo.per_device_train_batch_size=8", "--out", str(out), "--dry-run"]
+    assert main(args) == 0
+    assert "fgrpo (grpo), model tiny-random, 2 clients, 3 rounds x 2 local steps (12 client-steps of 8 completions)" \
+        in capsys.readouterr().out
+    assert not out.exists()
+    assert main([*args, "--set", "federation.num_clients=40", "--set", "data.partition=iid"]) == 2  # pre-flight refuses
+    assert "data.train_size: client" in capsys.readouterr().err
 
 
 class FakeRunner:

@@ -34,6 +34,7 @@ import tomli_w
 
 from ..config import ConfigError, load_config
 from ..errors import UserInputError
+from ..run_plan import plan_line
 from .grid import Point, Sweep, about_point
 
 MANIFEST = "sweep.json"
@@ -127,10 +128,7 @@ def plan_text(sweep: Sweep, actions: dict[str, str]) -> str:
     head = f"sweep {sweep.path}" + (f" (slice {sweep.slice})" if sweep.slice else "") + f": {len(sweep.points)} points, "
     head += ", ".join(f"{n} {a}" for a, n in counts.items() if n)
     rows = [head]
-    for p in sweep.points:
-        f = p.config.federation
-        rows.append(f"  {actions[p.name]:6s} {p.name}  [{p.config.strategy.name}, {f.num_clients} clients, "
-                    f"{f.rounds} rounds x {f.local_steps} steps, model {p.config.model.name}]")
+    rows += [f"  {actions[p.name]:6s} {p.name}  [{plan_line(p.config)}]" for p in sweep.points]
     return "\n".join(rows)
 
 
