@@ -62,7 +62,8 @@ def sweep_dir(tmp_path: Path) -> Path:
     points.append({"name": point_name(values), "values": values, "status": "done", "seconds": 42.0, "error": None})
     write_run(tmp_path / point_name(values), "fgrpo", 0, 0.5)
     crashed = {"strategy.name": "fedavg", "data.alpha": 1.0, "seed": 0}
-    points.append({"name": point_name(crashed), "values": crashed, "status": "failed", "seconds": 3.0, "error": "fgrpo: boom"})
+    points.append({"name": point_name(crashed), "values": crashed, "status": "failed", "seconds": 3.0,
+                   "error": "fgrpo: boom"})
     (tmp_path / "sweep.json").write_text(json.dumps({"sweep": "fake.toml", "slice": None, "command": ["fgrpo", "sweep"],
                                                      "points": points}))
     return tmp_path
@@ -85,11 +86,11 @@ def test_report_tables_and_figures(sweep_dir, capsys):
     assert table_row(text, "data.alpha=0.1", "fgrpo") == [
         "fgrpo", "3", "0.320 ± 0.020", "0.320 ± 0.020", "0.220 ± 0.020", "2.0 (3/3)", "0.420", "0.220"]
     # fedavg: 0.28 0.30 0.31 -> mean 0.2967, std sqrt(0.00046667 / 2) = 0.0153; 0.28 never reaches 0.3
-    assert table_row(text, "data.alpha=0.1", "fedavg")[2:6] == ["0.297 ± 0.015", "0.297 ± 0.015", "0.197 ± 0.015", "2.0 (2/3)"]
+    assert table_row(text, "data.alpha=0.1", "fedavg")[2:6] == [
+        "0.297 ± 0.015", "0.297 ± 0.015", "0.197 ± 0.015", "2.0 (2/3)"]
     assert table_row(text, "data.alpha=0.1", "local-only (reference)")[1] == "3"
     # paired by seed: fgrpo - fedavg = 0.02 0.04 0.01 -> mean 0.0233, sd 0.0153,
     # half-width t(2) 4.303 x 0.0153 / sqrt(3) = 0.0379 -> [-0.015, +0.061]
-    assert table_row(text, "data.alpha=0.1", "fgrpo")  # the strategy table comes first
     paired = text.split("paired by seed")[1]
     assert "| fgrpo | 3 | +0.023 | [-0.015, +0.061] |" in paired
     assert "| local-only | 3 | -0.067 |" in paired

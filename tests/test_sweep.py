@@ -107,7 +107,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sweep", "--config", str(path), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "2 points, 2 new" in text and "new    strategy.name=fedavg  [fedavg (grpo), model tiny-random, 2 clients, 1 rounds x 1 local steps" in text
+    assert "2 points, 2 new" in text
+    assert "new    strategy.name=fedavg  [fedavg (grpo), model tiny-random, 2 clients, 1 rounds x 1 local steps" in text
     assert not out.exists()
 
 
@@ -165,7 +166,8 @@ def test_resume_skips_finished_points_retries_failed_and_resumes_crashed(tmp_pat
     assert manifest[names[1]]["status"] == "failed"
     assert manifest[names[2]]["status"] == "done" and manifest[names[2]]["seconds"] is not None
     assert json.loads((out / names[2] / "resources.json").read_text())["peak_rss_mb"] == 10.0
-    assert lines[1].startswith("[1/3] new: ") and "left" in lines[2] and lines[-1].startswith("sweep: 1 of 3 points done, 2 failed")
+    assert lines[1].startswith("[1/3] new: ") and "left" in lines[2]
+    assert lines[-1].startswith("sweep: 1 of 3 points done, 2 failed")
 
     second = FakeRunner()
     assert run_sweep(read_sweep(path), out, runner=second, echo=lines.append) == 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ class Point:
     name: str  # the run directory's name: its grid values, e.g. strategy.name=fgrpo,seed=0
     values: dict[str, Any]  # grid key -> this point's value, as the sweep file wrote it
     config: Config
-    overrides: list[str] = field(default_factory=list)  # key=value, as `fgrpo run --set` reads them
 
 
 @dataclass
@@ -162,7 +161,7 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
             cfg = load_config(base_file, overrides)
         except ConfigError as err:
             raise about_point(name, err) from err
-        points.append(Point(name, values, cfg, overrides))
+        points.append(Point(name, values, cfg))
     seen: set[str] = set()
     for point in points:
         if point.name in seen:

@@ -59,8 +59,8 @@ def resource_rows(runs: list[Run]) -> list[list[str]]:
     def cell(res: dict[str, Any], key: str) -> str:
         return "-" if res.get(key) is None else f"{res[key]:g}"
 
-    return [[r.name, f"{r.summary['seconds']:g}", cell(r.resources, "wall_seconds"), cell(r.resources, "cpu_percent_mean"), cell(r.resources, "peak_rss_mb"),
-             cell(r.resources, "gpu_util_percent_mean"), cell(r.resources, "gpu_memory_peak_mb")]
+    keys = ("wall_seconds", "cpu_percent_mean", "peak_rss_mb", "gpu_util_percent_mean", "gpu_memory_peak_mb")
+    return [[r.name, f"{r.summary['seconds']:g}", *(cell(r.resources, k) for k in keys)]
             for r in sorted(runs, key=lambda r: r.name)]
 
 
@@ -93,7 +93,8 @@ def report_markdown(manifest: dict[str, Any], runs: list[Run], target: float, fi
     lines += ["## Resources per run", "", "Run seconds: summary.json's; wall seconds: the whole process, "
               "start-up included (of its last attempt). CPU % is of one core (200 = two cores busy); GPU columns only where "
               "nvidia-smi exists (whole-device numbers).", ""]
-    lines += md_table(["run", "run seconds", "wall seconds", "mean CPU %", "peak RSS MB", "GPU util %", "GPU peak MB"], resource_rows(runs))
+    header = ["run", "run seconds", "wall seconds", "mean CPU %", "peak RSS MB", "GPU util %", "GPU peak MB"]
+    lines += md_table(header, resource_rows(runs))
     unfinished = [p for p in points if p.get("status") != "done"]
     if unfinished:
         lines += ["", "## Unfinished points", ""]
