@@ -6,6 +6,7 @@ Layout of ``DIR``::
     DIR/<point>/           the point's run directory (`fgrpo run`'s) + resources.json
     DIR/configs/<point>.toml  the point's resolved config, which `fgrpo run --config` receives
     DIR/logs/<point>.log   the point's output
+    DIR/report/            `fgrpo report DIR`: figures and report.md
 
 Running the same command again resumes the sweep. Per point:
 
