@@ -64,8 +64,10 @@ def sweep_dir(tmp_path: Path) -> Path:
     crashed = {"strategy.name": "fedavg", "data.alpha": 1.0, "seed": 0}
     points.append({"name": point_name(crashed), "values": crashed, "status": "failed", "seconds": 3.0,
                    "error": "fgrpo: boom"})
+    machine = {"platform": "Linux-x86_64", "cpus": 2, "gpu": False}
     (tmp_path / "sweep.json").write_text(json.dumps({"sweep": "fake.toml", "slice": None, "command": ["fgrpo", "sweep"],
-                                                     "points": points}))
+                                                     "machine": machine, "started": "2026-11-26T10:00:00+00:00",
+                                                     "updated": "2026-11-26T11:00:00+00:00", "points": points}))
     return tmp_path
 
 
@@ -97,6 +99,7 @@ def test_report_tables_and_figures(sweep_dir, capsys):
     assert "## data.alpha=1.0" in text and "| fgrpo | 1 | 0.500 ± 0.000 |" in text
     assert "strategy.name=fgrpo,data.alpha=0.1,seed=0 | 42 | 42 | 150.5 | 900 | - | - |" in text
     assert "- strategy.name=fedavg,data.alpha=1.0,seed=0: failed (fgrpo: boom)" in text
+    assert "Machine: Linux-x86_64, 2 CPUs, no GPU; sweep started 2026-11-26T10:00:00+00:00" in text
     assert str(out / "report.md") in capsys.readouterr().out
 
 

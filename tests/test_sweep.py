@@ -166,6 +166,8 @@ def test_resume_skips_finished_points_retries_failed_and_resumes_crashed(tmp_pat
     assert manifest[names[1]]["status"] == "failed"
     assert manifest[names[2]]["status"] == "done" and manifest[names[2]]["seconds"] is not None
     assert json.loads((out / names[2] / "resources.json").read_text())["peak_rss_mb"] == 10.0
+    started = json.loads((out / "sweep.json").read_text())["started"]
+    assert json.loads((out / "sweep.json").read_text())["machine"]["cpus"] == os.cpu_count()
     assert lines[1].startswith("[1/3] new: ") and "left" in lines[2]
     assert lines[-1].startswith("sweep: 1 of 3 points done, 2 failed")
 
@@ -175,7 +177,9 @@ def test_resume_skips_finished_points_retries_failed_and_resumes_crashed(tmp_pat
     assert set(runs) == {names[0], names[1]}  # the finished point was skipped
     assert "--overwrite" in runs[names[0]]  # failed before any checkpoint: started over
     assert runs[names[1]][:2] == ["run", "--resume"]  # crashed after a checkpoint: continued
-    assert all(p["status"] == "done" for p in json.loads((out / "sweep.json").read_text())["points"])
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert all(p["status"] == "done" for p in manifest["points"])
+    assert manifest["started"] == started and manifest["updated"] >= started  # the first session's start stays
 
 
 def test_ctrl_c_marks_the_point_interrupted(tmp_path):

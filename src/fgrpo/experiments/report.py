@@ -77,6 +77,10 @@ def report_markdown(manifest: dict[str, Any], runs: list[Run], target: float, fi
         lines += [manifest["description"], ""]
     if manifest.get("command"):
         lines += [f"Command: `{' '.join(manifest['command'])}`", ""]
+    if manifest.get("machine"):
+        m = manifest["machine"]
+        lines += [f"Machine: {m['platform']}, {m['cpus']} CPUs, {'a' if m['gpu'] else 'no'} GPU; "
+                  f"sweep started {manifest.get('started')}, last updated {manifest.get('updated')} (UTC).", ""]
     lines += [f"{len(runs)} of {len(points)} points finished; mean ± std over seeds (sample std). "
               f"Target for 'rounds to target': macro accuracy {target:.3f}.", ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures] + [""]

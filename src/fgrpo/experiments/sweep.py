@@ -2,7 +2,7 @@
 
 Layout of ``DIR``::
 
-    DIR/sweep.json         the manifest: every point's values, status, seconds and error
+    DIR/sweep.json         the manifest: machine, start/update times, every point's values, status, seconds, error
     DIR/<point>/           the point's run directory (`fgrpo run`'s) + resources.json
     DIR/configs/<point>.toml  the point's resolved config, which `fgrpo run --config` receives
     DIR/logs/<point>.log   the point's output
@@ -23,11 +23,15 @@ Each point runs in its own process, so one point's crash is recorded and the swe
 from __future__ import annotations
 
 import json
+import os
+import platform
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +147,9 @@ class Manifest:
         self.doc: dict[str, Any] = {
             "sweep": str(sweep.path), "slice": sweep.slice, "description": sweep.description,
             "command": command,
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "gpu": shutil.which("nvidia-smi") is not None},
+            "started": old.get("started", _now()),
             "points": [{"name": p.name, "values": p.values, "status": "pending", "seconds": None, "error": None,
                         **{k: before[p.name][k] for k in ("status", "seconds", "error") if p.name in before}}
                        for p in sweep.points],
@@ -151,9 +158,14 @@ class Manifest:
 
     def update(self, name: str, **fields: Any) -> None:
         self.by_name[name].update(fields)
+        self.doc["updated"] = _now()
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.doc, indent=2) + "\n")
         tmp.replace(self.path)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _eta(seconds: list[float], remaining: int) -> str:
