@@ -33,6 +33,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .preflight import check_run  # bad inputs fail here in one line, before Ray or any client starts
 
     check_run(cfg, out)
+    if args.dry_run:
+        from .run_plan import plan_line
+
+        print(f"fgrpo run --dry-run: {plan_line(cfg)}; run directory {out}; inputs checked, nothing run")
+        return 0
     if args.overwrite:
         clear(out)  # only now: a config that fails to validate leaves the old run untouched
     summary = run_experiment(cfg, out, resume=bool(args.resume))
@@ -54,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round, "
                      "with DIR/config.toml (only --set federation.rounds=N may change it)")
     run.add_argument("--overwrite", action="store_true", help="replace the run already in the run directory")
+    run.add_argument("--dry-run", action="store_true", help="check every input and print the plan; train nothing")
     run.set_defaults(func=cmd_run)
     from . import data_cli  # `fgrpo tasks`, `fgrpo data describe`
 
@@ -64,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import commands as model_commands  # `fgrpo models | build-tiny-model | export | eval`
 
     model_commands.register(sub, _add_config_args)
+    from .experiments import commands as experiment_commands  # `fgrpo sweep | report`
+
+    experiment_commands.register(sub)
     return parser
 
 

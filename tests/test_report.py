@@ -1,0 +1,126 @@
+"""`fgrpo report` on small fake sweep directories shaped like real ones; the numbers checked by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from fgrpo.cli import main
+from fgrpo.experiments.grid import point_name
+from fgrpo.experiments.stats import paired_interval, t_critical
+
+INITIAL = 0.2
+FINALS = {  # strategy -> final macro accuracy per seed 0, 1, 2 (panel data.alpha=0.1)
+    "fgrpo": [0.30, 0.34, 0.32],
+    "fedavg": [0.28, 0.30, 0.31],
+    "local-only": [0.22, 0.24, 0.23],
+}
+
+
+def evaluation(macro: float) -> dict[str, float]:
+    return {"addition": macro + 0.1, "sorting": macro - 0.1, "macro": macro}
+
+
+def client(cid: str, reward: float, weight: float, gain: float) -> dict:
+    return {"client-id": cid, "num-examples": 10, "reward": reward, "baseline": None, "gain": gain, "weight": weight,
+            "tasks": {"addition": {"signal": reward, "rollouts": 4.0, "baseline": 0.0, "gain": gain}}}
+
+
+def write_run(run: Path, strategy: str, seed: int, final: float) -> None:
+    """config.toml, metrics.jsonl (2 evaluated rounds), summary.json as `fgrpo run` writes them."""
+    run.mkdir(parents=True)
+    (run / "config.toml").write_text(tomli_w.dumps({"seed": seed, "strategy": {"name": strategy}}))
+    middle = (INITIAL + final) / 2
+    rounds = []
+    for rnd, macro in ((1, middle), (2, final)):
+        zero = {k: 0.01 for k in evaluation(macro)}
+        rounds.append({"round": rnd, "aggregated": True, "failures": [], "seconds": 10.0,
+                       "clients": [client("client-0", macro, 0.6, 0.5 * rnd), client("client-1", macro - 0.1, 0.4, 0.1)],
+                       "train": {"reward": macro}, "eval": evaluation(macro), "eval_se": zero})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rounds))
+    se = {k: 0.01 for k in evaluation(final)}
+    (run / "summary.json").write_text(json.dumps({
+        "strategy": strategy, "rounds": 2, "rounds_aggregated": 2, "seconds": 42.0,
+        "initial_eval": evaluation(INITIAL), "initial_eval_se": se, "final_eval": evaluation(final), "final_eval_se": se,
+        "best_round": 2, "best_macro": final, "macro_gain": final - INITIAL, "macro_gain_se": 0.014,
+        "mean_client_reward_by_round": [r["train"]["reward"] - 0.05 for r in rounds], "failures": 0}))
+    (run / "resources.json").write_text(json.dumps({"wall_seconds": 42.0, "cpu_percent_mean": 150.5, "peak_rss_mb": 900.0}))
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    points = []
+    for strategy, finals in FINALS.items():
+        for seed, final in enumerate(finals):
+            values = {"strategy.name": strategy, "data.alpha": 0.1, "seed": seed}
+            points.append({"name": point_name(values), "values": values, "status": "done", "seconds": 42.0, "error": None})
+            write_run(tmp_path / point_name(values), strategy, seed, final)
+    values = {"strategy.name": "fgrpo", "data.alpha": 1.0, "seed": 0}  # a second panel, one seed
+    points.append({"name": point_name(values), "values": values, "status": "done", "seconds": 42.0, "error": None})
+    write_run(tmp_path / point_name(values), "fgrpo", 0, 0.5)
+    crashed = {"strategy.name": "fedavg", "data.alpha": 1.0, "seed": 0}
+    points.append({"name": point_name(crashed), "values": crashed, "status": "failed", "seconds": 3.0,
+                   "error": "fgrpo: boom"})
+    machine = {"platform": "Linux-x86_64", "cpus": 2, "gpu": False}
+    (tmp_path / "sweep.json").write_text(json.dumps({"sweep": "fake.toml", "slice": None, "command": ["fgrpo", "sweep"],
+                                                     "machine": machine, "started": "2026-11-26T10:00:00+00:00",
+                                                     "updated": "2026-11-26T11:00:00+00:00", "points": points}))
+    return tmp_path
+
+
+def table_row(text: str, section: str, first_cell: str) -> list[str]:
+    body = text.split(f"## {section}\n", 1)[1]
+    line = next(line for line in body.splitlines() if line.startswith(f"| {first_cell} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_report_tables_and_figures(sweep_dir, capsys):
+    assert main(["report", str(sweep_dir), "--target", "0.3"]) == 0
+    out = sweep_dir / "report"
+    for png in ("macro.png", "reward.png", "fgrpo_clients.png"):
+        assert (out / png).stat().st_size > 5000
+    text = (out / "report.md").read_text()
+    # fgrpo: finals 0.30 0.34 0.32 -> mean 0.32, sample std 0.02; worst task (sorting) 0.1 lower;
+    # round 1 sits half-way from 0.2, below 0.3, so every seed reaches the target at round 2.
+    assert table_row(text, "data.alpha=0.1", "fgrpo") == [
+        "fgrpo", "3", "0.320 ± 0.020", "0.320 ± 0.020", "0.220 ± 0.020", "2.0 (3/3)", "0.420", "0.220"]
+    # fedavg: 0.28 0.30 0.31 -> mean 0.2967, std sqrt(0.00046667 / 2) = 0.0153; 0.28 never reaches 0.3
+    assert table_row(text, "data.alpha=0.1", "fedavg")[2:6] == [
+        "0.297 ± 0.015", "0.297 ± 0.015", "0.197 ± 0.015", "2.0 (2/3)"]
+    assert table_row(text, "data.alpha=0.1", "local-only (reference)")[1] == "3"
+    # paired by seed: fgrpo - fedavg = 0.02 0.04 0.01 -> mean 0.0233, sd 0.0153,
+    # half-width t(2) 4.303 x 0.0153 / sqrt(3) = 0.0379 -> [-0.015, +0.061]
+    paired = text.split("paired by seed")[1]
+    assert "| fgrpo | 3 | +0.023 | [-0.015, +0.061] |" in paired
+    assert "| local-only | 3 | -0.067 |" in paired
+    assert "## data.alpha=1.0" in text and "| fgrpo | 1 | 0.500 ± 0.000 |" in text
+    assert "strategy.name=fgrpo,data.alpha=0.1,seed=0 | 42 | 42 | 150.5 | 900 | - | - |" in text
+    assert "- strategy.name=fedavg,data.alpha=1.0,seed=0: failed (fgrpo: boom)" in text
+    assert "Machine: Linux-x86_64, 2 CPUs, no GPU; sweep started 2026-11-26T10:00:00+00:00" in text
+    assert str(out / "report.md") in capsys.readouterr().out
+
+
+def test_default_target_is_the_start_plus_five_points(sweep_dir):
+    from fgrpo.experiments.report import write_report
+
+    text = write_report(sweep_dir).read_text()
+    assert "macro accuracy 0.250" in text
+    # fedavg seed 0: round 1 at (0.2 + 0.28) / 2 = 0.24 < 0.25, so round 2; the others reach it at round 1
+    assert table_row(text, "data.alpha=0.1", "fedavg")[5] == "1.3 (3/3)"
+
+
+def test_paired_interval_by_hand():
+    mean, low, high = paired_interval([0.30, 0.34, 0.32], [0.28, 0.30, 0.31])
+    assert mean == pytest.approx(0.07 / 3)
+    assert high - mean == pytest.approx(4.303 * (0.00046667 / 2) ** 0.5 / 3 ** 0.5, rel=1e-3)
+    assert paired_interval([0.3], [0.2]) is None
+    assert t_critical(35) == 2.042  # between rows: the smaller df, a wider interval
+
+
+def test_report_refuses_a_directory_that_is_no_sweep(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no sweep.json" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing")]) == 2
