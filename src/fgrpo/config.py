@@ -390,13 +390,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """TOML file (optional) plus ``key=value`` overrides, fully validated."""
     tree: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError("--config", f"file not found: {path}")
-        try:
-            tree = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(str(path), f"invalid TOML: {err}") from err
+        tree = config_tree.read_toml(Path(path))
     flat_overrides = dict(parse_override(o) for o in overrides or [])
     tree = config_tree.merge(tree, _unflatten(flat_overrides))
     return config_from_dict(tree)

@@ -1,9 +1,23 @@
-"""Nested config tables as Flower's flat run_config holds them, and TOML tables merged."""
+"""Nested config tables: read from TOML files, flattened as Flower's run_config holds them, merged."""
 
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
 from typing import Any
+
+from .errors import ConfigError
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; a missing file or bad TOML is a ConfigError naming it."""
+    if not path.is_file():
+        raise ConfigError("--config", f"file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), f"invalid TOML: {err}") from err
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

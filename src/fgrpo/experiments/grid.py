@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import tomli_w
 
 from ..config import Config, ConfigError, load_config
-from ..config_tree import flatten
+from ..config_tree import flatten, read_toml
 from ..errors import UserInputError
 
 SWEEP_KEYS = {"base", "set", "grid", "slices", "description"}
@@ -138,12 +137,7 @@ def _axis_overrides(key: str, value: Any) -> list[str]:
 def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
     """Expand and validate every point of ``path`` (or of its slice ``slice_name``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("--config", f"file not found: {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(str(path), f"invalid TOML: {err}") from err
+    doc = read_toml(path)
     fixed, grid, description = _select(doc, slice_name, path)
     if not grid:
         raise ConfigError(f"{path}: grid", "empty; a sweep needs at least one key with values to try")
