@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..cpu import torch_threads
 from ..data import test_sets
 from ..evaluation import accuracy_by_task, standard_errors
 from ..experiments.reports import summarise, summary_text, write_plots
@@ -64,7 +65,8 @@ class RunJournal:
         if state is not None:
             load_adapter_state(self.model, state)
         cfg = self.cfg
-        accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+        with torch_threads(cfg.eval.threads):
+            accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
         return {"eval": accuracy, "eval_se": standard_errors(accuracy, {t: len(r) for t, r in self.held_out.items()})}
 
     def start(self, state: dict[str, np.ndarray], strategy_state: dict[str, Any]) -> dict[str, np.ndarray]:
