@@ -117,7 +117,7 @@ def part_d(src: Path, work: Path) -> dict:
     """One small GRPO step per sampled client; the same 10 clients' work per round at every scale."""
     points = []
     for n in (10, 100, 1000):
-        overrides = [f"federation.num_clients={n}", f"federation.fraction_train={10 / n}", "federation.rounds=5",
+        overrides = [f"federation.num_clients={n}", f"federation.fraction_train={10 / n}", "federation.rounds=8",
                      "federation.local_steps=1", "data.partition=iid", f"data.train_size={max(2000, 4 * n)}",
                      "grpo.per_device_train_batch_size=8", "grpo.num_generations=4", "data.test_size=5",
                      "eval.every=0"]

@@ -43,6 +43,13 @@ ROWS: list[tuple[str, str, Getter]] = [
 ]
 
 
+def _safe(get: Getter, entry: dict[str, Any]) -> Any:
+    try:
+        return get(entry)
+    except (KeyError, TypeError):  # a part this label did not measure
+        return None
+
+
 def markdown(results: dict[str, dict[str, Any]]) -> str:
     labels = [label for label in ("before", "after") if label in results] + \
         [label for label in results if label not in ("before", "after")]
@@ -53,7 +60,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
                      f"1-min load at start {entry.get('load_before', 0):.1f}")
     lines += ["", "| part | measure | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
     for part, name, get in ROWS:
-        values = [get(results[label]) for label in labels]
+        values = [_safe(get, results[label]) for label in labels]
         if any(v is not None for v in values):
             lines.append(f"| {part} | {name} | " + " | ".join("" if v is None else str(v) for v in values) + " |")
     return "\n".join(lines) + "\n"
