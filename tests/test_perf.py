@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 from pathlib import Path
+from queue import Queue
+from types import SimpleNamespace
 
 import pytest
 import torch
+from flwr.server.superlink.fleet.vce import vce_api
 
 from fgrpo.client.grpo import grpo_args
 from fgrpo.config import ConfigError, load_config
 from fgrpo.cpu import torch_threads
+from fgrpo.experiments import flower_dispatch
 from fgrpo.grpo_check import check_grpo_settings
 from fgrpo.models import lora
 from fgrpo.server import centralized, journal
@@ -96,3 +101,57 @@ def test_perf_report_has_a_row_per_measured_number_and_a_column_per_label():
     assert "| part | measure | before | after |" in text
     assert "| c | GRPO step / plain generate of the same batch (goal <= 1.5) | 1.8 | 1.4 |" in text
     assert "0.100 / 0.040" in text and "| a |" not in text
+
+
+class OneSweep(threading.Event):
+    """A stop event that lets the dispatcher loop run exactly once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks > 1
+
+    def wait(self, timeout=None):  # noqa: ANN001
+        return True
+
+
+class FakeLinkState:
+    """The part of Flower's InMemoryLinkState the dispatcher touches; records who was asked."""
+
+    def __init__(self, destinations: list[int]) -> None:
+        self.lock = threading.RLock()
+        self.message_ins_store = {f"m{i}": SimpleNamespace(metadata=SimpleNamespace(dst_node_id=d, delivered_at=""))
+                                  for i, d in enumerate(destinations)}
+        self.asked: list[int] = []
+
+    def get_message_ins(self, node_id: int, limit: int) -> list:
+        self.asked.append(node_id)
+        found = [m for m in self.message_ins_store.values()
+                 if m.metadata.dst_node_id == node_id and m.metadata.delivered_at == ""][:limit]
+        for m in found:
+            m.metadata.delivered_at = "now"
+        return found
+
+
+def test_dispatcher_delivers_what_flowers_delivers_asking_only_nodes_with_mail():
+    nodes = {node: node for node in range(1000)}  # node id -> partition id
+    delivered = {}
+    for name, dispatch in (("flower", vce_api.add_messages_to_queue), ("fgrpo", flower_dispatch.add_messages_to_queue)):
+        state, queue = FakeLinkState([700, 3, 700, 42]), Queue()
+        dispatch(state, queue, nodes, OneSweep())
+        delivered[name] = ([m.metadata.dst_node_id for m in queue.queue], state.asked)
+    assert delivered["flower"][0] == delivered["fgrpo"][0] == [3, 42, 700]  # one per node per sweep, node order
+    assert len(delivered["flower"][1]) == 1000 and delivered["fgrpo"][1] == [3, 42, 700]
+
+
+def test_the_simulation_runs_with_the_dispatcher_installed(monkeypatch, tmp_path):
+    from fgrpo.experiments import runner
+
+    monkeypatch.setattr(vce_api, "add_messages_to_queue", vce_api.add_messages_to_queue)  # undone after the test
+    monkeypatch.setattr("flwr.simulation.run_simulation", lambda **kwargs: None)
+    with pytest.raises(RuntimeError, match="without writing"):
+        runner.run_experiment(load_config(None, ["federation.num_clients=2"]), tmp_path)
+    assert vce_api.add_messages_to_queue is flower_dispatch.add_messages_to_queue
