@@ -90,7 +90,9 @@ def fgrpo_run(src: Path, overrides: list[str], work: Path) -> dict:
     rounds = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     summary = json.loads((out / "summary.json").read_text())
     return {"wall_s": round(wall, 1), "run_s": summary["seconds"], "round_s": [r["seconds"] for r in rounds],
-            "final_macro": summary["final_eval"]["macro"], **watch.peaks_mb()}
+            "final_macro": summary["final_eval"]["macro"], **watch.peaks_mb(),
+            # the clients' mean training reward per round: equal before and after means equal training
+            "train_reward": [round(r["train"]["reward"], 6) for r in rounds if r.get("train")]}
 
 
 def probe(src: Path, what: str, work: Path, extra: list[str]) -> dict:
@@ -100,17 +102,23 @@ def probe(src: Path, what: str, work: Path, extra: list[str]) -> dict:
 
 
 def part_a(src: Path, work: Path, repeats: int) -> dict:
-    """Same 4 clients x 3 rounds x 10 steps, federated (2 Ray workers, 1 thread each) and centralized
-    (one process, torch's default threads), interleaved A/B."""
+    """Same 4 clients x 3 rounds x 10 steps = 120 GRPO steps, federated and centralized, interleaved A/B.
+
+    ``parallel`` is the default setup: 2 Ray workers with one torch thread each, against the one
+    centralized trainer (one client's threads). ``serial`` gives both sides the same single trainer
+    (client_cpus = 2: one Ray worker at a time, 2 threads), isolating what the federation adds."""
     shape = ["federation.rounds=3", *QUICK_EVAL]
-    fed, central = [], []
-    for _ in range(repeats):
-        fed.append(fgrpo_run(src, shape, work))
-        central.append(fgrpo_run(src, [*shape, "strategy.name=centralized"], work))
-    wall = statistics.median(f["wall_s"] for f in fed) / statistics.median(c["wall_s"] for c in central)
-    inrun = statistics.median(f["run_s"] for f in fed) / statistics.median(c["run_s"] for c in central)
-    return {"steps": 120, "federated": fed, "centralized": central, "ratio_wall": round(wall, 3),
-            "ratio_in_run": round(inrun, 3), "goal": "ratio_wall <= 1.10"}
+    result: dict = {"steps": 120, "goal": "parallel ratio_wall <= 1.10"}
+    for variant, extra, times in (("parallel", [], repeats), ("serial", ["federation.client_cpus=2"], 1)):
+        fed, central = [], []
+        for _ in range(times):
+            fed.append(fgrpo_run(src, [*shape, *extra], work))
+            central.append(fgrpo_run(src, [*shape, *extra, "strategy.name=centralized"], work))
+        wall = statistics.median(f["wall_s"] for f in fed) / statistics.median(c["wall_s"] for c in central)
+        inrun = statistics.median(f["run_s"] for f in fed) / statistics.median(c["run_s"] for c in central)
+        result[variant] = {"federated": fed, "centralized": central, "ratio_wall": round(wall, 3),
+                           "ratio_in_run": round(inrun, 3)}
+    return result
 
 
 def part_d(src: Path, work: Path) -> dict:
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if "f" in parts:
         save("f", part_f(src, work, args.repeats))
     if "e" in parts:  # from the federated runs above: RSS peaks of the server and each worker
-        runs = [*(entry.get("f", {}).get("runs", [])), *(entry.get("a", {}).get("federated", []))]
+        runs = [*(entry.get("f", {}).get("runs", [])), *(entry.get("a", {}).get("parallel", {}).get("federated", []))]
         if runs:
             save("e", {"server_mb": max(r["server_mb"] for r in runs),
                        "workers_mb": max((r["workers_mb"] for r in runs), key=lambda w: max(w, default=0)),

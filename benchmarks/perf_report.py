@@ -19,8 +19,12 @@ def _get(*keys: str) -> Getter:
 
 
 ROWS: list[tuple[str, str, Getter]] = [
-    ("a", "federated / centralized wall time, same 120 steps (goal <= 1.10)", _get("a", "ratio_wall")),
-    ("a", "the same without process start-up (run's own seconds)", _get("a", "ratio_in_run")),
+    ("a", "federated / centralized wall time, same 120 steps, 2 workers (goal <= 1.10)", _get("a", "parallel", "ratio_wall")),
+    ("a", "the same without process start-up (run's own seconds)", _get("a", "parallel", "ratio_in_run")),
+    ("a", "wall seconds federated / centralized", lambda e: " / ".join(
+        str(min(r["wall_s"] for r in e["a"]["parallel"][side])) for side in ("federated", "centralized"))),
+    ("a", "serial (one 2-thread trainer each side): wall ratio / in-run ratio", lambda e:
+        f"{e['a']['serial']['ratio_wall']} / {e['a']['serial']['ratio_in_run']}"),
     ("b", "bytes up per client per round, fp32 / model bytes", _get("b", "up_fp32_over_model")),
     ("b", "bytes up per client per round, bf16 delta / model bytes", _get("b", "up_bf16_over_model")),
     ("b", "adapter bytes fp32 / bf16 / model", lambda e: e.get("b") and
