@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 from pathlib import Path
@@ -19,7 +20,8 @@ from fgrpo.cpu import torch_threads
 from fgrpo.experiments import flower_dispatch
 from fgrpo.grpo_check import check_grpo_settings
 from fgrpo.models import lora
-from fgrpo.server import centralized, journal
+from fgrpo.models.transport import adapter_state, load_adapter_state
+from fgrpo.server import centralized, journal, round0
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -155,3 +157,50 @@ def test_the_simulation_runs_with_the_dispatcher_installed(monkeypatch, tmp_path
     with pytest.raises(RuntimeError, match="without writing"):
         runner.run_experiment(load_config(None, ["federation.num_clients=2"]), tmp_path)
     assert vce_api.add_messages_to_queue is flower_dispatch.add_messages_to_queue
+
+
+def counting_evaluations(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = journal.accuracy_by_task
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(journal, "accuracy_by_task", counted)
+    return calls
+
+
+def start_run(tmp_path, name: str, overrides: list[str]) -> journal.RunJournal:
+    cfg = load_config(None, ["data.test_size=4", "data.tasks=addition", "eval.max_new_tokens=8", *overrides])
+    run = journal.RunJournal(cfg, tmp_path / name, lambda line: None)
+    run.start(adapter_state(run.model), {})
+    return run
+
+
+def test_round0_evaluation_is_computed_once_for_every_seed_of_a_sweep(tmp_path, monkeypatch):
+    calls = counting_evaluations(monkeypatch)
+    first = start_run(tmp_path, "a", ["seed=0"])
+    second = start_run(tmp_path, "b", ["seed=1"])  # another adapter init: A differs, B = 0
+    assert len(calls) == 1 and second.initial_eval == first.initial_eval
+    start_run(tmp_path, "c", ["eval.max_new_tokens=9"])  # other settings: evaluated again
+    assert len(calls) == 2
+    for stored in Path(os.environ["FGRPO_CACHE"]).rglob("*.json"):
+        stored.write_text("{not json")  # a damaged cache file is recomputed, not trusted
+    assert start_run(tmp_path, "d", ["seed=2"]).initial_eval == first.initial_eval and len(calls) == 3
+
+
+def test_round0_cache_can_be_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGRPO_CACHE", "off")
+    calls = counting_evaluations(monkeypatch)
+    start_run(tmp_path, "a", [])
+    start_run(tmp_path, "b", [])
+    assert len(calls) == 2
+
+
+def test_an_adapter_that_is_not_a_no_op_has_no_round0_key(tmp_path):
+    run = journal.RunJournal(load_config(None, ["data.test_size=2", "data.tasks=addition"]), tmp_path / "r", print)
+    assert round0.evaluation_key(run.model, run.tokenizer, run.held_out, run.cfg.eval) is not None
+    state = adapter_state(run.model)
+    load_adapter_state(run.model, {k: v + (0.01 if "lora_B" in k else 0.0) for k, v in state.items()})
+    assert round0.evaluation_key(run.model, run.tokenizer, run.held_out, run.cfg.eval) is None

@@ -27,6 +27,7 @@ from ..models.lora import fresh_adapter_model
 from ..models.transport import load_adapter_state
 from . import run_dir
 from .checkpoint import Checkpoint, load_checkpoint, restore_rng, rng_state, save_adapter, save_checkpoint
+from .round0 import evaluation_key, initial_evaluation
 
 
 class RunJournal:
@@ -79,7 +80,9 @@ class RunJournal:
             return self.resumed.adapter
         torch.manual_seed(self.cfg.seed)
         if self.cfg.eval.every:
-            self.initial_eval = self.evaluate(state)
+            load_adapter_state(self.model, state)
+            key = evaluation_key(self.model, self.tokenizer, self.held_out, self.cfg.eval)
+            self.initial_eval = initial_evaluation(key, self.evaluate)  # the same for every run of a sweep
             self.progress(f"round 0/{rounds} | {macro_text(self.initial_eval)}")
         self.checkpoint(0, state, strategy_state)
         return state
