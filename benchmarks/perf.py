@@ -1,8 +1,8 @@
 """Performance of fgrpo, side by side on one machine, one model and one data recipe (issue 12).
 
-    python benchmarks/perf.py                      # every part, ~15 min on 2 cores
+    python benchmarks/perf.py                      # every part, ~12 min on 2 cores
     python benchmarks/perf.py --only c,d           # some parts
-    python benchmarks/perf.py --label before --src /path/to/old/src   # the same parts on older code
+    python benchmarks/perf.py --baseline /path/to/old/src   # before (old) and after (this) interleaved
 
 Parts (configs/demo.toml's recipe on the shipped tiny model unless said otherwise):
   a. federated wall time / ``centralized`` wall time, same total GRPO steps, both on the whole machine;
@@ -14,7 +14,7 @@ Parts (configs/demo.toml's recipe on the shipped tiny model unless said otherwis
 
 Every run is a child process (``fgrpo run`` or benchmarks/perf_probe.py) with ``--src`` on its
 PYTHONPATH. Results merge into benchmarks/results/perf.json under the label (``after`` by
-default) and benchmarks/results/perf.md is rewritten from it.
+default; ``before`` and ``after`` with --baseline) and benchmarks/results/perf.md is rewritten from it.
 """
 
 from __future__ import annotations
@@ -67,8 +67,10 @@ class TreeWatch(threading.Thread):
         return {"server_mb": round(self.server / 2**20), "workers_mb": sorted(round(v / 2**20) for v in self.workers.values())}
 
 
-def child_env(src: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+def child_env(src: Path, work: Path) -> dict[str, str]:
+    """A fresh round-0 cache per label and invocation: the first sweep point computes it, as a user's would."""
+    return {**os.environ, "PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+            "FGRPO_CACHE": str(work / "cache")}
 
 
 def fgrpo_run(src: Path, overrides: list[str], work: Path) -> dict:
@@ -79,7 +81,7 @@ def fgrpo_run(src: Path, overrides: list[str], work: Path) -> dict:
         command += ["--set", item]
     started = time.perf_counter()
     with open(out.with_suffix(".log"), "w") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=child_env(src), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=ROOT, env=child_env(src, work), stdout=log, stderr=subprocess.STDOUT)
         watch = TreeWatch(proc.pid)
         watch.start()
         code = proc.wait()
@@ -97,7 +99,7 @@ def fgrpo_run(src: Path, overrides: list[str], work: Path) -> dict:
 
 def probe(src: Path, what: str, work: Path, extra: list[str]) -> dict:
     out = work / f"probe-{what}.json"
-    subprocess.run([sys.executable, str(PROBE), what, str(DEMO), str(out), *extra], cwd=ROOT, env=child_env(src), check=True)
+    subprocess.run([sys.executable, str(PROBE), what, str(DEMO), str(out), *extra], cwd=ROOT, env=child_env(src, work), check=True)
     return json.loads(out.read_text())
 
 
@@ -140,52 +142,76 @@ def part_d(src: Path, work: Path) -> dict:
             "goal": "both ratios <= 1.2"}
 
 
-def part_f(src: Path, work: Path, repeats: int) -> dict:
-    runs = [fgrpo_run(src, ["federation.rounds=10", f"seed={seed}"], work) for seed in range(repeats)]
-    per_run = statistics.mean(r["wall_s"] for r in runs)
-    return {"point": "configs/demo.toml, federation.rounds=10 (4 clients x 10 rounds x 10 local steps)",
-            "runs": runs, "seconds_per_run": round(per_run, 1), "runs_per_hour": round(3600 / per_run, 1)}
+def part_f(sources: dict[str, Path], work: Path, repeats: int) -> dict[str, dict]:
+    """Runs per hour of one sweep point; with two sources, their runs alternate."""
+    runs: dict[str, list[dict]] = {label: [] for label in sources}
+    for seed in range(repeats):
+        for label, src in sources.items():
+            runs[label].append(fgrpo_run(src, ["federation.rounds=10", f"seed={seed}"], work / label))
+    result = {}
+    for label, done in runs.items():
+        per_run = statistics.mean(r["wall_s"] for r in done)
+        result[label] = {"point": "configs/demo.toml, federation.rounds=10 (4 clients x 10 rounds x 10 local steps)",
+                         "runs": done, "seconds_per_run": round(per_run, 1), "runs_per_hour": round(3600 / per_run, 1)}
+    return result
+
+
+def worker_peaks(entry: dict) -> dict | None:
+    """(e) from the federated demo-recipe runs of parts f and a: the server's and each worker's peak RSS."""
+    runs = [*entry.get("f", {}).get("runs", []), *entry.get("a", {}).get("parallel", {}).get("federated", [])]
+    if not runs:
+        return None
+    return {"server_mb": max(r["server_mb"] for r in runs),
+            "workers_mb": max((r["workers_mb"] for r in runs), key=lambda w: max(w, default=0)),
+            "from": "the demo-recipe federated runs of parts f and a"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="a,b,c,d,e,f", help="comma-separated parts, e.g. c,d")
-    parser.add_argument("--label", default="after", help="where the numbers go in perf.json (before / after)")
+    parser.add_argument("--label", default="after", help="where the numbers go in perf.json")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the fgrpo source to measure")
+    parser.add_argument("--baseline", default="", help="an older fgrpo source: every part runs on it too, "
+                        "interleaved, as 'before' (the --src numbers become 'after'); doubles the time")
     parser.add_argument("--repeats", type=int, default=2, help="A/B repeats of part a; runs of part f")
     parser.add_argument("--work", default="", help="scratch directory (default: a temporary one)")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     work = Path(args.work or tempfile.mkdtemp(prefix="fgrpo-perf-"))
-    work.mkdir(parents=True, exist_ok=True)
-    src = Path(args.src).resolve()
+    sources = {"before": Path(args.baseline).resolve(), "after": Path(args.src).resolve()} if args.baseline \
+        else {args.label: Path(args.src).resolve()}
+    for label in sources:
+        (work / label).mkdir(parents=True, exist_ok=True)
     path = RESULTS / "perf.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
-    entry = results.setdefault(args.label, {})
-    entry.update({**provenance("perf.py", argv), "load_before": os.getloadavg()[0]})
+    for label in sources:
+        results.setdefault(label, {}).update({**provenance("perf.py", argv), "load_before": os.getloadavg()[0],
+                                              "src": str(sources[label])})
 
-    def save(part: str, value: dict) -> None:
-        entry[part] = value
-        print(f"{part}: {json.dumps(value)[:400]}", flush=True)
+    def save(label: str, part: str, value: dict | None) -> None:
+        if value is None:
+            return
+        results[label][part] = value
+        print(f"{label} {part}: {json.dumps(value)[:300]}", flush=True)
         path.write_text(json.dumps(results, indent=1) + "\n")
         (RESULTS / "perf.md").write_text(markdown(results))
 
-    if "b" in parts:
-        save("b", probe(src, "bytes", work, []))
-    if "c" in parts:
-        save("c", probe(src, "step", work, ["--steps", "5", "--set", "data.train_size=400"]))
-    if "a" in parts:
-        save("a", part_a(src, work, args.repeats))
-    if "d" in parts:
-        save("d", part_d(src, work))
+    measures = {
+        "b": lambda src, w: probe(src, "bytes", w, []),
+        "c": lambda src, w: probe(src, "step", w, ["--steps", "5", "--set", "data.train_size=400"]),
+        "a": lambda src, w: part_a(src, w, args.repeats),
+        "d": part_d,
+    }
+    for part in ("b", "c", "a", "d"):
+        if part in parts:
+            for label, src in sources.items():
+                save(label, part, measures[part](src, work / label))
     if "f" in parts:
-        save("f", part_f(src, work, args.repeats))
-    if "e" in parts:  # from the federated runs above: RSS peaks of the server and each worker
-        runs = [*(entry.get("f", {}).get("runs", [])), *(entry.get("a", {}).get("parallel", {}).get("federated", []))]
-        if runs:
-            save("e", {"server_mb": max(r["server_mb"] for r in runs),
-                       "workers_mb": max((r["workers_mb"] for r in runs), key=lambda w: max(w, default=0)),
-                       "from": "the demo-recipe federated runs of parts f and a"})
+        for label, value in part_f(sources, work, args.repeats).items():
+            save(label, "f", value)
+    if "e" in parts:
+        for label in sources:
+            save(label, "e", worker_peaks(results[label]))
     return 0
 
 

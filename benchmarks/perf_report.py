@@ -56,7 +56,7 @@ def _safe(get: Getter, entry: dict[str, Any]) -> Any:
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
     labels = [label for label in ("before", "after") if label in results] + \
-        [label for label in results if label not in ("before", "after")]
+        [label for label in results if label not in ("before", "after", "notes")]
     lines = ["# fgrpo performance (benchmarks/perf.py)", ""]
     for label in labels:
         entry = results[label]
@@ -67,4 +67,5 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         values = [_safe(get, results[label]) for label in labels]
         if any(v is not None for v in values):
             lines.append(f"| {part} | {name} | " + " | ".join("" if v is None else str(v) for v in values) + " |")
+    lines += ["", *results.get("notes", [])]
     return "\n".join(lines) + "\n"
