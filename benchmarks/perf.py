@@ -103,7 +103,7 @@ def probe(src: Path, what: str, work: Path, extra: list[str]) -> dict:
     return json.loads(out.read_text())
 
 
-def part_a(src: Path, work: Path, repeats: int) -> dict:
+def part_a(src: Path, work: Path, repeats: int, serial: bool) -> dict:
     """Same 4 clients x 3 rounds x 10 steps = 120 GRPO steps, federated and centralized, interleaved A/B.
 
     ``parallel`` is the default setup: 2 Ray workers with one torch thread each, against the one
@@ -111,7 +111,8 @@ def part_a(src: Path, work: Path, repeats: int) -> dict:
     (client_cpus = 2: one Ray worker at a time, 2 threads), isolating what the federation adds."""
     shape = ["federation.rounds=3", *QUICK_EVAL]
     result: dict = {"steps": 120, "goal": "parallel ratio_wall <= 1.10"}
-    for variant, extra, times in (("parallel", [], repeats), ("serial", ["federation.client_cpus=2"], 1)):
+    variants = [("parallel", [], repeats), *([("serial", ["federation.client_cpus=2"], 1)] if serial else [])]
+    for variant, extra, times in variants:
         fed, central = [], []
         for _ in range(times):
             fed.append(fgrpo_run(src, [*shape, *extra], work))
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="", help="an older fgrpo source: every part runs on it too, "
                         "interleaved, as 'before' (the --src numbers become 'after'); doubles the time")
     parser.add_argument("--repeats", type=int, default=2, help="A/B repeats of part a; runs of part f")
+    parser.add_argument("--serial", action="store_true", help="part a also with one 2-thread trainer per side")
     parser.add_argument("--work", default="", help="scratch directory (default: a temporary one)")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     measures = {
         "b": lambda src, w: probe(src, "bytes", w, []),
         "c": lambda src, w: probe(src, "step", w, ["--steps", "5", "--set", "data.train_size=400"]),
-        "a": lambda src, w: part_a(src, w, args.repeats),
+        "a": lambda src, w: part_a(src, w, args.repeats, args.serial),
         "d": part_d,
     }
     for part in ("b", "c", "a", "d"):
