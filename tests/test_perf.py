@@ -141,7 +141,7 @@ class FakeLinkState:
 def test_dispatcher_delivers_what_flowers_delivers_asking_only_nodes_with_mail():
     nodes = {node: node for node in range(1000)}  # node id -> partition id
     delivered = {}
-    for name, dispatch in (("flower", vce_api.add_messages_to_queue), ("fgrpo", flower_dispatch.add_messages_to_queue)):
+    for name, dispatch in (("flower", flower_dispatch.FLOWER_LOOP), ("fgrpo", flower_dispatch.add_messages_to_queue)):
         state, queue = FakeLinkState([700, 3, 700, 42]), Queue()
         dispatch(state, queue, nodes, OneSweep())
         delivered[name] = ([m.metadata.dst_node_id for m in queue.queue], state.asked)

@@ -17,6 +17,8 @@ from typing import Any
 
 from flwr.server.superlink.fleet.vce import vce_api
 
+FLOWER_LOOP = vce_api.add_messages_to_queue  # what install() replaces (the tests compare the two)
+
 
 def waiting_nodes(state: Any) -> set[int] | None:
     """Destination nodes of undelivered messages; None for a LinkState we cannot look into."""
