@@ -19,7 +19,7 @@ from typing import Any
 
 from . import config_tree
 from .errors import ConfigError
-from .rl import RL_PRESETS
+from .rl import GRPO_DEFAULTS, RL_PRESETS
 from .schedule import SCHEDULES, round_learning_rate
 
 
@@ -156,6 +156,9 @@ class EvalConfig:
     # 32 fits every default task's tagged answer in the tiny model's characters.
     max_new_tokens: int = field(default=32, metadata=_at_least(1))
     batch_size: int = field(default=256, metadata=_at_least(1))
+    # torch threads of the server's evaluation: a small model's ops are too small to split, and
+    # extra threads spin against the clients' and other jobs' processes (benchmarks/results/perf.md).
+    threads: int = field(default=1, metadata=_at_least(1))
 
 
 @dataclass
@@ -171,23 +174,6 @@ class PrivacyConfig:
 class OutputConfig:
     # Where `flwr run .` writes; `fgrpo run --out` overrides it.
     dir: str = "runs/latest"
-
-
-# GRPO defaults sized for a CPU laptop; every key is a TRL GRPOConfig field and
-# any of them can be overridden with grpo.<name>.
-GRPO_DEFAULTS: dict[str, Any] = {
-    # Chosen by benchmarks/recipe_sweep.py (results/recipe_sweep.md) on the shipped tiny reasoner.
-    "learning_rate": 1e-3,
-    "per_device_train_batch_size": 32,
-    "num_generations": 4,
-    "max_completion_length": 32,
-    "temperature": 1.0,
-    "beta": 0.0,
-    # Constant within a round: a per-round decay would restart every round (fgrpo.schedule).
-    "lr_scheduler_type": "constant",
-    # Recomputing activations only costs time on a CPU with a small model.
-    "activation_checkpointing": False,
-}
 
 
 @dataclass

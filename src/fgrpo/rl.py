@@ -16,6 +16,22 @@ from __future__ import annotations
 
 from typing import Any
 
+# GRPO defaults sized for a CPU laptop; every key is a TRL GRPOConfig field and
+# any of them can be overridden with grpo.<name>.
+GRPO_DEFAULTS: dict[str, Any] = {
+    # Chosen by benchmarks/recipe_sweep.py (results/recipe_sweep.md) on the shipped tiny reasoner.
+    "learning_rate": 1e-3,
+    "per_device_train_batch_size": 32,
+    "num_generations": 4,
+    "max_completion_length": 32,
+    "temperature": 1.0,
+    "beta": 0.0,
+    # Constant within a round: a per-round decay would restart every round (fgrpo.schedule).
+    "lr_scheduler_type": "constant",
+    # Recomputing activations only costs time on a CPU with a small model.
+    "activation_checkpointing": False,
+}
+
 # The TRL GRPOConfig fields every preset sets (and nothing else).
 PRESET_KEYS = ("loss_type", "scale_rewards", "importance_sampling_level", "epsilon", "epsilon_high",
                "mask_truncated_completions")

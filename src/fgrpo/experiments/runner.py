@@ -39,6 +39,9 @@ def run_experiment(cfg: Config, out_dir: Path, resume: bool = False) -> dict[str
         from ..server.centralized import run_centralized
 
         return run_centralized(cfg, out_dir)
+    from .flower_dispatch import install
+
+    install()  # Flower's dispatcher polls every node ten times a second; ask only those with mail
     run_simulation(
         server_app=make_server_app(cfg, out_dir, resume),
         client_app=client_app,

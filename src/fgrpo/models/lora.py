@@ -9,6 +9,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedTokenizerBase
 
 from ..config import ModelConfig
+from ..cpu import freeze_heap
 from .registry import load_base
 
 
@@ -34,7 +35,9 @@ def fresh_adapter_model(model_cfg: ModelConfig, seed: int) -> tuple[PeftModel, P
 @lru_cache(maxsize=2)
 def _cached(name: str, r: int, alpha: int, dropout: float, targets: tuple[str, ...]):
     cfg = ModelConfig(name=name, lora_r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets))
-    return fresh_adapter_model(cfg, seed=0)
+    loaded = fresh_adapter_model(cfg, seed=0)
+    freeze_heap()  # what is alive now lives as long as the process: later collections skip it
+    return loaded
 
 
 def cached_adapter_model(model_cfg: ModelConfig) -> tuple[PeftModel, PreTrainedTokenizerBase]:

@@ -3,7 +3,8 @@
 It gets the same total number of local steps as the federation would take, and the same
 learning-rate shape (``federation.lr_schedule``, constant within each round-equivalent):
 rounds x local_steps x clients-per-round (clients per round as Flower samples them:
-max(int(num_clients * fraction_train), min_clients)). Every local_steps x clients-per-round
+max(int(num_clients * fraction_train), min_clients)), with one client's torch threads
+(``federation.client_cpus``). Every local_steps x clients-per-round
 steps count as one "round": a metrics.jsonl line (one ledger row, client-id ``centralized``,
 weight 1), an evaluation every eval.every rounds and at the end, and a checkpoint. The
 run directory has the same artefacts as a federated run. No Flower is involved.
@@ -20,6 +21,7 @@ from transformers import TrainerCallback
 
 from ..client.grpo import RoundScheduledGRPOTrainer, stats_from_log, train_locally
 from ..config import Config
+from ..cpu import torch_threads
 from ..data import training_pool
 from ..models.transport import adapter_state
 from ..tasks.rewards import reward_functions
@@ -89,12 +91,13 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
         clock["round"] = time.perf_counter()
 
     journal.progress(f"centralized: {steps} GRPO steps on {len(pool)} pooled prompts ({per_round} per round-equivalent)")
-    train_locally(
-        model, tokenizer, pool, reward_functions(cfg), cfg, seed=cfg.seed, steps=steps,
-        trainer_cls=RoundScheduledGRPOTrainer, learning_rate=cfg.round_learning_rate(1),
-        lr_by_round=cfg.round_learning_rate,
-        steps_per_round=per_round, callbacks=[RoundBoundaries(per_round, on_round)],
-    )
+    with torch_threads(cfg.federation.client_cpus):  # the threads one client trains with
+        train_locally(
+            model, tokenizer, pool, reward_functions(cfg), cfg, seed=cfg.seed, steps=steps,
+            trainer_cls=RoundScheduledGRPOTrainer, learning_rate=cfg.round_learning_rate(1),
+            lr_by_round=cfg.round_learning_rate,
+            steps_per_round=per_round, callbacks=[RoundBoundaries(per_round, on_round)],
+        )
     return journal.finish(adapter_state(model))
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..cpu import torch_threads
 from ..data import test_sets
 from ..evaluation import accuracy_by_task, standard_errors
 from ..experiments.reports import summarise, summary_text, write_plots
@@ -26,6 +27,7 @@ from ..models.lora import fresh_adapter_model
 from ..models.transport import load_adapter_state
 from . import run_dir
 from .checkpoint import Checkpoint, load_checkpoint, restore_rng, rng_state, save_adapter, save_checkpoint
+from .round0 import evaluation_key, initial_evaluation
 
 
 class RunJournal:
@@ -64,7 +66,8 @@ class RunJournal:
         if state is not None:
             load_adapter_state(self.model, state)
         cfg = self.cfg
-        accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+        with torch_threads(cfg.eval.threads):
+            accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
         return {"eval": accuracy, "eval_se": standard_errors(accuracy, {t: len(r) for t, r in self.held_out.items()})}
 
     def start(self, state: dict[str, np.ndarray], strategy_state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -77,7 +80,9 @@ class RunJournal:
             return self.resumed.adapter
         torch.manual_seed(self.cfg.seed)
         if self.cfg.eval.every:
-            self.initial_eval = self.evaluate(state)
+            load_adapter_state(self.model, state)
+            key = evaluation_key(self.model, self.tokenizer, self.held_out, self.cfg.eval)
+            self.initial_eval = initial_evaluation(key, self.evaluate)  # the same for every run of a sweep
             self.progress(f"round 0/{rounds} | {macro_text(self.initial_eval)}")
         self.checkpoint(0, state, strategy_state)
         return state

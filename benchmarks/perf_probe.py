@@ -1,0 +1,154 @@
+"""In-process measurements of benchmarks/perf.py, run in a fresh child process (one per part) so
+each starts from a clean heap and benchmarks whichever fgrpo source is on PYTHONPATH.
+
+    python benchmarks/perf_probe.py step|bytes CONFIG OUT_JSON [--steps N] [--set KEY=VALUE ...]
+
+step:  (c) one client's GRPO step, exactly as a client runs it (train_locally on its partition, one
+       torch thread), against plain ``model.generate`` of the same batch (the same prompts,
+       num_generations completions each, max_completion_length new tokens, TRL's sampling
+       settings); and a cProfile of the GRPO steps split into generation, reward, loss forward,
+       backward, optimizer and the rest.
+bytes: (b) what one client sends per round (fp32 adapter, bf16 update) against the full model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+# (label, file suffix, function name) of the profile entries that make up a GRPO step
+STEP_PARTS = [
+    ("generation", "transformers/generation/utils.py", "generate"),
+    ("reward", "trl/trainer/grpo_trainer.py", "_calculate_rewards"),
+    ("loss forward", "trl/trainer/grpo_trainer.py", "compute_loss"),
+    ("backward", "torch/_tensor.py", "backward"),
+    ("optimizer step", "accelerate/optimizer.py", "step"),
+]
+
+
+def _client_setup(config: str, overrides: list[str]):
+    from fgrpo.config import load_config
+    from fgrpo.data import client_partition
+    from fgrpo.models.lora import cached_adapter_model
+    from fgrpo.tasks.rewards import reward_functions
+
+    cfg = load_config(config, overrides)
+    model, tokenizer = cached_adapter_model(cfg.model)
+    return cfg, client_partition(cfg, 0), model, tokenizer, reward_functions(cfg)
+
+
+def _cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
+    """Cumulative seconds of the outermost calls of one function (recursion counted once)."""
+    return sum(entry[3] for (path, _, func), entry in stats.stats.items()  # type: ignore[attr-defined]
+               if func == name and path.endswith(suffix))
+
+
+def _breakdown(stats: pstats.Stats, total: float, steps: int) -> dict[str, float]:
+    """Seconds per GRPO step of each part; ``everything else`` is the remainder."""
+    parts = {label: _cumulative(stats, suffix, name) / steps for label, suffix, name in STEP_PARTS}
+    parts["everything else"] = max(0.0, total / steps - sum(parts.values()))
+    return {k: round(v, 4) for k, v in parts.items()}
+
+
+def _plain_generate(model, tokenizer, dataset, cfg, repeats: int) -> list[float]:
+    """Seconds of ``model.generate`` for one GRPO step's batch, with TRL's sampling settings."""
+    from fgrpo.client.grpo import grpo_args, prompts_per_step
+
+    settings = cfg.grpo_settings()
+    args = grpo_args(cfg, "/tmp", cfg.seed, 1)
+    rows = dataset.select(range(prompts_per_step(settings)))
+    texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
+    texts = [t for t in texts for _ in range(args.num_generations)]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    sampling = {"do_sample": True, "temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
+                "min_p": args.min_p, "repetition_penalty": args.repetition_penalty}
+    model.eval()
+    seconds = []
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first call warms up
+            started = time.perf_counter()
+            model.generate(**encoded, max_new_tokens=args.max_completion_length, pad_token_id=tokenizer.pad_token_id,
+                           eos_token_id=tokenizer.eos_token_id, **sampling)
+            seconds.append(time.perf_counter() - started)
+    model.train()
+    return seconds[1:]
+
+
+def probe_step(config: str, overrides: list[str], steps: int) -> dict:
+    from fgrpo.client.grpo import train_locally
+
+    torch.set_num_threads(1)  # as a simulated client with federation.client_cpus = 1
+    cfg, dataset, model, tokenizer, rewards = _client_setup(config, overrides)
+    train_locally(model, tokenizer, dataset, rewards, cfg, seed=0, steps=1)  # warm-up
+    rounds, generate = [], []
+    for repeat in range(3):  # interleaved: a GRPO round of `steps` steps, then as many plain generates
+        rounds.append(train_locally(model, tokenizer, dataset, rewards, cfg, seed=1 + repeat, steps=steps).seconds / steps)
+        generate += _plain_generate(model, tokenizer, dataset, cfg, steps)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    train_locally(model, tokenizer, dataset, rewards, cfg, seed=9, steps=steps)
+    profiler.disable()
+    profiled = time.perf_counter() - started
+    stats = pstats.Stats(profiler)
+    step, plain = statistics.median(rounds), statistics.median(generate)
+    breakdown = _breakdown(stats, profiled, steps)
+    top = sorted(((e[2], f"{Path(p).name}:{n}") for (p, _, n), e in stats.stats.items()), reverse=True)[:12]  # type: ignore[attr-defined]
+    settings = cfg.grpo_settings()
+    return {
+        "batch": f"{settings['per_device_train_batch_size']} completions ({settings['num_generations']} per prompt) "
+                 f"x {settings['max_completion_length']} tokens max",
+        "grpo_step_seconds": round(step, 4), "generate_seconds": round(plain, 4), "ratio": round(step / plain, 3),
+        "round_step_seconds": [round(x, 4) for x in rounds],
+        "profiled_step_seconds": round(profiled / steps, 4),
+        "breakdown_profiled": breakdown,
+        "top_self_time": [{"function": name, "seconds_per_step": round(t / steps, 4)} for t, name in top],
+    }
+
+
+def probe_bytes(config: str, overrides: list[str]) -> dict:
+    import numpy as np
+
+    from fgrpo.models.transport import adapter_state, reply_record, to_arrayrecord
+
+    cfg, _, model, _, _ = _client_setup(config, overrides)
+    sent = adapter_state(model)
+    new = {k: v + np.float32(1e-3) for k, v in sent.items()}  # any update: sizes do not depend on values
+    model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+
+    def size(record) -> int:
+        return sum(len(array.data) for array in record.values())
+
+    down = size(to_arrayrecord(sent))
+    fp32, bf16 = size(reply_record(new, sent, "fp32")), size(reply_record(new, sent, "bf16"))
+    return {
+        "model": cfg.model.name, "model_parameters": sum(p.numel() for p in model.parameters()),
+        "adapter_parameters": int(sum(v.size for v in sent.values())), "model_bytes_fp32": model_bytes,
+        "down_bytes_per_client_round": down, "up_bytes_fp32": fp32, "up_bytes_bf16_delta": bf16,
+        "up_fp32_over_model": round(fp32 / model_bytes, 4), "up_bf16_over_model": round(bf16 / model_bytes, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["step", "bytes"])
+    parser.add_argument("config")
+    parser.add_argument("out")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    result = probe_step(args.config, args.overrides, args.steps) if args.what == "step" else probe_bytes(args.config, args.overrides)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
