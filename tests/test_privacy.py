@@ -89,9 +89,9 @@ def test_no_dp_is_the_bare_strategy():
 def test_a_simulated_run_with_client_side_clipping_sends_no_update_longer_than_the_norm(tmp_path):
     from fgrpo.experiments.runner import run_experiment
 
-    cfg = load_config(None, ["model.name=tiny-random", 'data.tasks=["sorting", "addition"]', "data.train_size=32",
-                             "data.test_size=4", "grpo.max_completion_length=8", "federation.num_clients=2",
-                             "federation.rounds=2", "federation.local_steps=1", "grpo.per_device_train_batch_size=8",
+    cfg = load_config(None, ["model.name=tiny", 'data.tasks=["sorting", "addition"]', "data.train_size=32",
+                             "data.test_size=4", "grpo.max_completion_length=32", "federation.num_clients=2",
+                             "federation.rounds=2", "federation.local_steps=2", "grpo.per_device_train_batch_size=8",
                              "eval.every=0", "privacy.dp=client-fixed", "privacy.clipping_norm=0.001",
                              "privacy.noise_multiplier=0.0"])
     run_experiment(cfg, tmp_path)
