@@ -49,6 +49,19 @@ def test_server_evaluation_runs_with_eval_threads(tmp_path, monkeypatch):
     assert seen == [1]
 
 
+def test_fgrpo_eval_runs_with_eval_threads(monkeypatch):
+    import fgrpo.evaluation as evaluation
+    from fgrpo.models.commands import evaluate_model
+
+    cfg = load_config(None, ["data.test_size=3", "data.tasks=addition", "eval.threads=1"])
+    seen = []
+    monkeypatch.setattr(evaluation, "accuracy_by_task", lambda *a, **k: seen.append(torch.get_num_threads()) or {"macro": 1.0})
+    with torch_threads(2):
+        evaluate_model(cfg, "tiny-random")
+        assert torch.get_num_threads() == 2
+    assert seen == [1]
+
+
 def test_centralized_trains_with_one_clients_threads(tmp_path, monkeypatch):
     cfg = load_config(None, ["strategy.name=centralized", "data.test_size=3", "data.train_size=40",
                              "data.tasks=addition", "eval.every=0", "federation.client_cpus=1"])

@@ -111,6 +111,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 # --- fgrpo eval -------------------------------------------------------------------------
 def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None) -> dict[str, float]:
     """Greedy accuracy per task (and macro) of a base model, optionally with a PEFT adapter."""
+    from ..cpu import torch_threads
     from ..data import test_sets
     from ..evaluation import accuracy_by_task
     from .registry import load_base
@@ -121,7 +122,8 @@ def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None)
 
         model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
-    return accuracy_by_task(model, tokenizer, test_sets(cfg), cfg.eval.max_new_tokens, cfg.eval.batch_size)
+    with torch_threads(cfg.eval.threads):  # as the server's evaluation (fgrpo.cpu)
+        return accuracy_by_task(model, tokenizer, test_sets(cfg), cfg.eval.max_new_tokens, cfg.eval.batch_size)
 
 
 def accuracy_table(accuracy: dict[str, float], test_size: int) -> str:
