@@ -41,10 +41,9 @@ from pathlib import Path
 from statistics import fmean, median
 from typing import Any
 
-import tomli_w
-
 from fgrpo.config import Config, ConfigError, load_config
 from fgrpo.experiments.runner import run_experiment
+from fgrpo.experiments.sweep import same_config
 from fgrpo.run_setup import clear
 from fgrpo.server.strategies import fgrpo_params
 from fgrpo.server.strategies.fgrpo_rule import TaskSignal, client_gain, fgrpo_weights, update_histories
@@ -94,7 +93,7 @@ class Setting:
         """Run once; a finished run of the same resolved config (an earlier, interrupted
         invocation) is read back instead of repeated."""
         cfg = load_config(self.path, [*self.overrides, *overrides])
-        finished = (out_dir / "summary.json").is_file() and (out_dir / "config.toml").read_text() == tomli_w.dumps(cfg.to_dict())
+        finished = bool(same_config(cfg, out_dir)) and (out_dir / "summary.json").is_file()
         if not finished:
             clear(out_dir)
             run_experiment(cfg, out_dir)

@@ -37,7 +37,7 @@ from typing import Any
 
 import tomli_w
 
-from ..config import ConfigError, load_config
+from ..config import Config, ConfigError, load_config
 from ..errors import UserInputError
 from ..run_plan import plan_line
 from .grid import Point, Sweep, about_point
@@ -79,12 +79,12 @@ def fgrpo_subprocess(args: list[str], log: Path) -> Outcome:
     return Outcome(returncode, error, monitor.record())
 
 
-def same_config(point: Point, run: Path) -> bool | None:
-    """None: no config.toml in ``run``; else whether it is the point's config."""
+def same_config(cfg: Config, run: Path) -> bool | None:
+    """None: no config.toml in ``run``; else whether it is ``cfg`` (output paths aside)."""
     saved = run / "config.toml"
     if not saved.is_file():
         return None
-    ours = {k: v for k, v in point.config.flatten().items() if k not in IGNORED_KEYS}
+    ours = {k: v for k, v in cfg.flatten().items() if k not in IGNORED_KEYS}
     theirs = {k: v for k, v in load_config(saved).flatten().items() if k not in IGNORED_KEYS}
     return ours == theirs
 
@@ -94,7 +94,7 @@ def action(point: Point, out: Path) -> str:
     from ..server.checkpoint import checkpoint_header
 
     run = out / point.name
-    same = same_config(point, run)
+    same = same_config(point.config, run)
     if same is False:
         raise ConfigError(f"point {point.name}", f"{run}/config.toml differs from the sweep's config for this point; "
                                                   "use a new --out (or delete that run directory)")
