@@ -11,8 +11,13 @@ takes) of the shipped model, Dirichlet(alpha) task mixtures:
   signals, and every gain mode's weights are recomputed from them by the production rule
   (``fgrpo_rule``) at each temperature of ``--taus``. The replay of the run's own mode is
   checked against the weights the server logged.
-- temperature: per mode, the smallest tau of the grid whose null TV meets the thresholds
-  (weights as sharp as noise allows), decided by the null runs alone.
+- IID null: every client learns, on the same task mix (``data.partition=iid``), aggregated with
+  FedAvg's weights (FGRPO at tau = 1e6, so the signals are logged but do not steer). The clients
+  are exchangeable, so any departure of the replayed weights from FedAvg's is noise of the signal
+  under real training. Probe signals need it: with learning rate 0 a probe is constant, so the
+  learning-rate-0 null passes them at every tau.
+- temperature: per mode, the smallest tau of the grid whose TV meets the thresholds in both null
+  tests (weights as sharp as noise allows), decided by the null runs alone.
 - stalled-client test at that tau: client 0's learning rate 0 (``federation.client_lr_scale``),
   the others learn; the stalled client's mean weight from round 3 on as a fraction of its FedAvg
   weight, the effective number of clients 1 / sum w^2, and the final macro accuracy of FGRPO vs.
@@ -50,12 +55,14 @@ from fgrpo.server.strategies.fgrpo_rule import TaskSignal, client_gain, fgrpo_we
 from fgrpo.tasks.rewards import reward_ranges
 
 MODES = ["train-reward/range", "train-reward/ratio", "train-reward/zscore", "train-reward/difference",
-         "probe/range", "probe/ratio", "probe/zscore", "probe/difference", "probe/delta"]
+         "probe/range", "probe/ratio", "probe/zscore", "probe/difference", "probe/delta",
+         "probe-sampled/range", "probe-sampled/delta"]
 STALLED = 0  # partition id of the stalled client
 FROM_ROUND = 3  # the stalled client's weight is averaged from this round on (baselines have settled)
 # Done-when thresholds of issue 10
 NULL_TV_MEDIAN, NULL_TV_MAX, STALLED_RATIO = 0.05, 0.15, 0.5
-TAUS = "3,1,0.3,0.1,0.03"
+TAUS = "3,1,0.3,0.1,0.03,0.01"
+FEDAVG_TAU = 1e6  # FGRPO at this temperature gives n_k / sum n: signals logged, weights FedAvg's
 
 
 def rounds_of(run_dir: Path) -> list[dict[str, Any]]:
@@ -85,9 +92,15 @@ def stalled_weight_ratio(records: list[dict[str, Any]], client_id: str) -> float
 class Setting:
     """The base config file and overrides every run of the benchmark shares."""
 
-    def __init__(self, path: str, overrides: list[str]) -> None:
-        self.path, self.overrides = path, overrides
+    def __init__(self, path: str, overrides: list[str], probe_samples: int) -> None:
+        self.path, self.overrides, self.probe_samples = path, overrides, probe_samples
         self.cfg = load_config(path, overrides)  # validated once, before any run starts
+
+    def signal(self, signal: str, gain: str, tau: float) -> list[str]:
+        """FGRPO overrides for a benchmark signal: ``probe-sampled`` is ``probe`` with sampled answers."""
+        kind = ["strategy.signal=probe", f"strategy.probe_samples={self.probe_samples}"] if signal == "probe-sampled" \
+            else [f"strategy.signal={signal}"]
+        return ["strategy.name=fgrpo", *kind, f"strategy.gain={gain}", f"strategy.tau={tau}"]
 
     def run(self, overrides: list[str], out_dir: Path) -> list[dict[str, Any]]:
         """Run once; a finished run of the same resolved config (an earlier, interrupted
@@ -152,34 +165,41 @@ def null_by_tau(records: list[dict[str, Any]], cfg: Config, gain: str, taus: lis
     return out
 
 
-def calibrated_tau(by_tau: dict[str, dict[str, Any]]) -> float:
-    """The smallest tau meeting the null thresholds; the largest of the grid if none does."""
-    ok = [float(t) for t, m in by_tau.items() if m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX]
+def calibrated_tau(by_tau: dict[str, dict[str, Any]], iid_by_tau: dict[str, dict[str, Any]]) -> float:
+    """The smallest tau meeting the null thresholds in both null tests; the largest of the grid if none does."""
+    ok = [float(t) for t, m in by_tau.items() if null_met(m) and null_met(iid_by_tau[t], "iid")]
     return min(ok) if ok else max(float(t) for t in by_tau)
 
 
-def null_run(setting: Setting, signal: str, work: Path) -> list[dict[str, Any]]:
-    """Learning rate 0 everywhere; probe runs use the delta gain so the received-model probe is logged."""
-    gain = "delta" if signal == "probe" else "range"
-    overrides = ["strategy.name=fgrpo", f"strategy.signal={signal}", f"strategy.gain={gain}",
-                 "grpo.learning_rate=0.0", "eval.every=0"]
-    records = setting.run(overrides, work / f"null-{signal}")
+def null_run(setting: Setting, signal: str, work: Path, iid: bool = False) -> list[dict[str, Any]]:
+    """Learning rate 0 everywhere (``iid``: everyone learns on the same mix, FedAvg's weights); probe
+    runs use the delta gain so the received-model probe is logged."""
+    gain = "range" if signal == "train-reward" else "delta"
+    tau = FEDAVG_TAU if iid else setting.cfg.strategy.tau
+    kind = ["data.partition=iid"] if iid else ["grpo.learning_rate=0.0"]
+    overrides = [*setting.signal(signal, gain, tau), *kind, "eval.every=0"]
+    records = setting.run(overrides, work / f"{'iid' if iid else 'null'}-{signal}")
     check_replay(records, load_config(setting.path, [*setting.overrides, *overrides]), gain)
     return records
 
 
-def measure_mode(setting: Setting, mode: str, null: list[dict[str, Any]], taus: list[float], work: Path,
-                 fedavg: tuple[float, float]) -> dict[str, Any]:
+def measure_mode(setting: Setting, mode: str, nulls: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+                 taus: list[float], work: Path, fedavg: tuple[float, float]) -> dict[str, Any]:
     signal, gain = mode.split("/")
-    by_tau = null_by_tau(null, setting.cfg, gain, taus)
-    tau = calibrated_tau(by_tau)
-    fgrpo = ["strategy.name=fgrpo", f"strategy.signal={signal}", f"strategy.gain={gain}", f"strategy.tau={tau}"]
-    stalled = setting.run([*fgrpo, *stalled_overrides(setting.cfg)], work / mode.replace("/", "-") / "stalled")
+    by_tau = null_by_tau(nulls[0], setting.cfg, gain, taus)
+    iid_by_tau = {t: {k.replace("null", "iid"): v for k, v in m.items()}
+                  for t, m in null_by_tau(nulls[1], setting.cfg, gain, taus).items()}
+    tau = calibrated_tau(by_tau, iid_by_tau)
+    stalled = setting.run([*setting.signal(signal, gain, tau), *stalled_overrides(setting.cfg)],
+                          work / mode.replace("/", "-") / "stalled")
     acc, se = final_eval(stalled)
+    summary = lambda table: {t: {k: v for k, v in m.items() if not k.endswith("per_round")} for t, m in table.items()}  # noqa: E731
     return {
         "tau": tau,
-        **{k: v for k, v in by_tau[str(tau)].items()},
-        "null_by_tau": {t: {k: v for k, v in m.items() if k != "null_tv_per_round"} for t, m in by_tau.items()},
+        **by_tau[str(tau)],
+        **iid_by_tau[str(tau)],
+        "null_by_tau": summary(by_tau),
+        "iid_by_tau": summary(iid_by_tau),
         "stalled_weight_ratio": stalled_weight_ratio(stalled, f"client-{STALLED}"),
         "effective_clients": effective_clients(stalled),
         "acc_fgrpo": acc,
@@ -190,7 +210,7 @@ def measure_mode(setting: Setting, mode: str, null: list[dict[str, Any]], taus: 
 
 
 def passes(m: dict[str, Any]) -> bool:
-    return bool(m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX and m["stalled_weight_ratio"] <= STALLED_RATIO)
+    return null_met(m) and null_met(m, "iid") and m["stalled_weight_ratio"] <= STALLED_RATIO
 
 
 def collapsed(m: dict[str, Any], fedavg_effective: float) -> bool:
@@ -201,8 +221,8 @@ def collapsed(m: dict[str, Any], fedavg_effective: float) -> bool:
     return m["effective_clients"] < fedavg_effective / 2
 
 
-def null_met(m: dict[str, Any]) -> bool:
-    return bool(m["null_tv_median"] <= NULL_TV_MEDIAN and m["null_tv_max"] <= NULL_TV_MAX)
+def null_met(m: dict[str, Any], test: str = "null") -> bool:
+    return bool(m[f"{test}_tv_median"] <= NULL_TV_MEDIAN and m[f"{test}_tv_max"] <= NULL_TV_MAX)
 
 
 def favoured(modes: dict[str, dict[str, Any]]) -> str:
@@ -213,7 +233,7 @@ def favoured(modes: dict[str, dict[str, Any]]) -> str:
     passing = [name for name, m in sound.items() if passes(m)]
     if passing:
         return max(passing, key=lambda name: sound[name]["acc_fgrpo"])
-    null_ok = [name for name, m in sound.items() if null_met(m)]
+    null_ok = [name for name, m in sound.items() if null_met(m) and null_met(m, "iid")]
     if null_ok:
         return min(null_ok, key=lambda name: sound[name]["stalled_weight_ratio"])
     return min(sound, key=lambda name: (sound[name]["null_tv_median"], sound[name]["stalled_weight_ratio"]))
@@ -228,11 +248,12 @@ def verdict(m: dict[str, Any]) -> str:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| signal/gain | tau | null TV median | null TV max | stalled weight / FedAvg | effective clients | "
-             "acc FGRPO | acc FedAvg | verdict | meets thresholds | weights collapsed |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| signal/gain | tau | null TV median | null TV max | IID TV median | IID TV max | stalled weight / FedAvg | "
+             "effective clients | acc FGRPO | acc FedAvg | verdict | meets thresholds | weights collapsed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in result["modes"].items():
-        lines.append(f"| {name} | {m['tau']:g} | {m['null_tv_median']:.3f} | {m['null_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | {m['effective_clients']:.2f} | "
+        lines.append(f"| {name} | {m['tau']:g} | {m['null_tv_median']:.3f} | {m['null_tv_max']:.3f} | {m['iid_tv_median']:.3f} | "
+                     f"{m['iid_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | {m['effective_clients']:.2f} | "
                      f"{m['acc_fgrpo']:.3f} ± {m['se']:.3f} | {m['acc_fedavg']:.3f} ± {m['se_fedavg']:.3f} | "
                      f"{m['verdict']} | {'yes' if m['meets_thresholds'] else 'no'} | {'yes' if m['collapsed'] else 'no'} |")
     return "\n".join(lines)
@@ -247,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-samples", type=int, default=8, help="sampled answers per probe row of probe-sampled")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work", default="runs/fgrpo_signal", help="run directories go here")
     parser.add_argument("--json", default="benchmarks/results/fgrpo_signal.json")
@@ -260,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--modes", f"unknown {', '.join(unknown)}; known: {', '.join(MODES)}")
         setting = Setting(args.config, [f"federation.rounds={args.rounds}", f"federation.num_clients={args.clients}",
                                         "data.partition=dirichlet", f"data.alpha={args.alpha}", f"seed={args.seed}",
-                                        "federation.fraction_train=1.0", *args.overrides])
+                                        "federation.fraction_train=1.0", *args.overrides], args.probe_samples)
     except ConfigError as err:
         print(f"fgrpo_signal: {err}", file=sys.stderr)
         return 2
@@ -273,13 +295,14 @@ def main(argv: list[str] | None = None) -> int:
         "taus": taus,
         "setting": {"config": args.config, "model": base.model.name, "rounds": args.rounds, "clients": args.clients,
                     "alpha": args.alpha, "seed": args.seed, "local_steps": base.federation.local_steps,
-                    "probe_size": base.strategy.probe_size, "test_size": base.data.test_size,
+                    "probe_size": base.strategy.probe_size, "probe_samples": args.probe_samples, "test_size": base.data.test_size,
                     "stalled_client": f"client-{STALLED}", "from_round": FROM_ROUND},
         "command": command.strip(),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), no GPU",
         "date": datetime.date.today().isoformat(),
     }
-    nulls = {signal: null_run(setting, signal, work) for signal in sorted({m.split("/")[0] for m in modes})}
+    nulls = {signal: (null_run(setting, signal, work), null_run(setting, signal, work, iid=True))
+             for signal in sorted({m.split("/")[0] for m in modes})}
     fedavg_records = setting.run(["strategy.name=fedavg", *stalled_overrides(base)], work / "fedavg-stalled")
     fedavg = final_eval(fedavg_records)
     result["fedavg_effective_clients"] = effective_clients(fedavg_records)
@@ -289,13 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         m["verdict"], m["meets_thresholds"] = verdict(m), passes(m)
         m["collapsed"] = collapsed(m, result["fedavg_effective_clients"])
         measured[mode] = m
-        print(f"{mode}: {json.dumps({k: v for k, v in m.items() if k not in ('null_tv_per_round', 'null_by_tau')})}", flush=True)
+        print(f"{mode}: {json.dumps({k: v for k, v in m.items() if not k.endswith(('per_round', 'by_tau'))})}", flush=True)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")  # incrementally: a long run
     result["default"] = favoured(measured)
     best = measured[result["default"]]
     summary = (f"Favoured mode: {result['default']} ({'meets' if best['meets_thresholds'] else 'does NOT meet'} the "
-               f"thresholds null TV median <= {NULL_TV_MEDIAN}, max <= {NULL_TV_MAX}, stalled ratio <= {STALLED_RATIO}); "
+               f"thresholds null TV median <= {NULL_TV_MEDIAN}, max <= {NULL_TV_MAX} in both null tests, stalled ratio <= {STALLED_RATIO}); "
                f"stalled setting: {best['verdict']}, {best['acc_fgrpo']:.3f} vs FedAvg {best['acc_fedavg']:.3f}.")
     gone = [name for name, m in measured.items() if m["collapsed"]]
     if gone:

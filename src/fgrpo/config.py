@@ -81,6 +81,10 @@ class StrategyConfig:
     eps: float = field(default=1e-6, metadata=_at_least(1e-12))
     server_lr: float = field(default=1.0, metadata=_at_least(0.0))
     probe_size: int = field(default=64, metadata=_at_least(1))
+    # probe answers per row: 0 greedy; k > 0 samples k at probe_temperature with the same random
+    # numbers before and after training (common random numbers), a finer signal than 0/1 per row
+    probe_samples: int = field(default=0, metadata=_at_least(0))
+    probe_temperature: float = field(default=1.0, metadata=_at_least(1e-6))
     spread_floor: float = field(default=0.05, metadata=_at_least(0.0))  # zscore's s_min, x the task's range
     warmup_reports: int = field(default=2, metadata=_at_least(1))  # zscore: gain 0 before this many reports
     # train-reward: leave out the rollouts of the first local steps, which sample the received

@@ -97,21 +97,28 @@ def pass_at_k(
     return accuracy_by_task(model, tokenizer, test_sets, max_new_tokens, 512, samples=k, temperature=temperature)
 
 
-def greedy_rewards(
+def completion_rewards(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     rows: list[dict[str, Any]],
     reward_funcs: list[Any],
     max_new_tokens: int,
+    samples: int = 0,
+    temperature: float = 1.0,
+    batch_size: int = 64,
 ) -> list[float | None]:
-    """Total reward of the greedy answer to each row (FGRPO's ``probe`` signal).
+    """Total reward of the greedy answer to each row, or of ``samples`` sampled answers per row
+    (prompt-major) — FGRPO's ``probe`` signal.
 
     As in TRL, a row's total is the sum of the reward functions that scored it
     (None means "not mine"); a row no function scored gets None.
     """
-    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
-    columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
-    scores = [fn(completions=completions, prompts=[r["prompt"] for r in rows], **columns) for fn in reward_funcs]
+    per_prompt = max(1, samples)
+    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens,
+                                     batch_size, samples, temperature)
+    repeated = [r for r in rows for _ in range(per_prompt)]
+    columns = {k: [r[k] for r in repeated] for k in rows[0] if k != "prompt"}
+    scores = [fn(completions=completions, prompts=[r["prompt"] for r in repeated], **columns) for fn in reward_funcs]
     return [
         sum(float(x) for x in per_row if x is not None) if any(x is not None for x in per_row) else None
         for per_row in zip(*scores, strict=True)

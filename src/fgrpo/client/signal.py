@@ -5,7 +5,9 @@
   local steps are left out because they sample the received global model, which is the same
   for every client and says nothing about this client's update.
 - ``probe``: ``split_probe`` carves a fixed probe from the partition (never trained on, the
-  same prompts every round); ``probe_signals`` scores greedy answers on it per task.
+  same prompts every round); ``probe_signals`` scores greedy answers on it per task, or
+  ``strategy.probe_samples`` sampled answers per row drawn with the same random numbers every
+  time it is called, so before/after differences measure the model, not the draw.
 - ``strategy.baseline_at = "client"``: ``client_side_gain`` keeps the per-task history in the
   Flower ``context.state`` and only g_k leaves the client.
 """
@@ -21,11 +23,12 @@ from collections.abc import Callable
 from statistics import fmean
 from typing import Any
 
+import torch
 from datasets import Dataset
 from flwr.app import ConfigRecord, RecordDict
 
 from ..config import Config, ConfigError
-from ..evaluation import greedy_rewards
+from ..evaluation import completion_rewards
 from ..server.strategies import fgrpo_params
 from ..server.strategies.fgrpo import GAIN_KEY, SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, task_metrics
 from ..server.strategies.fgrpo_rule import TaskHistory, TaskSignal, client_gain, update_histories
@@ -127,9 +130,22 @@ def split_probe(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Datase
     return dataset.select([i for i in range(len(dataset)) if i not in chosen]), dataset.select(sorted(chosen))
 
 
-def probe_signals(model: Any, tokenizer: Any, probe: Dataset, reward_funcs: list[Any], max_new_tokens: int) -> TaskMeans:
+@dataclasses.dataclass(frozen=True)
+class ProbeSampling:
+    samples: int = 0  # 0: greedy
+    temperature: float = 1.0
+    seed: int = 0  # the same every call: common random numbers before and after training
+
+
+def probe_signals(model: Any, tokenizer: Any, probe: Dataset, reward_funcs: list[Any], max_new_tokens: int,
+                  sampling: ProbeSampling = ProbeSampling()) -> TaskMeans:
     rows = probe.to_list()
-    means = per_task_means([r["task"] for r in rows], greedy_rewards(model, tokenizer, rows, reward_funcs, max_new_tokens))
+    with torch.random.fork_rng(devices=[]):  # leaves the training RNG where it was
+        torch.manual_seed(sampling.seed)
+        totals = completion_rewards(model, tokenizer, rows, reward_funcs, max_new_tokens,
+                                    sampling.samples, sampling.temperature)
+    per_row = max(1, sampling.samples)
+    means = per_task_means([r["task"] for r in rows for _ in range(per_row)], totals)
     if not means:
         raise ValueError("no reward function scored any probe row; check the data sources' rewards")
     return means
@@ -182,8 +198,10 @@ def plan_signal(
         return SignalPlan(dataset, recorder.reward_funcs,
                           lambda: signal_metrics(cfg, state, recorder.signals(), None))
     if request == "probe":  # the seed does not depend on the round: the same probe every round
-        train_rows, probe = split_probe(dataset, cfg.strategy.probe_size, seed=cfg.seed * 1_000_003 + partition_id)
-        score = functools.partial(probe_signals, *model_and_tokenizer, probe, reward_funcs, cfg.eval.max_new_tokens)
+        seed = cfg.seed * 1_000_003 + partition_id
+        train_rows, probe = split_probe(dataset, cfg.strategy.probe_size, seed=seed)
+        sampling = ProbeSampling(cfg.strategy.probe_samples, cfg.strategy.probe_temperature, seed)
+        score = functools.partial(probe_signals, *model_and_tokenizer, probe, reward_funcs, cfg.eval.max_new_tokens, sampling)
         before = score() if cfg.strategy.gain == "delta" else None  # on the received global model
         return SignalPlan(train_rows, reward_funcs, lambda: signal_metrics(cfg, state, score(), before))
     return SignalPlan(dataset, reward_funcs)
