@@ -32,11 +32,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         claim_fresh(out, args.overwrite)
     from .preflight import check_run  # bad inputs fail here in one line, before Ray or any client starts
 
-    check_run(cfg, out)
+    notes = check_run(cfg, out, dry_run=args.dry_run)
     if args.dry_run:
+        from .models.memory import memory_line
         from .run_plan import plan_line
 
         print(f"fgrpo run --dry-run: {plan_line(cfg)}; run directory {out}; inputs checked, nothing run")
+        print(f"  {memory_line(cfg) if 'model' not in notes else 'memory: not estimated (no model config here)'}")
+        for note in notes.values():
+            print(f"  {note}")
         return 0
     if args.overwrite:
         clear(out)  # only now: a config that fails to validate leaves the old run untouched

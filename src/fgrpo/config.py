@@ -44,6 +44,8 @@ class ModelConfig:
     # Empty list: chosen per architecture (see fgrpo.models.lora).
     target_modules: list[str] = field(default_factory=list)
     transport_dtype: str = field(default="fp32", metadata=_choice("fp32", "bf16"))
+    # Base weights as loaded (LoRA adapters stay float32); bfloat16 halves a GPU model's memory.
+    dtype: str = field(default="float32", metadata=_choice("float32", "bfloat16", "float16"))
 
 
 @dataclass

@@ -21,3 +21,9 @@ class ConfigError(UserInputError, ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+class HubUnreachable(UserInputError):
+    """A model or dataset needs the Hugging Face hub, which is unreachable here and it is not cached.
+
+    A real run stops on it; ``fgrpo run --dry-run`` notes it and plans the rest."""

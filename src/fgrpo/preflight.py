@@ -9,10 +9,11 @@ empty and malformed completions).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, HubUnreachable
 
 
 def check_train_size(cfg: Config) -> None:
@@ -38,16 +39,34 @@ def check_client_shares(cfg: Config) -> None:
                               "grpo.num_generations); add data, use fewer clients or a smaller batch")
 
 
-def check_run(cfg: Config, out_dir: Path) -> None:
-    """Raise a UserInputError (one line, naming the culprit) for any input ``fgrpo run`` cannot use."""
+def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, str]:
+    """Raise a UserInputError (one line, naming the culprit) for any input ``fgrpo run`` cannot use.
+
+    With ``dry_run``, what needs an unreachable Hugging Face hub (a paper-scale config planned on a
+    laptop) is not an error: the checks it blocks are skipped and returned as notes ({"model" or
+    "data": why}).
+    """
     from .data import check_data
     from .grpo_check import check_grpo_settings
     from .models.availability import check_model
     from .out_dir import check_writable_dir
 
+    notes: dict[str, str] = {}
+
+    def unless_offline(what: str, check: Callable[..., None], *args: object) -> bool:
+        try:
+            check(*args)
+        except HubUnreachable as err:
+            if not dry_run:
+                raise
+            notes[what] = f"not checked here: {err}"
+            return False
+        return True
+
     check_writable_dir(out_dir)
-    check_model(cfg.model.name)
+    unless_offline("model", check_model, cfg.model.name)
     check_grpo_settings(cfg)
     check_train_size(cfg)
-    check_data(cfg)
-    check_client_shares(cfg)
+    if unless_offline("data", check_data, cfg):
+        check_client_shares(cfg)
+    return notes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import UserInputError
+from ..errors import HubUnreachable, UserInputError
 from .registry import KNOWN_MODELS, describe
 
 HUB_TIMEOUT = 10.0  # seconds for the one metadata request about an uncached hub id
@@ -54,7 +54,7 @@ def _check_hub_id(name: str, where: str) -> None:
     if isinstance(cached, str):
         return
     if constants.HF_HUB_OFFLINE:
-        raise UserInputError(f"{unknown} in the local cache (HF_HUB_OFFLINE is set)")
+        raise HubUnreachable(f"{unknown} in the local cache (HF_HUB_OFFLINE is set)")
     try:
         HfApi().model_info(name, timeout=HUB_TIMEOUT)
     except GatedRepoError:
@@ -62,7 +62,7 @@ def _check_hub_id(name: str, where: str) -> None:
     except RepositoryNotFoundError:
         raise UserInputError(f"{unknown} (the hub has no such model)") from None
     except (httpx.TransportError, OfflineModeIsEnabled, OSError) as err:
-        raise UserInputError(
+        raise HubUnreachable(
             f"{unknown} available here: it is not in the local Hugging Face cache and the hub is unreachable "
             f"({type(err).__name__})"
         ) from None

@@ -15,26 +15,29 @@ from .registry import load_base
 
 def lora_config(model_cfg: ModelConfig) -> LoraConfig:
     # target_modules=None lets PEFT pick the per-architecture defaults
-    # (q_proj/v_proj for Llama/Qwen2, c_attn for GPT-2, ...).
+    # (q_proj/v_proj for Llama/Qwen2, c_attn for GPT-2, ...); ["all-linear"] is PEFT's
+    # every-linear-layer-but-the-output shorthand, which it takes as a bare string.
+    targets = list(model_cfg.target_modules) or None
     return LoraConfig(
         r=model_cfg.lora_r,
         lora_alpha=model_cfg.lora_alpha,
         lora_dropout=model_cfg.lora_dropout,
-        target_modules=list(model_cfg.target_modules) or None,
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
         task_type="CAUSAL_LM",
     )
 
 
 def fresh_adapter_model(model_cfg: ModelConfig, seed: int) -> tuple[PeftModel, PreTrainedTokenizerBase]:
     """Base model wrapped with a newly initialised adapter (B = 0, so it starts as a no-op)."""
-    base, tokenizer = load_base(model_cfg.name)
+    base, tokenizer = load_base(model_cfg.name, model_cfg.dtype)
     torch.manual_seed(seed)
     return get_peft_model(base, lora_config(model_cfg)), tokenizer
 
 
 @lru_cache(maxsize=2)
-def _cached(name: str, r: int, alpha: int, dropout: float, targets: tuple[str, ...]):
-    cfg = ModelConfig(name=name, lora_r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets))
+def _cached(name: str, r: int, alpha: int, dropout: float, targets: tuple[str, ...], dtype: str):
+    cfg = ModelConfig(name=name, lora_r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
+                      dtype=dtype)
     loaded = fresh_adapter_model(cfg, seed=0)
     freeze_heap()  # what is alive now lives as long as the process: later collections skip it
     return loaded
@@ -51,4 +54,5 @@ def cached_adapter_model(model_cfg: ModelConfig) -> tuple[PeftModel, PreTrainedT
         model_cfg.lora_alpha,
         model_cfg.lora_dropout,
         tuple(model_cfg.target_modules),
+        model_cfg.dtype,
     )

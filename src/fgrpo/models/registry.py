@@ -57,9 +57,9 @@ def _random_tiny(seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     return model, tokenizer
 
 
-def _from_directory(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _from_directory(path: str | Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     return model, tokenizer
 
 
@@ -79,8 +79,9 @@ def describe(name: str) -> ModelSource:
     return ModelSource(name, "hub-or-path", f"Hugging Face hub id {name}", True)
 
 
-def load_base(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A fresh copy of the base model and its tokenizer (no cache; see ``cached_base``)."""
+def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A fresh copy of the base model and its tokenizer (no cache; see ``cached_base``); hub and
+    local models load in ``dtype`` (``model.dtype``), the small registry models in float32."""
     if name == "tiny-random":
         model, tokenizer = _random_tiny()
     elif name == "tiny":
@@ -94,7 +95,7 @@ def load_base(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
         model, tokenizer = load_smollm2()
     else:
-        model, tokenizer = _from_directory(Path(name).expanduser() if Path(name).expanduser().is_dir() else name)
+        model, tokenizer = _from_directory(Path(name).expanduser() if Path(name).expanduser().is_dir() else name, dtype)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id

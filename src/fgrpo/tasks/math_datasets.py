@@ -20,15 +20,6 @@ from typing import Any
 
 from .base import Task, answer_span, boxed_answer, completion_text, gsm8k_marked, tagged_answer
 
-# Hub ids and column layouts of the datasets the project knows by name.
-KNOWN_DATASETS: dict[str, dict[str, str]] = {
-    "gsm8k": {"hub": "openai/gsm8k", "subset": "main", "split": "train", "test_split": "test",
-              "prompt_column": "question", "answer_column": "answer", "answer_format": "gsm8k"},
-    "openr1-math": {"hub": "open-r1/OpenR1-Math-220k", "subset": "default", "split": "train",
-                    "prompt_column": "problem", "answer_column": "answer", "answer_format": "plain"},
-    "math": {"prompt_column": "problem", "answer_column": "solution", "answer_format": "boxed"},
-}
-
 ANSWER_FORMATS = ("auto", "gsm8k", "boxed", "plain")
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import SourceConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, HubUnreachable
 from .math_datasets import CHECKERS, gold_from_answer
 from .source_rewards import import_object
 
@@ -196,6 +196,8 @@ def _read_hub(source: SourceConfig, split: str) -> _Table:
     label = f"{source.hub}" + (f" ({source.subset})" if source.subset else "") + f" [{split}]"
     try:
         dataset = load_dataset(source.hub, source.subset or None, split=split)
+    except ConnectionError as err:
+        raise HubUnreachable(f"{label}: not in the local Hugging Face cache and the hub is unreachable") from err
     except Exception as err:  # noqa: BLE001 - network, unknown id, unknown split...
         raise DataError(label, f"cannot load from the Hugging Face hub: {type(err).__name__}: {err}") from err
     return _Table(label, len(dataset), lambda i: (f"{label}, row {i + 1}", dict(dataset[i])))

@@ -1,0 +1,119 @@
+"""A rough memory estimate of one client's local GRPO, for ``fgrpo run --dry-run``.
+
+Parameter counts are exact: the model is built from its config on PyTorch's ``meta``
+device (no weights, no memory) and wrapped with the run's LoRA config. The rest is the
+usual back-of-the-envelope for one device, rounded up, not a measurement:
+
+    weights       P x bytes of ``model.dtype`` (registry models load in float32)
+    adapter       trainable x 16 bytes (fp32 weight, gradient, two AdamW moments)
+    KV cache      2 x layers x kv_heads x head_dim x (prompt + completion) x generation batch x bytes
+    logits        micro-batch x completion x vocab x 4 (fp32 log-softmax of completion tokens)
+    activations   micro-batch x (prompt + completion) x hidden x layers x 34 bytes at 16 bit
+                  (Korthikanti et al. 2022, attention without the s^2 term, as SDPA/flash keep it),
+                  x 2 at 32 bit; with activation checkpointing only each layer's input (2 bytes, x 2)
+                  plus one layer's full set
+
+TRL's GRPOConfig has no prompt-length limit, so prompts count ``PROMPT_TOKENS``. With
+``grpo.use_vllm`` in colocate mode vLLM also holds ``vllm_gpu_memory_utilization`` of the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import Config
+
+PROMPT_TOKENS = 256
+GB = 1024**3
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    params: int
+    trainable: int
+    weights: float  # bytes
+    adapter: float
+    kv_cache: float
+    logits: float
+    activations: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.adapter + self.kv_cache + self.logits + self.activations
+
+
+def _meta_model(name: str) -> Any:
+    """The model's modules without weights; registry names are small and load for real."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    from .registry import KNOWN_MODELS, load_base
+
+    if name in KNOWN_MODELS:
+        return load_base(name)[0]
+    config = AutoConfig.from_pretrained(name)  # a local directory, the HF cache or the hub
+    with torch.device("meta"):
+        try:
+            return AutoModelForCausalLM.from_config(config)
+        except ValueError:  # a vision-language config: no causal-LM class
+            return AutoModelForImageTextToText.from_config(config)
+
+
+def _text_config(model: Any) -> Any:
+    config = model.config
+    return getattr(config, "text_config", None) or config
+
+
+def estimate(cfg: Config) -> MemoryEstimate:
+    from peft import get_peft_model
+
+    from .lora import lora_config
+
+    model = _meta_model(cfg.model.name)
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in get_peft_model(model, lora_config(cfg.model)).parameters() if p.requires_grad)
+    text = _text_config(model)
+    layers, hidden, vocab = text.num_hidden_layers, text.hidden_size, text.vocab_size
+    heads = text.num_attention_heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or hidden // heads
+    from .registry import KNOWN_MODELS
+
+    width = 4 if cfg.model.name in KNOWN_MODELS else DTYPE_BYTES[cfg.model.dtype]
+    settings = cfg.grpo_settings()
+    micro = int(settings["per_device_train_batch_size"])
+    generation = int(settings.get("generation_batch_size") or micro * int(
+        settings.get("steps_per_generation") or settings.get("gradient_accumulation_steps") or 1))
+    tokens = PROMPT_TOKENS + int(settings["max_completion_length"])
+    per_layer = micro * tokens * hidden * 34 * width / 2
+    if settings.get("activation_checkpointing") or settings.get("gradient_checkpointing"):
+        activations = micro * tokens * hidden * width * layers + per_layer
+    else:
+        activations = per_layer * layers
+    return MemoryEstimate(
+        params=params,
+        trainable=trainable,
+        weights=params * width,
+        adapter=trainable * 16,
+        kv_cache=2 * layers * kv_heads * head_dim * tokens * generation * width,
+        logits=micro * int(settings["max_completion_length"]) * vocab * 4,  # TRL keeps completion logits only
+        activations=activations,
+    )
+
+
+def memory_line(cfg: Config) -> str:
+    """What --dry-run prints about memory, or why it cannot say (the config is not reachable)."""
+    try:
+        m = estimate(cfg)
+    except OSError as err:  # transformers' "not found / cannot reach the hub" errors are OSErrors
+        return f"memory: not estimated ({cfg.model.name}'s config.json is not available here: {type(err).__name__})"
+    settings = cfg.grpo_settings()
+    vllm = (f" + vLLM's {settings.get('vllm_gpu_memory_utilization', 0.3)} of the GPU (colocate)"
+            if settings.get("use_vllm") and settings.get("vllm_mode", "colocate") == "colocate" else "")
+    return (f"memory per client, rough: {m.params / 1e9:.3g}B parameters ({m.trainable / 1e6:.3g}M trainable); "
+            f"weights {m.weights / GB:.1f} GB + adapter training {m.adapter / GB:.2f} GB + generation KV cache "
+            f"{m.kv_cache / GB:.1f} GB + logits {m.logits / GB:.1f} GB + activations {m.activations / GB:.1f} GB "
+            f"= {m.total / GB:.1f} GB{vllm}")
