@@ -54,3 +54,20 @@ def test_dry_run_of_the_gpu_config_plans_offline_and_says_what_it_could_not_chec
     assert "not checked here: model.name 'Qwen/Qwen3-4B'" in out.stdout
     assert "not checked here: open-r1/OpenR1-Math-220k" in out.stdout
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_model_dtype_and_all_linear_reach_the_loaded_model(tmp_path):
+    import torch
+
+    from fgrpo.config import ModelConfig
+    from fgrpo.models.lora import fresh_adapter_model
+    from fgrpo.models.registry import load_base
+
+    model, tokenizer = load_base("tiny-random")
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    peft_model, _ = fresh_adapter_model(ModelConfig(name=str(tmp_path), dtype="bfloat16", target_modules=["all-linear"]), 0)
+    base_dtypes = {p.dtype for n, p in peft_model.named_parameters() if "lora_" not in n}
+    assert base_dtypes == {torch.bfloat16}
+    adapted = {n.split(".")[-3] for n, _ in peft_model.named_parameters() if "lora_A" in n}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
