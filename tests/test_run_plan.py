@@ -69,5 +69,5 @@ def test_model_dtype_and_all_linear_reach_the_loaded_model(tmp_path):
     peft_model, _ = fresh_adapter_model(ModelConfig(name=str(tmp_path), dtype="bfloat16", target_modules=["all-linear"]), 0)
     base_dtypes = {p.dtype for n, p in peft_model.named_parameters() if "lora_" not in n}
     assert base_dtypes == {torch.bfloat16}
-    adapted = {n.split(".")[-3] for n, _ in peft_model.named_parameters() if "lora_A" in n}
+    adapted = {n.split(".lora_A")[0].split(".")[-1] for n, _ in peft_model.named_parameters() if "lora_A" in n}
     assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
