@@ -35,6 +35,12 @@ def _within(low: float, high: float) -> dict[str, Any]:
     return {"min": low, "max": high}
 
 
+def _multipliers() -> dict[str, Any]:
+    """A table of multipliers, where an entry of 1 is the same as none: pyproject.toml declares one
+    per key it can (so `flwr run --run-config` accepts them) and they must not change the config."""
+    return {"neutral": 1.0}
+
+
 @dataclass
 class ModelConfig:
     name: str = "tiny"
@@ -63,7 +69,7 @@ class FederationConfig:
     lr_schedule: str = field(default="constant", metadata=_choice(*SCHEDULES))
     # Testing/benchmark knob: learning-rate multiplier per partition id, e.g. {"0" = 0.0} stalls
     # client 0 (benchmarks/fgrpo_signal.py). Unlisted clients train at the full rate.
-    client_lr_scale: dict[str, float] = field(default_factory=dict)
+    client_lr_scale: dict[str, float] = field(default_factory=dict, metadata=_multipliers())
 
 
 @dataclass
@@ -144,7 +150,7 @@ class DataConfig:
     test_size: int = field(default=200, metadata=_at_least(1))
     difficulty: int = field(default=1, metadata=_at_least(1))
     # Multiplies a task's native reward, e.g. {multiplication = 100.0}.
-    reward_scale: dict[str, float] = field(default_factory=dict)
+    reward_scale: dict[str, float] = field(default_factory=dict, metadata=_multipliers())
     format_reward: float = field(default=0.0, metadata=_at_least(0.0))
     # Bring-your-own datasets, each one more task label ([[data.sources]] tables).
     sources: list[SourceConfig] = field(default_factory=list)
@@ -235,7 +241,8 @@ def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any
             raise ConfigError(key, f"expected a table, got {value!r}")
         value_type = typing.get_args(annotation)[1]
         if value_type is float:
-            return {k: _coerce(f"{key}.{k}", v, float, {}) for k, v in value.items()}
+            numbers = {k: _coerce(f"{key}.{k}", v, float, {}) for k, v in value.items()}
+            return {k: v for k, v in numbers.items() if v != meta.get("neutral")}
         return dict(value)
     if annotation is bool:
         if not isinstance(value, bool):
