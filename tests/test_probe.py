@@ -42,3 +42,21 @@ def test_probe_with_no_scored_row_is_a_clear_error():
     model, tokenizer = _model()
     with pytest.raises(ValueError, match="no reward function scored"):
         probe_signals(model, tokenizer, Dataset.from_list(ROWS), [lambda completions, **_: [None] * len(completions)], 4)
+
+
+def test_probe_hands_chat_completions_for_chat_prompts_as_trl_does():
+    """TRL's own reward functions read `completion[0]["content"]` (trl.rewards.accuracy_reward)."""
+    from trl.rewards import accuracy_reward
+
+    model, tokenizer = _model()
+    seen = []
+
+    def recording(completions, **_):
+        seen.extend(completions)
+        return [0.0] * len(completions)
+
+    solution = [r["answer"] for r in ROWS]
+    assert greedy_rewards(model, tokenizer, ROWS, [recording], max_new_tokens=4) == [0.0] * 3
+    assert all(c[0]["role"] == "assistant" and isinstance(c[0]["content"], str) for c in seen)
+    assert greedy_rewards(model, tokenizer, [r | {"solution": s} for r, s in zip(ROWS, solution)],
+                          [accuracy_reward], max_new_tokens=4) == [0.0] * 3  # random weights: wrong, not a crash

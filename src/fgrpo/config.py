@@ -123,6 +123,8 @@ class SourceConfig:
     prompt_column: str = "prompt"
     answer_column: str = "answer"
     rename: dict[str, str] = field(default_factory=dict)  # {old column = "new column"}, applied first
+    # {new column = "column"}: a copy under the name a reward function expects, e.g. {solution = "gold"}
+    columns: dict[str, str] = field(default_factory=dict)
     system_prompt: str = ""
     answer_format: str = field(default="auto", metadata=_choice("auto", "gsm8k", "boxed", "plain"))
     checker: str = field(default="math", metadata=_choice("math", "exact"))
@@ -302,19 +304,6 @@ def _build_tables(cls: type, value: Any, dotted: str) -> list[Any]:
     return [_build(cls, item, f"{dotted}[{i}].") for i, item in enumerate(value)]
 
 
-def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        parts = dotted.split(".")
-        node = tree
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(dotted, "conflicts with a scalar key")
-        node[parts[-1]] = value
-    return tree
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` with a TOML value; bare words are read as strings."""
     if "=" not in text:
@@ -376,7 +365,7 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
 
 def config_from_flat(flat: dict[str, Any]) -> Config:
     """Rebuild a Config from Flower's flattened run_config."""
-    return config_from_dict(_unflatten(dict(flat)))
+    return config_from_dict(config_tree.unflatten(dict(flat)))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -385,5 +374,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         tree = config_tree.read_toml(Path(path))
     flat_overrides = dict(parse_override(o) for o in overrides or [])
-    tree = config_tree.merge(tree, _unflatten(flat_overrides))
+    tree = config_tree.merge(tree, config_tree.unflatten(flat_overrides))
     return config_from_dict(tree)

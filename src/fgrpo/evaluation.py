@@ -109,7 +109,9 @@ def greedy_rewards(
     As in TRL, a row's total is the sum of the reward functions that scored it
     (None means "not mine"); a row no function scored gets None.
     """
-    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    completions: list[Any] = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    if isinstance(rows[0]["prompt"], list):  # chat prompts: TRL hands over chat completions (trl.rewards index them)
+        completions = [[{"role": "assistant", "content": text}] for text in completions]
     columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
     scores = [fn(completions=completions, prompts=[r["prompt"] for r in rows], **columns) for fn in reward_funcs]
     return [
