@@ -3,7 +3,17 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 OUT     ?= runs/demo
 
-.PHONY: demo test test-all bench clean
+# `make flwr-run`: Flower's own `flwr run .` on the project's local-simulation federation
+# (configs/flwr_federation.toml). Its Flower home is .flwr/ in this clone and its SuperLink has a port of
+# its own, so it never reuses a SuperLink of yours; that SuperLink reads the variable that keeps Flower
+# from building a per-run environment, and is stopped when the run ends (`make flwr-stop` after a Ctrl-C).
+FLWR_RUN_CONFIG ?= federation.rounds=2 output.dir='runs/flwr'
+FLWR_PORT       ?= 39191
+FLWR_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" FLWR_HOME="$(CURDIR)/.flwr" \
+	FLWR_LOCAL_SUPERLINK_HTTP_API_PORT=$(FLWR_PORT) FLWR_LOCAL_CONTROL_API_PORT=$$(($(FLWR_PORT) + 2)) \
+	FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1
+
+.PHONY: demo test test-all bench clean flwr-run flwr-stop
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -18,6 +28,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	.venv/bin/fgrpo run --config configs/demo.toml --out $(OUT) --overwrite
 
+flwr-run: $(STAMP)
+	$(FLWR_ENV) flwr run . --federation-config configs/flwr_federation.toml --run-config "$(FLWR_RUN_CONFIG)" \
+		--stream; status=$$?; $(FLWR_ENV) fgrpo flwr-stop; exit $$status
+
+flwr-stop:
+	$(FLWR_ENV) fgrpo flwr-stop
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -25,4 +42,4 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 clean:
-	rm -rf .venv runs
+	rm -rf .venv runs .flwr

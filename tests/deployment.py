@@ -176,12 +176,16 @@ class Deployment:
             self.kill(proc)
 
     def leftovers(self) -> list[str]:
-        """Processes still running with this deployment's FLWR_HOME in their environment."""
-        home, found = self.env["FLWR_HOME"], []
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            try:
-                if proc.environ().get("FLWR_HOME") == home and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(" ".join(proc.info["cmdline"] or []))
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return found
+        return processes_of_flwr_home(self.env["FLWR_HOME"])
+
+
+def processes_of_flwr_home(home: str) -> list[str]:
+    """Processes still running with ``home`` as FLWR_HOME in their environment."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if proc.environ().get("FLWR_HOME") == home and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(" ".join(proc.info["cmdline"] or []))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found

@@ -1,14 +1,17 @@
 """One typed config: TOML + --set overrides, validated before anything starts."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
 
 from fgrpo.config import GRPO_DEFAULTS, Config, ConfigError, config_from_dict, config_from_flat, load_config, parse_override
+from fgrpo.tasks.registry import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,12 +70,39 @@ def test_json_and_flat_forms_round_trip():
     assert config_from_flat(cfg.flatten()) == cfg
 
 
+def config_tables(cls: type = Config, prefix: str = "") -> list[str]:
+    """Dotted names of every table-valued key of the config (``data.reward_scale``, ...)."""
+    tables = []
+    for name, hint in typing.get_type_hints(cls).items():
+        if dataclasses.is_dataclass(hint):
+            tables += config_tables(hint, f"{prefix}{name}.")
+        elif typing.get_origin(hint) is dict:
+            tables.append(f"{prefix}{name}")
+    return tables
+
+
 def test_flower_app_defaults_in_pyproject_mirror_the_config_defaults():
-    """`flwr run . --run-config` only accepts keys the app declares, so declare them all."""
+    """`flwr run . --run-config` only accepts keys the app declares, so declare them all, and every
+    table's entries too (an empty table flattens to nothing, so it would declare nothing)."""
     flat = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-    expected = {**Config().flatten(), **{f"grpo.{k}": v for k, v in GRPO_DEFAULTS.items()}}
-    assert flat == expected
-    assert config_from_flat(flat).grpo == GRPO_DEFAULTS
+    tables = config_tables()
+    assert {"data.reward_scale", "federation.client_lr_scale", "grpo"} <= set(tables)
+    entries = {t: {k[len(t) + 1:]: v for k, v in flat.items() if k.startswith(t + ".")} for t in tables}
+    for table, declared in entries.items():
+        assert declared, f"pyproject.toml declares no key of {table}: `--run-config {table}.<key>=...` is refused"
+    assert entries["grpo"] == GRPO_DEFAULTS
+    assert entries["data.reward_scale"] == {task: 1.0 for task in TASKS}
+    assert entries["federation.client_lr_scale"] == {str(p): 1.0 for p in range(Config().federation.num_clients)}
+    scalars = {k: v for k, v in flat.items() if not any(k.startswith(t + ".") for t in tables)}
+    assert scalars == Config().flatten()
+    assert config_from_flat(flat) == Config(grpo=dict(GRPO_DEFAULTS))  # declared entries change nothing
+
+
+def test_a_multiplier_of_one_is_no_entry_and_others_stay():
+    cfg = config_from_flat({"data.reward_scale.sorting": 1000.0, "data.reward_scale.addition": 1.0,
+                            "federation.client_lr_scale.0": 0.0, "federation.client_lr_scale.1": 1.0})
+    assert cfg.data.reward_scale == {"sorting": 1000.0}
+    assert cfg.federation.client_lr_scale == {"0": 0.0}
 
 
 def test_cli_reports_a_bad_key_in_one_line_with_exit_2():

@@ -1,12 +1,15 @@
 """Model registry: the shipped tiny reasoner, SmolLM2 from the packaged GGUF, build, export and eval."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import tomli_w
-from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import AutoPeftModelForCausalLM, PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,9 +125,12 @@ def test_adapter_export_loads_with_peft_and_fgrpo_eval(tmp_path, tiny, capsys):
     _, tokenizer = tiny
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "adapter")]) == 0
     exported = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    assert exported["base_model_name_or_path"] == "tiny"
+    assert exported["base_model_name_or_path"] == str(TINY_DIR.resolve())  # the package's model directory
+    expected = greedy_completions(adapted, tokenizer, PROMPTS, 24)
     reloaded = PeftModel.from_pretrained(load_base("tiny")[0], tmp_path / "adapter")
-    assert greedy_completions(reloaded, tokenizer, PROMPTS, 24) == greedy_completions(adapted, tokenizer, PROMPTS, 24)
+    assert greedy_completions(reloaded, tokenizer, PROMPTS, 24) == expected
+    auto = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter")  # the base named in adapter_config.json
+    assert greedy_completions(auto, AutoTokenizer.from_pretrained(tmp_path / "adapter"), PROMPTS, 24) == expected
 
     capsys.readouterr()
     code = main(["eval", "--model", "tiny", "--adapter", str(tmp_path / "adapter"), "--set", "data.test_size=4",
@@ -134,6 +140,43 @@ def test_adapter_export_loads_with_peft_and_fgrpo_eval(tmp_path, tiny, capsys):
     assert "addition" in printed and "sorting" in printed and "macro" in printed
     saved = json.loads((tmp_path / "acc.json").read_text())["accuracy"]
     assert set(saved) == {"addition", "sorting", "macro"} and all(0.0 <= v <= 1.0 for v in saved.values())
+
+
+LOAD_OFFLINE = """
+import json, sys
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+from fgrpo.evaluation import greedy_completions
+model = AutoPeftModelForCausalLM.from_pretrained(sys.argv[1])
+print(json.dumps(greedy_completions(model, AutoTokenizer.from_pretrained(sys.argv[1]), json.loads(sys.argv[2]), 24)))
+"""
+
+
+def test_an_in_memory_base_travels_with_the_export_and_loads_offline(tmp_path):
+    """tiny-random exists only in memory: the export carries it (base/) and names it; a fresh process
+    with the hub switched off loads the export with AutoPeftModelForCausalLM alone."""
+    adapted = fake_run(tmp_path / "run", "tiny-random")
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({  # as `fgrpo run` writes it
+        "rounds": 3, "final_eval": {"addition": 0.25, "sorting": 0.5, "macro": 0.375},
+        "final_eval_se": {"macro": 0.02}, "initial_eval": {"addition": 0.1, "sorting": 0.3, "macro": 0.2},
+        "initial_eval_se": {"macro": 0.02}}))
+    out = tmp_path / "exported"
+    assert main(["export", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(out.resolve() / "base")
+    expected = greedy_completions(adapted, load_base("tiny-random")[1], PROMPTS, 24)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-c", LOAD_OFFLINE, str(out), json.dumps(PROMPTS)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+    card = (out / "README.md").read_text()
+    for fact in ("`tiny-random`", "| tasks | addition, multiplication, sorting, countdown, modular |",
+                 "| rounds | 3 of 3, 2 local GRPO steps per client, 4 clients |",
+                 "| strategy | fgrpo (signal probe, gain range, τ 0.03) |",
+                 "0.375 ± 0.020 (round 0: 0.200 ± 0.020)", "addition 0.250, sorting 0.500",
+                 f'AutoPeftModelForCausalLM.from_pretrained("{out.resolve()}")'):
+        assert fact in card, fact
 
 
 def test_export_into_an_empty_folder_and_with_force_inside_the_run(tmp_path):

@@ -63,3 +63,21 @@ def test_sampled_probe_reuses_its_random_numbers_and_leaves_the_training_rng_alo
     assert probe_signals(model, tokenizer, rows, [task_reward()], 16, sampling) == first
     other_seed = [probe_signals(model, tokenizer, rows, [task_reward()], 16, ProbeSampling(4, 1.0, s)) for s in range(4, 8)]
     assert any(o != first for o in other_seed)  # it does sample: another seed draws other answers
+
+
+def test_probe_hands_chat_completions_for_chat_prompts_as_trl_does():
+    """TRL's own reward functions read `completion[0]["content"]` (trl.rewards.accuracy_reward)."""
+    from trl.rewards import accuracy_reward
+
+    model, tokenizer = _model()
+    seen = []
+
+    def recording(completions, **_):
+        seen.extend(completions)
+        return [0.0] * len(completions)
+
+    solution = [r["answer"] for r in ROWS]
+    assert completion_rewards(model, tokenizer, ROWS, [recording], max_new_tokens=4) == [0.0] * 3
+    assert all(c[0]["role"] == "assistant" and isinstance(c[0]["content"], str) for c in seen)
+    assert completion_rewards(model, tokenizer, [r | {"solution": s} for r, s in zip(ROWS, solution)],
+                          [accuracy_reward], max_new_tokens=4) == [0.0] * 3  # random weights: wrong, not a crash

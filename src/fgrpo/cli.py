@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments import commands as experiment_commands  # `fgrpo sweep | report`
 
     experiment_commands.register(sub)
+    from . import flower_local  # `fgrpo flwr-stop`
+
+    flower_local.register(sub)
     return parser
 
 

@@ -35,6 +35,12 @@ def _within(low: float, high: float) -> dict[str, Any]:
     return {"min": low, "max": high}
 
 
+def _multipliers() -> dict[str, Any]:
+    """A table of multipliers, where an entry of 1 is the same as none: pyproject.toml declares one
+    per key it can (so `flwr run --run-config` accepts them) and they must not change the config."""
+    return {"neutral": 1.0}
+
+
 @dataclass
 class ModelConfig:
     name: str = "tiny"
@@ -65,7 +71,7 @@ class FederationConfig:
     lr_schedule: str = field(default="constant", metadata=_choice(*SCHEDULES))
     # Testing/benchmark knob: learning-rate multiplier per partition id, e.g. {"0" = 0.0} stalls
     # client 0 (benchmarks/fgrpo_signal.py). Unlisted clients train at the full rate.
-    client_lr_scale: dict[str, float] = field(default_factory=dict)
+    client_lr_scale: dict[str, float] = field(default_factory=dict, metadata=_multipliers())
 
 
 @dataclass
@@ -123,6 +129,8 @@ class SourceConfig:
     prompt_column: str = "prompt"
     answer_column: str = "answer"
     rename: dict[str, str] = field(default_factory=dict)  # {old column = "new column"}, applied first
+    # {new column = "column"}: a copy under the name a reward function expects, e.g. {solution = "gold"}
+    columns: dict[str, str] = field(default_factory=dict)
     system_prompt: str = ""
     answer_format: str = field(default="auto", metadata=_choice("auto", "gsm8k", "boxed", "plain"))
     checker: str = field(default="math", metadata=_choice("math", "exact"))
@@ -150,7 +158,7 @@ class DataConfig:
     test_size: int = field(default=200, metadata=_at_least(1))
     difficulty: int = field(default=1, metadata=_at_least(1))
     # Multiplies a task's native reward, e.g. {multiplication = 100.0}.
-    reward_scale: dict[str, float] = field(default_factory=dict)
+    reward_scale: dict[str, float] = field(default_factory=dict, metadata=_multipliers())
     format_reward: float = field(default=0.0, metadata=_at_least(0.0))
     # Bring-your-own datasets, each one more task label ([[data.sources]] tables).
     sources: list[SourceConfig] = field(default_factory=list)
@@ -241,7 +249,8 @@ def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any
             raise ConfigError(key, f"expected a table, got {value!r}")
         value_type = typing.get_args(annotation)[1]
         if value_type is float:
-            return {k: _coerce(f"{key}.{k}", v, float, {}) for k, v in value.items()}
+            numbers = {k: _coerce(f"{key}.{k}", v, float, {}) for k, v in value.items()}
+            return {k: v for k, v in numbers.items() if v != meta.get("neutral")}
         return dict(value)
     if annotation is bool:
         if not isinstance(value, bool):
@@ -299,19 +308,6 @@ def _build_tables(cls: type, value: Any, dotted: str) -> list[Any]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(dotted, f"expected an array of tables, got {value!r}")
     return [_build(cls, item, f"{dotted}[{i}].") for i, item in enumerate(value)]
-
-
-def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        parts = dotted.split(".")
-        node = tree
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(dotted, "conflicts with a scalar key")
-        node[parts[-1]] = value
-    return tree
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -375,7 +371,7 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
 
 def config_from_flat(flat: dict[str, Any]) -> Config:
     """Rebuild a Config from Flower's flattened run_config."""
-    return config_from_dict(_unflatten(dict(flat)))
+    return config_from_dict(config_tree.unflatten(dict(flat)))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -384,5 +380,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         tree = config_tree.read_toml(Path(path))
     flat_overrides = dict(parse_override(o) for o in overrides or [])
-    tree = config_tree.merge(tree, _unflatten(flat_overrides))
+    tree = config_tree.merge(tree, config_tree.unflatten(flat_overrides))
     return config_from_dict(tree)

@@ -36,6 +36,20 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys back to nested tables."""
+    tree: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        parts = dotted.split(".")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(dotted, "conflicts with a scalar key")
+        node[parts[-1]] = value
+    return tree
+
+
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """``extra``'s values over ``base``'s, table by table."""
     out = dict(base)

@@ -211,7 +211,7 @@ def task_counts(cfg: Config) -> list[dict[str, int]]:
 def check_data(cfg: Config, probe_rows: int = 2) -> None:
     """Fail before training starts: build the pool, the test sets and every partition, and
     probe each reward function on a few rows of every task (fgrpo.tasks.reward_probe)."""
-    from .tasks.reward_probe import probe_rewards
+    from .tasks.reward_probe import check_columns, probe_rewards
     from .tasks.rewards import reward_functions
 
     test_sets(cfg)
@@ -219,6 +219,8 @@ def check_data(cfg: Config, probe_rows: int = 2) -> None:
         client_partition(cfg, pid)
     pool = _partitioner_for(cfg.to_json()).dataset
     funcs = reward_functions(cfg)
+    for source in cfg.data.sources:
+        check_columns(funcs, source.name, load_source(source, cfg.seed, cfg.data.test_size)[0])
     labels = pool["task"]
     for name in task_names(cfg):
         probe_rewards(funcs, pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows]).to_list())

@@ -114,8 +114,10 @@ def completion_rewards(
     (None means "not mine"); a row no function scored gets None.
     """
     per_prompt = max(1, samples)
-    completions = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens,
-                                     batch_size, samples, temperature)
+    completions: list[Any] = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens,
+                                                batch_size, samples, temperature)
+    if isinstance(rows[0]["prompt"], list):  # chat prompts: TRL hands over chat completions (trl.rewards index them)
+        completions = [[{"role": "assistant", "content": text}] for text in completions]
     repeated = [r for r in rows for _ in range(per_prompt)]
     columns = {k: [r[k] for r in repeated] for k in rows[0] if k != "prompt"}
     scores = [fn(completions=completions, prompts=[r["prompt"] for r in repeated], **columns) for fn in reward_funcs]

@@ -61,15 +61,19 @@ def run_config(run_dir: Path):
 
 
 def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force: bool = False) -> Path:
-    """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus the tokenizer.
+    """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus the
+    tokenizer and a model card (README.md). The adapter names a base ``from_pretrained`` loads
+    (fgrpo.models.registry.base_location); a base that exists only in memory (``tiny-random``) is
+    saved into the export as ``base/``.
 
     ``out`` must be new or empty, and outside the run directory unless ``force``; nothing is ever deleted.
     """
     from peft import PeftModel
 
     from .availability import check_adapter_dir, check_model
+    from .export_card import model_card
     from .export_target import check_export_target, move_into_place, staging_dir
-    from .registry import load_base
+    from .registry import base_location, load_base
 
     run_dir, out = Path(run_dir), Path(out)
     adapter = run_adapter_dir(run_dir)
@@ -78,6 +82,7 @@ def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force
     check_adapter_dir(adapter, key="run adapter")
     check_model(cfg.model.name, key=f"{run_dir}/config.toml model.name")
     base, tokenizer = load_base(cfg.model.name)
+    location = base_location(cfg.model.name)
     tmp = staging_dir(out)
     try:
         if merged:
@@ -85,15 +90,19 @@ def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force
             model.save_pretrained(tmp, safe_serialization=True)
         else:
             shutil.copytree(adapter, tmp, dirs_exist_ok=True)
-            # Name the base the way `fgrpo` does, so `fgrpo eval --model NAME --adapter DIR` works.
+            if location is None:  # only in memory: the export carries the base
+                base.save_pretrained(tmp / "base", safe_serialization=True)
+                tokenizer.save_pretrained(tmp / "base")
+                location = str(out.resolve() / "base")  # where it will be once moved into place
             config_path = tmp / "adapter_config.json"
             adapter_cfg = json.loads(config_path.read_text())
-            adapter_cfg["base_model_name_or_path"] = cfg.model.name
+            adapter_cfg["base_model_name_or_path"] = location  # AutoPeftModelForCausalLM loads it
             config_path.write_text(json.dumps(adapter_cfg, indent=2) + "\n")
         tokenizer.save_pretrained(tmp)
-        (tmp / "fgrpo_export.json").write_text(
-            json.dumps({"run": str(run_dir.resolve()), "base_model": cfg.model.name, "merged": merged}, indent=2) + "\n"
-        )
+        (tmp / "fgrpo_export.json").write_text(json.dumps(
+            {"run": str(run_dir.resolve()), "base_model": cfg.model.name, "base_model_path": location,
+             "merged": merged}, indent=2) + "\n")
+        (tmp / "README.md").write_text(model_card(cfg, run_dir, out, location or cfg.model.name, merged))
         move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own staging directory, never the user's

@@ -79,6 +79,22 @@ def describe(name: str) -> ModelSource:
     return ModelSource(name, "hub-or-path", f"Hugging Face hub id {name}", True)
 
 
+def base_location(name: str) -> str | None:
+    """What ``from_pretrained`` loads this base from outside fgrpo: a hub id as it is, a local
+    model directory's absolute path (the shipped tiny model's inside the package, SmolLM2's
+    converted cache once loaded); None for ``tiny-random``, which exists only in memory."""
+    if name == "tiny-random":
+        return None
+    if name == "tiny":
+        return str(TINY_DIR.resolve())
+    if name == "smollm2-135m":
+        from .smollm2 import cache_dir
+
+        return str(cache_dir().resolve())
+    local = Path(name).expanduser()
+    return str(local.resolve()) if local.is_dir() else name
+
+
 def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A fresh copy of the base model and its tokenizer (no cache; see ``cached_base``); hub and
     local models load in ``dtype`` (``model.dtype``), the small registry models in float32."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .source_rewards import RewardFunctionError
+from .source_rewards import RewardFunctionError, missing_column
 
 GARBAGE = "<answer></answer> }{ \\boxed{ #### <answer>NaN ∞</answer> \x00 ¿¿ 1e999 -"
 PROBES: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -29,6 +29,18 @@ def _trainer_kwargs() -> dict[str, Any]:
     from transformers import TrainerState
 
     return {"trainer_state": TrainerState(), "log_extra": lambda *a, **k: None, "log_metric": lambda *a, **k: None}
+
+
+def check_columns(funcs: Sequence[Callable[..., Any]], source: str, rows: list[dict[str, Any]]) -> None:
+    """Each of ``source``'s reward functions finds every column it requires in the source's own rows
+    (in the pool's shared table another source's column would be there, as None for these rows)."""
+    columns = set().union(*(row.keys() for row in rows)) - {"prompt"}  # TRL passes `prompts` instead
+    for fn in funcs:
+        if getattr(fn, "source", None) != source:
+            continue
+        for column in fn.required_columns:  # type: ignore[attr-defined]
+            if column not in columns:
+                raise missing_column(fn.label, source, column, columns)  # type: ignore[attr-defined]
 
 
 def probe_rewards(funcs: Sequence[Callable[..., Any]], rows: list[dict[str, Any]]) -> None:

@@ -2,14 +2,15 @@
 
 A source's functions are written for TRL's ``GRPOTrainer`` and see exactly its keyword
 lists; ``source_reward`` hands each only its own source's rows (other rows get ``None``,
-which TRL skips) and turns a raise, NaN, a string or a wrong length into one
-``RewardFunctionError`` naming the function.
+which TRL skips) and turns a missing column, a raise, NaN, a string or a wrong length into
+one ``RewardFunctionError`` naming the function.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import sys
@@ -24,6 +25,9 @@ from .base import completion_text
 from .math_datasets import CHECKERS
 
 RewardFn = Callable[..., list[float | None]]
+# What TRL's GRPOTrainer passes every reward function besides the dataset's columns.
+TRL_ARGUMENTS = frozenset({"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric",
+                           "environments"})
 
 
 class RewardFunctionError(UserInputError, RuntimeError):
@@ -92,13 +96,35 @@ def _check_rewards(values: Any, n: int, label: str, source: str, prompts: Sequen
     return checked
 
 
+def required_columns(fn: Callable[..., Any]) -> list[str]:
+    """The arguments ``fn`` cannot do without that TRL does not pass itself: dataset columns."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or an odd callable: nothing to check before calling
+        return []
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters
+            if p.kind in keyword and p.default is inspect.Parameter.empty and p.name not in TRL_ARGUMENTS]
+
+
+def missing_column(label: str, source: str, column: str, columns: Any) -> RewardFunctionError:
+    return RewardFunctionError(
+        f"reward function {label} (data source {source!r}) needs a column {column!r} that the rows do not have "
+        f"(columns: {', '.join(sorted(columns))}); add it to the source, e.g. columns = {{{column} = \"gold\"}} "
+        f"for the parsed gold answer, or rename a column to {column!r}")
+
+
 def source_reward(fn: Callable[..., Any], label: str, source: str, scale: float = 1.0) -> RewardFn:
     """Wrap a TRL reward function so it sees only ``source``'s rows, checked and scaled.
 
     Rows of other tasks get None (TRL ignores None when summing rewards).
     """
+    needs = required_columns(fn)
 
     def reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        for column in needs:
+            if column not in kwargs:
+                raise missing_column(label, source, column, kwargs.keys() - TRL_ARGUMENTS)
         n = len(completions)
         mine = [i for i, t in enumerate(kwargs.get("task") or [source] * n) if t == source]
         out: list[float | None] = [None] * n
@@ -122,6 +148,7 @@ def source_reward(fn: Callable[..., Any], label: str, source: str, scale: float 
         return out
 
     reward.__name__ = f"{source}:{label.rsplit(':', 1)[-1]}"
+    reward.source, reward.label, reward.required_columns = source, label, needs  # type: ignore[attr-defined]
     return reward
 
 

@@ -7,7 +7,11 @@ fgrpo adds:
 
 - ``prompt``: chat messages built from ``prompt_column`` (and ``system_prompt``);
 - ``task``: the source's name, the label the partitioners split by;
-- ``gold``: the final answer parsed from ``answer_column``.
+- ``gold``: the final answer parsed from ``answer_column``;
+
+and the source's ``columns``: copies of these or of the data's own columns under
+the names its reward functions expect (``{solution = "gold"}`` for TRL's
+``accuracy_reward(completions, solution)``).
 
 So a reward function written for TRL's ``GRPOTrainer`` sees exactly the keyword
 lists it would see there (``completions``, ``prompts``, ``completion_ids`` and one
@@ -66,6 +70,10 @@ class _BadRow(ValueError):
     pass
 
 
+class _NoSuchColumn(ValueError):
+    """The source's ``columns`` names a column a row lacks: a config mistake, never a row to skip."""
+
+
 # --- config validation (called from config.config_from_dict) ---------------------------------
 
 
@@ -116,6 +124,11 @@ def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(
     for old, new in source.rename.items():
         if not isinstance(new, str) or not new:
             raise ConfigError(f"{key}.rename.{old}", f"expected a new column name, got {new!r}")
+    for new, column in source.columns.items():
+        if new in RESERVED_COLUMNS | {"prompt"}:
+            raise ConfigError(f"{key}.columns.{new}", f"{new!r} is a column fgrpo or TRL sets; choose another name")
+        if not isinstance(column, str) or not column:
+            raise ConfigError(f"{key}.columns.{new}", f"expected the name of a column to copy (e.g. \"gold\"), got {column!r}")
     for j, spec in enumerate(source.rewards):
         try:
             import_object(spec)
@@ -274,6 +287,12 @@ def prepare_row(raw: dict[str, Any], source: SourceConfig) -> dict[str, Any]:
     row["prompt"] = messages
     row["task"] = source.name
     row["gold"] = gold
+    derived = {}
+    for new, column in source.columns.items():  # read before any is written: {a = "b", b = "a"} swaps
+        if column not in row:
+            raise _NoSuchColumn(f"columns.{new}: no column {column!r} to copy (columns: {', '.join(row)})")
+        derived[new] = row[column]
+    row.update(derived)
     return row
 
 
@@ -291,6 +310,8 @@ def _valid_rows(table: _Table, source: SourceConfig, seed: int, skip: set[str]) 
             where, raw = table.get(i)
             try:
                 row = prepare_row(raw, source)
+            except _NoSuchColumn as err:
+                raise DataError(where, f"{err} (data source {source.name!r})") from None
             except _BadRow as err:
                 if source.on_bad_rows == "error":
                     raise DataError(where, f"{err} (data source {source.name!r}; on_bad_rows = \"skip\" drops such rows)") from None
