@@ -96,10 +96,16 @@ def parse_gold(gold: str) -> tuple[Any, ...]:
 
 
 def parse_completion(text: str) -> list[Any]:
-    """math-verify's reading of a model's answer: tagged answer first, else the whole text."""
+    """math-verify's reading of a model's answer: tagged answer first, else the whole text.
+
+    A tagged answer is read as plain text first (``x = 5`` is 5), except LaTeX or π, which
+    math-verify only reads inside a box (plain ``8\\pi`` would be 8)."""
     tagged = tagged_answer(text)
     if tagged is not None:
-        return _parse(tagged) or _parse(f"\\boxed{{{tagged}}}")
+        boxed = f"\\boxed{{{tagged}}}"
+        if "\\" in tagged or "\u03c0" in tagged:
+            return _parse(boxed) or _parse(tagged)
+        return _parse(tagged) or _parse(boxed)
     marked = gsm8k_marked(text) if "\\boxed" not in text else None
     if marked is not None:
         return _parse(marked)
