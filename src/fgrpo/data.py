@@ -221,4 +221,4 @@ def check_data(cfg: Config, probe_rows: int = 2) -> None:
     funcs = reward_functions(cfg)
     labels = pool["task"]
     for name in task_names(cfg):
-        probe_rewards(funcs, pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows]).to_list())
+        probe_rewards(funcs, list(pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows])))

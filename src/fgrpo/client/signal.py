@@ -128,7 +128,7 @@ def split_probe(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Datase
 
 
 def probe_signals(model: Any, tokenizer: Any, probe: Dataset, reward_funcs: list[Any], max_new_tokens: int) -> TaskMeans:
-    rows = probe.to_list()
+    rows = list(probe)  # decoded: images as PIL images, as the model reads them
     means = per_task_means([r["task"] for r in rows], greedy_rewards(model, tokenizer, rows, reward_funcs, max_new_tokens))
     if not means:
         raise ValueError("no reward function scored any probe row; check the data sources' rewards")
