@@ -89,6 +89,26 @@ def is_vision_config(path: str | Path) -> bool:
     return hasattr(AutoConfig.from_pretrained(path), "vision_config")
 
 
+def reads_images(name: str) -> bool | None:
+    """Whether model ``name`` is a vision-language model; None when only a download could tell."""
+    import json
+
+    from huggingface_hub import try_to_load_from_cache
+
+    from .registry import KNOWN_MODELS
+
+    if name in KNOWN_MODELS:
+        return name == "tiny-vl"
+    local = Path(name).expanduser()
+    if (local / "config.json").is_file():
+        return is_vision_config(local)
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid hub id: the model check names that
+        return None
+    return "vision_config" in json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+
+
 def load_vision_model(path: str | Path) -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 

@@ -205,6 +205,7 @@ class Geometry(MathAnswer):
     description = ("a drawn figure (triangle angles, parallel lines, right-triangle sides, circle measures), "
                    "numbers only in the image; math-verify match")
     reward_range = (0.0, 1.0)
+    needs_images = True
 
     def figure(self, rng: random.Random, difficulty: int) -> Figure:
         return rng.choice(KINDS)(rng, difficulty)

@@ -29,7 +29,7 @@ KNOWN_DATASETS: dict[str, dict[str, str]] = {
     "math": {"prompt_column": "problem", "answer_column": "solution", "answer_format": "boxed"},
 }
 
-ANSWER_FORMATS = ("auto", "gsm8k", "boxed", "plain")
+ANSWER_FORMATS = ("auto", "gsm8k", "boxed", "tag", "plain")
 
 
 def _timeout() -> int | None:
@@ -59,25 +59,29 @@ def gold_from_answer(text: Any, answer_format: str = "auto") -> str | None:
     """The final answer inside a dataset's answer column; None when it holds none.
 
     ``gsm8k``: what follows ``####``; ``boxed``: the last ``\\boxed{}`` (MATH solutions);
-    ``plain``: the value itself (OpenR1-Math's ``answer`` column); ``auto``: the first
-    of these that the text looks like.
+    ``tag``: the last ``<answer>…</answer>`` (R1-V's GeoQA solutions); ``plain``: the value
+    itself (OpenR1-Math's ``answer`` column); ``auto``: the first of these that the text looks like.
+    A degree sign is dropped: math-verify reads ``145°`` as text, ``145`` as a number.
     """
     if text is None:
         return None
     text = str(text).strip()
     if answer_format == "auto":
-        answer_format = "gsm8k" if "####" in text else "boxed" if "\\boxed" in text or "\\fbox" in text else "plain"
+        answer_format = ("gsm8k" if "####" in text else "boxed" if "\\boxed" in text or "\\fbox" in text
+                         else "tag" if tagged_answer(text) is not None else "plain")
     if answer_format == "gsm8k":
         found = gsm8k_marked(text)
     elif answer_format == "boxed":
         found = boxed_answer(text)
+    elif answer_format == "tag":
+        found = tagged_answer(text)
     elif answer_format == "plain":
         found = text
     else:
         raise ValueError(f"unknown answer format {answer_format!r}; known: {', '.join(ANSWER_FORMATS)}")
     if found is None:
         return None
-    found = found.strip()
+    found = found.replace("°", "").strip()
     if answer_format == "gsm8k":
         found = found.replace(",", "").replace("$", "").strip()
     return found or None
