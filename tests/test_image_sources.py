@@ -141,3 +141,25 @@ def test_image_tasks_need_a_model_that_reads_images(tmp_path: Path, capsys: pyte
                  "--out", str(tmp_path / "out"), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2 and "model.name" in err and "'geometry' asks about images" in err
+
+
+def test_shipped_geoqa_config_validates_in_a_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """configs/geoqa_qwen25vl.toml passes every pre-flight check; the two hub look-ups (the model id
+    and the dataset) are answered locally, as a machine with the hub cache would answer them."""
+    import datasets
+
+    from fgrpo.models import availability
+
+    asked: list[str] = []
+    monkeypatch.setattr(availability, "_check_hub_id", lambda name, where: asked.append(name))
+    rows = [{"problem": f"In the figure, angle {i}: find x.", "solution": f"<answer>{i % 90 + 1}°</answer>",
+             "image": figure(i)} for i in range(300)]
+    loads: list[tuple] = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: loads.append((a, k)) or datasets.Dataset.from_list(rows))
+    config = Path(__file__).resolve().parents[1] / "configs" / "geoqa_qwen25vl.toml"
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(config), "--out", str(out), "--dry-run"]) == 0
+    assert "fgrpo (grpo), model Qwen/Qwen2.5-VL-3B-Instruct, 4 clients, 20 rounds x 8 local steps" in capsys.readouterr().out
+    assert asked == ["Qwen/Qwen2.5-VL-3B-Instruct"] and loads[0][0][0] == "leonardPKU/GEOQA_R1V_Train_8K"
+    assert not out.exists()
