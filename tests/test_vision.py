@@ -70,6 +70,16 @@ def test_evaluation_reads_the_image(vl_model) -> None:
     assert len(text_only) == 1  # a VLM answers text prompts too
 
 
+def test_round0_cache_key_names_figures_by_their_pixels(vl_model) -> None:
+    from fgrpo.config import EvalConfig
+    from fgrpo.server.round0 import evaluation_key
+
+    model, processor = vl_model
+    keys = [evaluation_key(model, processor, {"geometry": get_task("geometry").generate(3, seed=s)}, EvalConfig())
+            for s in (0, 0, 1)]
+    assert keys[0] is not None and keys[0] == keys[1] != keys[2]  # fresh image objects, same pictures: same key
+
+
 def test_grpo_step_on_figures_feeds_the_vision_tower_and_moves_the_adapter(vl_model) -> None:
     from datasets import Dataset
 
@@ -93,12 +103,14 @@ def test_grpo_step_on_figures_feeds_the_vision_tower_and_moves_the_adapter(vl_mo
 def test_two_clients_one_round_on_figures(tmp_path) -> None:
     from fgrpo.experiments.runner import run_experiment
 
+    # FGRPO with its probe signal: each client also decodes greedy answers to figures it holds out
     cfg = load_config(None, VL + ["federation.num_clients=2", "federation.rounds=1", "federation.local_steps=1",
-                                  "strategy.name=fedavg"])
+                                  "strategy.name=fgrpo", "strategy.probe_size=4"])
     run_experiment(cfg, tmp_path)
     (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert record["aggregated"] and len(record["clients"]) == 2
-    assert [c["weight"] for c in record["clients"]] == [0.5, 0.5]
+    assert sum(c["weight"] for c in record["clients"]) == pytest.approx(1.0)
+    assert all(c["tasks"]["geometry"]["baseline"] is not None for c in record["clients"])  # the probe scored figures
     assert record["train"]["completion-length"] > 0 and set(record["eval"]) == {"geometry", "macro"}
     # the adapter came back from both clients and was aggregated: language-model LoRA only
     adapter = load_file(str(tmp_path / "final" / "adapter" / "adapter_model.safetensors"))

@@ -28,6 +28,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..config import EvalConfig
 from ..models.registry import text_tokenizer
+from ..tasks.images import image_digest
 
 Evaluation = dict[str, dict[str, float]]
 
@@ -50,9 +51,7 @@ def source_digest() -> str:
 
 def _described(value: Any) -> str:
     """JSON for what json cannot write: an image by its pixels (its repr names a memory address)."""
-    if isinstance(value, Image.Image):
-        return f"{value.mode} {value.size} " + hashlib.sha256(value.tobytes()).hexdigest()
-    return str(value)
+    return image_digest(value) if isinstance(value, Image.Image) else str(value)
 
 
 def evaluation_key(model: PeftModel, tokenizer: PreTrainedTokenizerBase, held_out: dict[str, list[dict[str, Any]]],
