@@ -10,7 +10,7 @@ from PIL import Image
 from fgrpo.config import load_config
 from fgrpo import data
 from fgrpo.tasks import get_task
-from fgrpo.tasks.geometry import KINDS, QUESTIONS, circle, parallel, right_triangle, triangle
+from fgrpo.tasks.geometry import KINDS, QUESTIONS, TRIPLES, circle, parallel, right_triangle, triangle
 from fgrpo.tasks.split import share_of
 
 GEOMETRY = get_task("geometry")
@@ -27,7 +27,7 @@ def expected_answer(key: str) -> str:
         x, y, answer = map(int, values)
         assert answer * answer in (x * x + y * y, y * y - x * x)  # hypotenuse, or the missing leg
         return str(answer)
-    shows, radius, asked = values[0], int(values[1]), values[2]
+    radius, asked = int(values[1]), values[2]
     return {"radius": str(radius), "diameter": str(2 * radius), "circumference": f"{2 * radius}\\pi"}[asked]
 
 
@@ -50,7 +50,10 @@ def test_triangle_angles_are_positive_and_right_sides_are_a_triple() -> None:
     for i in range(200):
         _, a, b = triangle(random.Random(i), 1).key.split()
         assert int(a) >= 20 and int(b) >= 20 and 180 - int(a) - int(b) >= 20
-    assert {right_triangle(random.Random(i), 1).key.split()[3] for i in range(50)}  # draws something
+    triples = {tuple(sorted(k * v for v in t)) for t in TRIPLES for k in range(1, 7)}
+    for i in range(200):
+        sides = tuple(sorted(map(int, right_triangle(random.Random(i), 1).key.split()[1:])))
+        assert sides in triples
 
 
 def test_rows_carry_an_image_and_a_text_prompt_trl_can_fill() -> None:
