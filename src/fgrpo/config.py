@@ -128,11 +128,12 @@ class SourceConfig:
     test_split: str = ""
     prompt_column: str = "prompt"
     answer_column: str = "answer"
+    image_column: str = ""  # a column of images or image paths (relative to the file): the row's ``image``
     rename: dict[str, str] = field(default_factory=dict)  # {old column = "new column"}, applied first
     # {new column = "column"}: a copy under the name a reward function expects, e.g. {solution = "gold"}
     columns: dict[str, str] = field(default_factory=dict)
     system_prompt: str = ""
-    answer_format: str = field(default="auto", metadata=_choice("auto", "gsm8k", "boxed", "plain"))
+    answer_format: str = field(default="auto", metadata=_choice("auto", "gsm8k", "boxed", "tag", "plain"))
     checker: str = field(default="math", metadata=_choice("math", "exact"))
     rewards: list[str] = field(default_factory=list)  # "package.module:function"; empty: accuracy
     train_size: int = field(default=0, metadata=_at_least(0))  # 0: every row

@@ -223,4 +223,4 @@ def check_data(cfg: Config, probe_rows: int = 2) -> None:
         check_columns(funcs, source.name, load_source(source, cfg.seed, cfg.data.test_size)[0])
     labels = pool["task"]
     for name in task_names(cfg):
-        probe_rewards(funcs, pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows]).to_list())
+        probe_rewards(funcs, list(pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows])))

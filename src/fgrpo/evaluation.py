@@ -7,43 +7,61 @@ from statistics import fmean
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
 
+from .models.registry import text_tokenizer
 from .tasks import checker_for
+
+
+def _encoded(processing_class: Any, prompts: list[list[dict[str, Any]]], images: list[Any]) -> dict[str, Any]:
+    """A left-padded batch; a vision-language processor also turns each row's image into pixels,
+    placed as TRL's GRPOTrainer places it (before the first user message's text)."""
+    if isinstance(processing_class, ProcessorMixin):
+        from trl.data_utils import prepare_multimodal_messages
+
+        conversations = [prepare_multimodal_messages(p, images=[] if i is None else [i])
+                         for p, i in zip(prompts, images, strict=True)]
+        return processing_class.apply_chat_template(
+            conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+            processor_kwargs={"padding": True, "padding_side": "left"},
+        )
+    texts = [processing_class.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    return processing_class(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
 
 
 @torch.no_grad()
 def greedy_completions(
     model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[list[dict[str, str]]],
+    tokenizer: PreTrainedTokenizerBase | ProcessorMixin,
+    prompts: list[list[dict[str, Any]]],
     max_new_tokens: int,
     batch_size: int = 64,
     samples: int = 0,
     temperature: float = 1.0,
+    images: list[Any] | None = None,
 ) -> list[str]:
     """Chat-formatted prompts in, decoded completions out (left padding, batched).
 
     ``samples`` > 0 samples that many completions per prompt at ``temperature`` instead
     of decoding greedily (prompt-major order); a batch then holds batch_size completions.
+    ``images`` holds each prompt's image (None: none) for a vision-language model's processor.
     """
     was_training = model.training
     model.eval()
+    text = text_tokenizer(tokenizer)
+    images = images or [None] * len(prompts)
     sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0,
                 "num_return_sequences": samples} if samples else {"do_sample": False}
     per_batch = max(1, batch_size // samples) if samples else batch_size
     outputs: list[str] = []
     for start in range(0, len(prompts), per_batch):
-        batch = prompts[start : start + per_batch]
-        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in batch]
-        encoded = tokenizer(
-            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-        ).to(model.device)
+        batch = slice(start, start + per_batch)
+        encoded = _encoded(tokenizer, prompts[batch], images[batch]).to(model.device)
         generated = model.generate(
-            **encoded, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling
+            **encoded, max_new_tokens=max_new_tokens, pad_token_id=text.pad_token_id, **sampling
         )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        outputs.extend(text.batch_decode(new_tokens, skip_special_tokens=True))
     model.train(was_training)
     return outputs
 
@@ -75,7 +93,8 @@ def accuracy_by_task(
     for name, rows in test_sets.items():
         task = checker_for(name, rows)  # a procedural task, or a data source's gold check
         completions = greedy_completions(
-            model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples, temperature
+            model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples, temperature,
+            images=[r.get("image") for r in rows],
         )
         result[name] = fmean(
             any(task.is_correct(c, r["answer"]) for c in completions[i * per_prompt : (i + 1) * per_prompt])
@@ -115,7 +134,7 @@ def completion_rewards(
     """
     per_prompt = max(1, samples)
     completions: list[Any] = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens,
-                                                batch_size, samples, temperature)
+                                                batch_size, samples, temperature, images=[r.get("image") for r in rows])
     if isinstance(rows[0]["prompt"], list):  # chat prompts: TRL hands over chat completions (trl.rewards index them)
         completions = [[{"role": "assistant", "content": text}] for text in completions]
     repeated = [r for r in rows for _ in range(per_prompt)]

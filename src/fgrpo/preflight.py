@@ -39,6 +39,17 @@ def check_client_shares(cfg: Config) -> None:
                               "grpo.num_generations); add data, use fewer clients or a smaller batch")
 
 
+def check_images(cfg: Config) -> None:
+    """Tasks whose prompts carry images need a model that reads them."""
+    from .models.vision import reads_images
+    from .tasks import TASKS
+
+    with_images = [n for n in cfg.data.tasks if TASKS[n].needs_images] + [s.name for s in cfg.data.sources if s.image_column]
+    if with_images and reads_images(cfg.model.name) is False:
+        raise ConfigError("model.name", f"{cfg.model.name!r} reads no images, and {with_images[0]!r} asks about images; "
+                          "use a vision-language model (tiny-vl, or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct)")
+
+
 def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, str]:
     """Raise a UserInputError (one line, naming the culprit) for any input ``fgrpo run`` cannot use.
 
@@ -65,6 +76,7 @@ def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, st
 
     check_writable_dir(out_dir)
     unless_offline("model", check_model, cfg.model.name)
+    check_images(cfg)
     check_grpo_settings(cfg)
     check_train_size(cfg)
     if unless_offline("data", check_data, cfg):

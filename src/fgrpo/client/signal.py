@@ -139,7 +139,7 @@ class ProbeSampling:
 
 def probe_signals(model: Any, tokenizer: Any, probe: Dataset, reward_funcs: list[Any], max_new_tokens: int,
                   sampling: ProbeSampling = ProbeSampling()) -> TaskMeans:
-    rows = probe.to_list()
+    rows = list(probe)  # decoded: images as PIL images, as the model reads them
     with torch.random.fork_rng(devices=[]):  # leaves the training RNG where it was
         torch.manual_seed(sampling.seed)
         totals = completion_rewards(model, tokenizer, rows, reward_funcs, max_new_tokens,

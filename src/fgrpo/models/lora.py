@@ -6,23 +6,29 @@ from functools import lru_cache
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..config import ModelConfig
 from ..cpu import freeze_heap
 from .registry import load_base
+from .vision import is_vision_model, language_model_targets
 
 
-def lora_config(model_cfg: ModelConfig) -> LoraConfig:
-    # target_modules=None lets PEFT pick the per-architecture defaults
-    # (q_proj/v_proj for Llama/Qwen2, c_attn for GPT-2, ...); ["all-linear"] is PEFT's
-    # every-linear-layer-but-the-output shorthand, which it takes as a bare string.
-    targets = list(model_cfg.target_modules) or None
+def lora_config(model_cfg: ModelConfig, base: PreTrainedModel | None = None) -> LoraConfig:
+    """The adapter of ``model_cfg``; without target modules, PEFT's per-architecture defaults
+    (q_proj/v_proj for Llama/Qwen2, c_attn for GPT-2, ...), in a vision-language ``base``
+    restricted to its language model (fgrpo.models.vision); ["all-linear"] is PEFT's
+    every-linear-layer-but-the-output shorthand, which it takes as a bare string."""
+    targets: list[str] | str | None = list(model_cfg.target_modules) or None
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    elif targets is None and base is not None and is_vision_model(base):
+        targets = language_model_targets(base)
     return LoraConfig(
         r=model_cfg.lora_r,
         lora_alpha=model_cfg.lora_alpha,
         lora_dropout=model_cfg.lora_dropout,
-        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        target_modules=targets,
         task_type="CAUSAL_LM",
     )
 
@@ -31,7 +37,7 @@ def fresh_adapter_model(model_cfg: ModelConfig, seed: int) -> tuple[PeftModel, P
     """Base model wrapped with a newly initialised adapter (B = 0, so it starts as a no-op)."""
     base, tokenizer = load_base(model_cfg.name, model_cfg.dtype)
     torch.manual_seed(seed)
-    return get_peft_model(base, lora_config(model_cfg)), tokenizer
+    return get_peft_model(base, lora_config(model_cfg, base)), tokenizer
 
 
 @lru_cache(maxsize=2)

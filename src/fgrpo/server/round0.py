@@ -23,9 +23,12 @@ import peft
 import torch
 import transformers
 from peft import PeftModel
+from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
 from ..config import EvalConfig
+from ..models.registry import text_tokenizer
+from ..tasks.images import image_digest
 
 Evaluation = dict[str, dict[str, float]]
 
@@ -46,6 +49,11 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
+def _described(value: Any) -> str:
+    """JSON for what json cannot write: an image by its pixels (its repr names a memory address)."""
+    return image_digest(value) if isinstance(value, Image.Image) else str(value)
+
+
 def evaluation_key(model: PeftModel, tokenizer: PreTrainedTokenizerBase, held_out: dict[str, list[dict[str, Any]]],
                    settings: EvalConfig) -> str | None:
     """Hash naming the round-0 evaluation; None when the adapter is not a no-op (some B != 0)."""
@@ -57,12 +65,13 @@ def evaluation_key(model: PeftModel, tokenizer: PreTrainedTokenizerBase, held_ou
         if "lora_" not in name:  # lora_A is seed-dependent and multiplied by B = 0
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    text = text_tokenizer(tokenizer)
     described = {
-        "model": model.config.to_json_string(), "template": tokenizer.chat_template, "vocab": tokenizer.get_vocab(),
-        "special": tokenizer.special_tokens_map, "tests": held_out, "eval": [settings.max_new_tokens, settings.batch_size, settings.threads],
+        "model": model.config.to_json_string(), "template": tokenizer.chat_template, "vocab": text.get_vocab(),
+        "special": text.special_tokens_map, "tests": held_out, "eval": [settings.max_new_tokens, settings.batch_size, settings.threads],
         "versions": [torch.__version__, transformers.__version__, peft.__version__, source_digest()],
     }
-    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(described, sort_keys=True, default=_described).encode())
     return digest.hexdigest()
 
 

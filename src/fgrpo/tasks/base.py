@@ -109,6 +109,7 @@ class Task(ABC):
     name: str
     description: str
     reward_range: tuple[float, float]  # native scale: (wrong, right)
+    needs_images = False  # rows carry an ``image`` column: a vision-language model must read it
 
     @abstractmethod
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:
@@ -126,13 +127,24 @@ class Task(ABC):
         """Exact success, used by evaluation (accuracy), independent of reward scale."""
         return self.score(text, gold) >= self.reward_range[1]
 
+    def make_row(self, rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any]]:
+        """(the problem's identity, its training row). The identity places the problem in the
+        fixed split and tells repeats apart: the question itself, for text tasks."""
+        question, answer, solution = self.make_problem(rng, difficulty)
+        return question, {
+            "prompt": [{"role": "user", "content": question}],
+            "answer": answer,
+            "solution": solution,
+            "task": self.name,
+        }
+
     def generate(
         self, n: int, seed: int, difficulty: int = 1, share: str | None = None, unique: bool = False
     ) -> list[dict[str, Any]]:
         """n problems, deterministic in (task, seed, difficulty, share).
 
-        ``share`` keeps only prompts of one side of the fixed split ("train" or "test",
-        see fgrpo.tasks.split); ``unique`` drops repeated prompts.
+        ``share`` keeps only problems of one side of the fixed split ("train" or "test",
+        see fgrpo.tasks.split); ``unique`` drops repeated problems.
         """
         if share not in (None, "train", "test"):
             raise ValueError(f"share must be 'train', 'test' or None, got {share!r}")
@@ -142,18 +154,11 @@ class Task(ABC):
         for _ in range(max(1000, 50 * n)):  # the shares are large: this bound only stops a runaway
             if len(rows) == n:
                 break
-            question, answer, solution = self.make_problem(rng, difficulty)
-            if (share and share_of(question) != share) or (unique and question in seen):
+            identity, row = self.make_row(rng, difficulty)
+            if (share and share_of(identity) != share) or (unique and identity in seen):
                 continue
-            seen.add(question)
-            rows.append(
-                {
-                    "prompt": [{"role": "user", "content": question}],
-                    "answer": answer,
-                    "solution": solution,
-                    "task": self.name,
-                }
-            )
+            seen.add(identity)
+            rows.append(row)
         if len(rows) < n:
             raise ValueError(f"task {self.name}: only {len(rows)} of {n} distinct {share or ''} prompts "
                              f"at difficulty {difficulty}; ask for fewer")

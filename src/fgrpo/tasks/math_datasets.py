@@ -20,7 +20,7 @@ from typing import Any
 
 from .base import Task, answer_span, boxed_answer, completion_text, gsm8k_marked, tagged_answer
 
-ANSWER_FORMATS = ("auto", "gsm8k", "boxed", "plain")
+ANSWER_FORMATS = ("auto", "gsm8k", "boxed", "tag", "plain")
 
 
 def _timeout() -> int | None:
@@ -50,25 +50,29 @@ def gold_from_answer(text: Any, answer_format: str = "auto") -> str | None:
     """The final answer inside a dataset's answer column; None when it holds none.
 
     ``gsm8k``: what follows ``####``; ``boxed``: the last ``\\boxed{}`` (MATH solutions);
-    ``plain``: the value itself (OpenR1-Math's ``answer`` column); ``auto``: the first
-    of these that the text looks like.
+    ``tag``: the last ``<answer>…</answer>`` (R1-V's GeoQA solutions); ``plain``: the value
+    itself (OpenR1-Math's ``answer`` column); ``auto``: the first of these that the text looks like.
+    A degree sign is dropped: math-verify reads ``145°`` as text, ``145`` as a number.
     """
     if text is None:
         return None
     text = str(text).strip()
     if answer_format == "auto":
-        answer_format = "gsm8k" if "####" in text else "boxed" if "\\boxed" in text or "\\fbox" in text else "plain"
+        answer_format = ("gsm8k" if "####" in text else "boxed" if "\\boxed" in text or "\\fbox" in text
+                         else "tag" if tagged_answer(text) is not None else "plain")
     if answer_format == "gsm8k":
         found = gsm8k_marked(text)
     elif answer_format == "boxed":
         found = boxed_answer(text)
+    elif answer_format == "tag":
+        found = tagged_answer(text)
     elif answer_format == "plain":
         found = text
     else:
         raise ValueError(f"unknown answer format {answer_format!r}; known: {', '.join(ANSWER_FORMATS)}")
     if found is None:
         return None
-    found = found.strip()
+    found = found.replace("°", "").strip()
     if answer_format == "gsm8k":
         found = found.replace(",", "").replace("$", "").strip()
     return found or None
@@ -87,10 +91,16 @@ def parse_gold(gold: str) -> tuple[Any, ...]:
 
 
 def parse_completion(text: str) -> list[Any]:
-    """math-verify's reading of a model's answer: tagged answer first, else the whole text."""
+    """math-verify's reading of a model's answer: tagged answer first, else the whole text.
+
+    A tagged answer is read as plain text first (``x = 5`` is 5), except LaTeX or π, which
+    math-verify only reads inside a box (plain ``8\\pi`` would be 8)."""
     tagged = tagged_answer(text)
     if tagged is not None:
-        return _parse(tagged) or _parse(f"\\boxed{{{tagged}}}")
+        boxed = f"\\boxed{{{tagged}}}"
+        if "\\" in tagged or "\u03c0" in tagged:
+            return _parse(boxed) or _parse(tagged)
+        return _parse(tagged) or _parse(boxed)
     marked = gsm8k_marked(text) if "\\boxed" not in text else None
     if marked is not None:
         return _parse(marked)

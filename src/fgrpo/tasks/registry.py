@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .arithmetic import Addition, Modular, Multiplication
 from .base import Task
+from .geometry import Geometry
 from .puzzles import Countdown, Sorting
 
-TASKS: dict[str, Task] = {t.name: t for t in (Addition(), Multiplication(), Sorting(), Countdown(), Modular())}
+TASKS: dict[str, Task] = {t.name: t for t in (Addition(), Multiplication(), Sorting(), Countdown(), Modular(), Geometry())}
 
 
 def get_task(name: str) -> Task:

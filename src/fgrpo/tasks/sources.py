@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import SourceConfig
 from ..errors import ConfigError, HubUnreachable
+from .images import ImageError, image_digest, load_image
 from .math_datasets import CHECKERS, gold_from_answer
 from .source_rewards import import_object
 
@@ -148,6 +149,7 @@ class _Table:
     label: str
     size: int
     get: Callable[[int], tuple[str, dict[str, Any]]]
+    folder: Path | None = None  # where relative image paths start (a local file's folder)
 
 
 def _read_jsonl(path: Path) -> _Table:
@@ -168,6 +170,12 @@ def _read_jsonl(path: Path) -> _Table:
 
 
 def _read_file(path: Path) -> _Table:
+    table = _read_rows(path)
+    table.folder = path.parent
+    return table
+
+
+def _read_rows(path: Path) -> _Table:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DataError(str(path), "file not found")
@@ -264,10 +272,13 @@ def _is_empty(value: Any) -> bool:
     ) or (isinstance(value, (list, dict)) and not value)
 
 
-def prepare_row(raw: dict[str, Any], source: SourceConfig) -> dict[str, Any]:
-    """One dataset row -> a training row (all columns kept); _BadRow says what is wrong."""
+def prepare_row(raw: dict[str, Any], source: SourceConfig, folder: Path | None = None) -> dict[str, Any]:
+    """One dataset row -> a training row (all columns kept); _BadRow says what is wrong.
+    ``folder`` is where the row's relative image paths start."""
     row = {source.rename.get(k, k): v for k, v in raw.items()}
     reserved = RESERVED_COLUMNS | ({"prompt"} if source.prompt_column != "prompt" else set())
+    if source.image_column and source.image_column != "image":
+        reserved |= {"image"}  # fgrpo writes the image there
     clash = sorted(reserved & set(row))
     if clash:
         raise _BadRow(f"column {clash[0]!r} is reserved by fgrpo/TRL; rename it, e.g. rename = {{{clash[0]} = \"{clash[0]}_\"}}")
@@ -284,6 +295,8 @@ def prepare_row(raw: dict[str, Any], source: SourceConfig) -> dict[str, Any]:
     checker = CHECKERS[source.checker]
     if not checker.gold_ok(gold):  # type: ignore[attr-defined]
         raise _BadRow(f"answer {gold!r} cannot be parsed by the {source.checker!r} checker")
+    if source.image_column:
+        row["image"] = _image(row, source.image_column, folder)
     row["prompt"] = messages
     row["task"] = source.name
     row["gold"] = gold
@@ -296,8 +309,19 @@ def prepare_row(raw: dict[str, Any], source: SourceConfig) -> dict[str, Any]:
     return row
 
 
+def _image(row: dict[str, Any], column: str, folder: Path | None) -> Any:
+    if column not in row or _is_empty(row[column]):
+        raise _BadRow(f"no image in column {column!r}")
+    try:
+        return load_image(row[column], folder)
+    except ImageError as err:
+        raise _BadRow(str(err)) from None
+
+
 def prompt_text(row: dict[str, Any]) -> str:
-    return str(row["prompt"][-1]["content"])
+    """What makes two rows the same problem: the prompt's text, and its image if it has one."""
+    text = str(row["prompt"][-1]["content"])
+    return f"{text}\n[image {image_digest(row['image'])}]" if row.get("image") is not None else text
 
 
 def _valid_rows(table: _Table, source: SourceConfig, seed: int, skip: set[str]) -> Iterator[dict[str, Any]]:
@@ -309,7 +333,7 @@ def _valid_rows(table: _Table, source: SourceConfig, seed: int, skip: set[str]) 
         for i in order:
             where, raw = table.get(i)
             try:
-                row = prepare_row(raw, source)
+                row = prepare_row(raw, source, table.folder)
             except _NoSuchColumn as err:
                 raise DataError(where, f"{err} (data source {source.name!r})") from None
             except _BadRow as err:
@@ -362,6 +386,6 @@ def load_source(source: SourceConfig, seed: int, default_test_size: int) -> tupl
 
 
 def evaluation_rows(source: SourceConfig, test_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Test rows as evaluation reads them: prompt, ``answer`` = gold, task, checker."""
-    return [{"prompt": r["prompt"], "answer": r["gold"], "task": source.name, "checker": source.checker}
-            for r in test_rows]
+    """Test rows as evaluation reads them: prompt, ``answer`` = gold, task, checker (and image)."""
+    return [{"prompt": r["prompt"], "answer": r["gold"], "task": source.name, "checker": source.checker,
+             **({"image": r["image"]} if source.image_column else {})} for r in test_rows]
