@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from flwr.supercore.logger import update_console_handler
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -81,6 +82,7 @@ class RunConsole:
         if not self.verbose:
             env[RUN_LOG_ENV] = str(self.log_path.resolve())
             self._screen = self._route_output_to_log()
+            update_console_handler(colored=False)  # Flower's lines: no colour codes in a file
         for key, value in env.items():  # Ray workers inherit these (fgrpo.client.progress)
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
@@ -103,6 +105,7 @@ class RunConsole:
         self.display.stop()
         if self._saved_fds is not None:
             self._restore_output()
+            update_console_handler(colored=True)
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -20,12 +20,9 @@ def backend_config(cfg: Config, log_to_driver: bool = True) -> dict[str, Any]:
     }
 
 
-def quiet_flower(colored: bool = True) -> None:
+def quiet_flower() -> None:
     """Flower logs every message at INFO; our own progress lines say what matters."""
-    from flwr.supercore.logger import update_console_handler
-
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    update_console_handler(colored=colored)  # uncoloured when its lines go to run.log
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -37,8 +34,7 @@ def run_experiment(cfg: Config, out_dir: Path, resume: bool = False, console: Ru
     from ..client.app import app as client_app
     from ..server.app import make_server_app
 
-    on_terminal = console is None or console.verbose
-    quiet_flower(colored=on_terminal)
+    quiet_flower()
     out_dir = out_dir.resolve()
     progress = console.line if console else None
     if cfg.strategy.name == "centralized":  # reference point: one trainer on the pooled data, no Flower
@@ -53,7 +49,7 @@ def run_experiment(cfg: Config, out_dir: Path, resume: bool = False, console: Ru
         server_app=make_server_app(cfg, out_dir, resume, console),
         client_app=client_app,
         num_supernodes=cfg.federation.num_clients,
-        backend_config=backend_config(cfg, log_to_driver=on_terminal),
+        backend_config=backend_config(cfg, log_to_driver=console is None or console.verbose),
     )
     summary_path = out_dir / "summary.json"
     if not summary_path.is_file():
