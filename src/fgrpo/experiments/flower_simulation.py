@@ -5,11 +5,13 @@ process, whose ``flwr.simulation.app.run_simulation_process`` loads the ServerAp
 from the app's FAB and calls ``flwr.simulation.run_simulation._run_simulation``. The public
 ``flwr.simulation.run_simulation`` is that same function behind a deprecation banner.
 
-``fgrpo run`` hands Flower in-process apps (the ServerApp closes over the resolved Config and the
-run directory, which Flower's string run-config could not carry), so it calls
-``_run_simulation`` directly: the runtime ``flwr run`` uses, without the SuperLink, the FAB and
-the banner. That function is private; ``check_flower`` below (run on import, and by
-tests/test_console.py) fails loudly, naming what changed, when a Flower release moves it.
+``fgrpo run`` gives Flower its apps as Python objects (the ServerApp closes over the resolved
+Config, the run directory, the resume flag and the console) and keeps the ServerApp in its own
+process (fgrpo.experiments.flower_dispatch's patch, the progress display). So it calls
+``_run_simulation`` directly: the runtime ``flwr run`` uses, without a SuperLink, a FAB (built
+from a project's pyproject.toml, which an installed fgrpo lacks) and the banner. That function is
+private: ``check_flower`` (run on import, and by tests/test_console.py) fails loudly, naming what
+changed, when a Flower release moves it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 from flwr.supercore.telemetry import EventType
 
+from ..errors import UserInputError
+
 RUNTIME_MODULE = "flwr.simulation.run_simulation"  # the module (its package re-exports a function of that name)
 RUNTIME_FUNCTION = "_run_simulation"
 FLWR_RUN_CALLER = "flwr.simulation.app"  # what `flwr run`'s flwr-simulation process executes
@@ -29,8 +33,11 @@ USED_PARAMETERS = ("num_supernodes", "exit_event", "client_app", "server_app", "
                    "verbose_logging")
 
 
-class FlowerChanged(RuntimeError):
-    """The installed Flower no longer has the simulation entry point this module relies on."""
+class FlowerChanged(UserInputError):
+    """The installed Flower no longer has the simulation entry point this module relies on
+    (the CLI prints it as one line: the fix is installing the Flower fgrpo pins)."""
+
+    kind = "unsupported Flower"
 
 
 def check_flower() -> Any:
