@@ -119,6 +119,10 @@ class RunConsole:
         if not self.verbose:
             print(text, flush=True)  # stdout is run.log here
 
+    def status(self, text: str) -> None:
+        """Replace the rounds row's text (a run with no federated rounds to count)."""
+        self.display.update(self.rounds_row, description=text)
+
     def round_started(self, server_round: int, sampled: int) -> None:
         self.round, self.sampled = server_round, sampled
         self.display.update(self.rounds_row, description=f"round {server_round}/{self.rounds}", completed=server_round - 1)

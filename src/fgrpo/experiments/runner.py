@@ -40,6 +40,8 @@ def run_experiment(cfg: Config, out_dir: Path, resume: bool = False, console: Ru
     if cfg.strategy.name == "centralized":  # reference point: one trainer on the pooled data, no Flower
         from ..server.centralized import run_centralized
 
+        if console:
+            console.status("centralized reference: one trainer on the pooled data (round lines above)")
         return run_centralized(cfg, out_dir, progress)
     from .flower_dispatch import install
     from .flower_simulation import simulate
