@@ -125,7 +125,8 @@ class RunConsole:
 
     def round_started(self, server_round: int, sampled: int) -> None:
         self.round, self.sampled = server_round, sampled
-        self.display.update(self.rounds_row, description=f"round {server_round}/{self.rounds}", completed=server_round - 1)
+        description = f"round {server_round}/{self.rounds}"
+        self.display.update(self.rounds_row, description=description, completed=server_round - 1)
         self._refresh_clients()
 
     def _refresh_clients(self) -> None:

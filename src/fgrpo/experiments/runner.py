@@ -6,10 +6,12 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from .console import RunConsole
+
+if TYPE_CHECKING:
+    from .console import RunConsole
 
 
 def backend_config(cfg: Config, log_to_driver: bool = True) -> dict[str, Any]:
@@ -27,7 +29,9 @@ def quiet_flower() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_experiment(cfg: Config, out_dir: Path, resume: bool = False, console: RunConsole | None = None) -> dict[str, Any]:
+def run_experiment(
+    cfg: Config, out_dir: Path, resume: bool = False, console: RunConsole | None = None
+) -> dict[str, Any]:
     """Simulate ``cfg.federation.num_clients`` clients; return the run's summary. With ``resume``,
     continue the run in ``out_dir`` from its checkpoint (fgrpo.run_setup checks it may). Under a
     ``console`` (``fgrpo run``) the lines go to its display and library output to run.log."""
