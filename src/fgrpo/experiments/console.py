@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from flwr.supercore.logger import update_console_handler
 from rich.console import Console
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..client.progress import PROGRESS_DIR_ENV, RUN_LOG_ENV
@@ -88,7 +89,8 @@ class RunConsole:
             os.environ[key] = value
         self.console = Console(file=self._screen or sys.stdout, highlight=False, soft_wrap=True)
         self.display = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}", table_column=Column(min_width=40, no_wrap=True, overflow="ellipsis")),
+            BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=self.console, transient=True, disable=not self.console.is_terminal,
             redirect_stdout=self.verbose, redirect_stderr=self.verbose,
         )
@@ -127,6 +129,7 @@ class RunConsole:
         self.round, self.sampled = server_round, sampled
         description = f"round {server_round}/{self.rounds}"
         self.display.update(self.rounds_row, description=description, completed=server_round - 1)
+        self.display.reset(self.clients_row, completed=0, visible=False)  # its clock restarts with the round
         self._refresh_clients()
 
     def _refresh_clients(self) -> None:
