@@ -166,7 +166,7 @@ def test_the_simulation_runs_with_the_dispatcher_installed(monkeypatch, tmp_path
     from fgrpo.experiments import runner
 
     monkeypatch.setattr(vce_api, "add_messages_to_queue", vce_api.add_messages_to_queue)  # undone after the test
-    monkeypatch.setattr("flwr.simulation.run_simulation", lambda **kwargs: None)
+    monkeypatch.setattr("fgrpo.experiments.flower_simulation.simulate", lambda **kwargs: None)
     with pytest.raises(RuntimeError, match="without writing"):
         runner.run_experiment(load_config(None, ["federation.num_clients=2"]), tmp_path)
     assert vce_api.add_messages_to_queue is flower_dispatch.add_messages_to_queue

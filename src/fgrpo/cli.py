@@ -44,7 +44,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.overwrite:
         clear(out)  # only now: a config that fails to validate leaves the old run untouched
-    summary = run_experiment(cfg, out, resume=bool(args.resume))
+    from .experiments.console import RunConsole
+
+    with RunConsole(out, cfg.federation.rounds, cfg.federation.local_steps, verbose=args.verbose) as console:
+        summary = run_experiment(cfg, out, resume=bool(args.resume), console=console)
     if summary["rounds_aggregated"] == 0:
         print(f"fgrpo: no round aggregated an update (every client failed or was rejected); "
               f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}", file=sys.stderr)
@@ -64,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "with DIR/config.toml (only --set federation.rounds=N may change it)")
     run.add_argument("--overwrite", action="store_true", help="replace the run already in the run directory")
     run.add_argument("--dry-run", action="store_true", help="check every input and print the plan; train nothing")
+    run.add_argument("--verbose", action="store_true", help="show library warnings and the clients' output "
+                     "on the terminal (otherwise they go to DIR/run.log)")
     run.set_defaults(func=cmd_run)
     from . import data_cli  # `fgrpo tasks`, `fgrpo data describe`
 

@@ -26,6 +26,7 @@ from .failure import reports_failure
 from .grpo import train_locally
 from .persistence import CLIENT_STATE_KEY, state_store
 from .privacy import clip_when_asked
+from .progress import route_output_to_run_log, step_reporters
 from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, plan_signal
 
 CONFIG_KEY = "fgrpo-config"
@@ -61,6 +62,7 @@ def lr_scale(cfg: Config, partition_id: int) -> float:
 @app.train(mods=[clip_when_asked])  # privacy.dp = "client-fixed": Flower's fixedclipping_mod
 @reports_failure(lambda context: client_identity(context)[1])
 def train(msg: Message, context: Context) -> Message:
+    route_output_to_run_log()  # under `fgrpo run`: this worker's library chatter goes to run.log
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
     cfg = _parse_config(str(msg.content["config"][CONFIG_KEY]))
     server_round = int(msg.content["config"]["server-round"])
@@ -79,6 +81,8 @@ def train(msg: Message, context: Context) -> Message:
     signal = plan_signal(msg.content["config"].get(SIGNAL_REQUEST_KEY), cfg, partition_id,
                          dataset, rewards, (model, tokenizer), context.state)
     plan = plan_round(msg, context, model, client_id, signal.dataset)  # FedProx / SCAFFOLD / local-only hooks
+    reporters = step_reporters(client_id, server_round, cfg.federation.local_steps)  # `fgrpo run`'s progress display
+    plan.trainer_kwargs.setdefault("callbacks", []).extend(reporters)
     stats = train_locally(
         model, tokenizer, signal.dataset, signal.reward_funcs, cfg, seed=round_seed(cfg, server_round, partition_id),
         steps=cfg.federation.local_steps, trainer_cls=plan.trainer_cls,

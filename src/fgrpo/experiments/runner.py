@@ -6,15 +6,19 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 
+if TYPE_CHECKING:
+    from .console import RunConsole
 
-def backend_config(cfg: Config) -> dict[str, Any]:
+
+def backend_config(cfg: Config, log_to_driver: bool = True) -> dict[str, Any]:
+    """Ray's settings; ``log_to_driver`` False leaves the workers' output off this process's streams."""
     return {
         "client_resources": {"num_cpus": cfg.federation.client_cpus, "num_gpus": cfg.federation.client_gpus},
-        "init_args": {"logging_level": "ERROR", "log_to_driver": True},
+        "init_args": {"logging_level": "ERROR", "log_to_driver": log_to_driver},
     }
 
 
@@ -25,30 +29,36 @@ def quiet_flower() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_experiment(cfg: Config, out_dir: Path, resume: bool = False) -> dict[str, Any]:
+def run_experiment(
+    cfg: Config, out_dir: Path, resume: bool = False, console: RunConsole | None = None
+) -> dict[str, Any]:
     """Simulate ``cfg.federation.num_clients`` clients; return the run's summary. With ``resume``,
-    continue the run in ``out_dir`` from its checkpoint (fgrpo.run_setup checks it may)."""
-    from flwr.simulation import run_simulation
-
+    continue the run in ``out_dir`` from its checkpoint (fgrpo.run_setup checks it may). Under a
+    ``console`` (``fgrpo run``) the lines go to its display and library output to run.log."""
     from ..client.app import app as client_app
     from ..server.app import make_server_app
 
     quiet_flower()
     out_dir = out_dir.resolve()
+    progress = console.line if console else None
     if cfg.strategy.name == "centralized":  # reference point: one trainer on the pooled data, no Flower
         from ..server.centralized import run_centralized
 
-        return run_centralized(cfg, out_dir)
+        if console:
+            console.status("centralized reference: one trainer on the pooled data (round lines above)")
+        return run_centralized(cfg, out_dir, progress)
     from .flower_dispatch import install
+    from .flower_simulation import simulate
 
     install()  # Flower's dispatcher polls every node ten times a second; ask only those with mail
-    run_simulation(
-        server_app=make_server_app(cfg, out_dir, resume),
+    simulate(
+        server_app=make_server_app(cfg, out_dir, resume, console),
         client_app=client_app,
         num_supernodes=cfg.federation.num_clients,
-        backend_config=backend_config(cfg),
+        backend_config=backend_config(cfg, log_to_driver=console is None or console.verbose),
     )
     summary_path = out_dir / "summary.json"
     if not summary_path.is_file():
-        raise RuntimeError(f"the simulation ended without writing {summary_path}; see the log above")
+        where = console.log_path if console and not console.verbose else "the log above"
+        raise RuntimeError(f"the simulation ended without writing {summary_path}; see {where}")
     return json.loads(summary_path.read_text())

@@ -4,6 +4,7 @@ uses the module-level ``app``, which reads the same config from Flower's run_con
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
@@ -11,15 +12,20 @@ from flwr.serverapp import Grid, ServerApp
 from ..config import Config, config_from_flat
 from .federation import run_federation
 
+if TYPE_CHECKING:
+    from ..experiments.console import RunConsole
 
-def make_server_app(cfg: Config, out_dir: Path, resume: bool = False) -> ServerApp:
-    """Simulation on this machine: clients keep their state between rounds in ``out_dir/clients``."""
+
+def make_server_app(cfg: Config, out_dir: Path, resume: bool = False, console: RunConsole | None = None) -> ServerApp:
+    """Simulation on this machine: clients keep their state between rounds in ``out_dir/clients``;
+    the round lines and round starts go to ``console`` (``fgrpo run``'s display) when given."""
     server_app = ServerApp()
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
         del context
-        run_federation(grid, cfg, out_dir, resume=resume, clients_dir=out_dir / "clients")
+        hooks = {"progress": console.line, "round_started": console.round_started} if console else {}
+        run_federation(grid, cfg, out_dir, resume=resume, clients_dir=out_dir / "clients", **hooks)
 
     return server_app
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,12 @@ def round_config(cfg: Config, rnd: int) -> ConfigRecord:
 
 
 def run_federation(
-    grid: Grid, cfg: Config, out_dir: Path, progress: Any = None, resume: bool = False, clients_dir: Path | None = None
+    grid: Grid, cfg: Config, out_dir: Path, progress: Any = None, resume: bool = False, clients_dir: Path | None = None,
+    round_started: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run all rounds (with ``resume``, those after the run's checkpoint); write the run directory;
-    return the summary. ``clients_dir``: where simulated clients keep their state between rounds."""
+    return the summary. ``clients_dir``: where simulated clients keep their state between rounds;
+    ``round_started(round, clients sampled)``: told as each round's messages go out."""
     progress = progress or (lambda line: print(line, file=sys.stdout, flush=True))
     if cfg.strategy.name == CENTRALIZED:  # reference point: no federation (e.g. under `flwr run .`)
         from .centralized import run_centralized
@@ -56,6 +59,8 @@ def run_federation(
         config = round_config(cfg, rnd)
         config[CLIENT_STATE_KEY] = client_state
         messages = list(strategy.configure_train(rnd, to_arrayrecord(state), config, grid))
+        if round_started is not None:
+            round_started(rnd, len(messages))
         timeout = cfg.federation.round_timeout or None
         received = list(grid.send_and_receive(messages, timeout=timeout))  # sending gives each message its id
         addressees = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}

@@ -11,6 +11,7 @@ Layout::
     DIR/checkpoint/        latest completed round: global adapter, strategy and RNG state (--resume)
     DIR/clients/<id>/      clients' own state between rounds (simulation; see fgrpo.client.persistence)
     DIR/final/adapter/     the final global adapter, PEFT format
+    DIR/run.log            library and worker output of `fgrpo run` (fgrpo.experiments.console)
 """
 
 from __future__ import annotations
