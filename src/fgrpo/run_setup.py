@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from .config import Config, ConfigError, load_config
+from .out_dir import check_writable_dir
 
 RUN_MARKERS = ("config.toml", "metrics.jsonl")  # what every fgrpo run directory has
 EXTENDABLE = "federation.rounds"
@@ -22,9 +23,8 @@ UNRESUMABLE = "centralized"  # one trainer over all steps: its optimiser state i
 
 
 def claim_fresh(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` unless ``overwrite``; checks only (see ``clear``)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} is a file, not a run directory")
+    """Refuse an unwritable or non-empty ``out`` unless ``overwrite``; checks only (see ``clear``)."""
+    check_writable_dir(out)
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:
