@@ -78,11 +78,11 @@ class FederationConfig:
 class StrategyConfig:
     name: str = "fgrpo"
     # FGRPO (see README "FGRPO aggregation"): every symbol of the rule.
-    # probe/range at tau 0.03: the mode benchmarks/fgrpo_signal.py favours (results/fgrpo_signal.md)
+    # probe/ratio at tau 0.3: the mode benchmarks/fgrpo_signal.py favours (results/fgrpo_signal.md)
     signal: str = field(default="probe", metadata=_choice("train-reward", "probe"))
-    gain: str = field(default="range", metadata=_choice("range", "ratio", "zscore", "difference", "delta"))
+    gain: str = field(default="ratio", metadata=_choice("range", "ratio", "zscore", "difference", "delta"))
     beta: float = field(default=0.8, metadata=_within(0.0, 1.0))
-    tau: float = field(default=0.03, metadata=_at_least(1e-9))
+    tau: float = field(default=0.3, metadata=_at_least(1e-9))
     gamma: float = field(default=1.0, metadata=_at_least(0.0))
     g_max: float = field(default=5.0, metadata=_at_least(0.0))
     floor: float = field(default=0.0, metadata=_within(0.0, 1.0))

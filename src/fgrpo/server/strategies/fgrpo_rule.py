@@ -33,9 +33,9 @@ GAIN_MODES = ("range", "ratio", "zscore", "difference", "delta")
 
 @dataclass(frozen=True)
 class FgrpoParams:
-    gain_mode: str = "range"
+    gain_mode: str = "ratio"
     beta: float = 0.8
-    tau: float = 0.03
+    tau: float = 0.3
     gamma: float = 1.0
     g_max: float = 5.0
     floor: float = 0.0
