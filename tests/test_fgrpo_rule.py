@@ -27,7 +27,7 @@ RANGES = {"ta": (0.0, 1.0), "tb": (0.0, 10.0), "tc": (-1.0, 1.0), "shared": (0.0
 
 def strategy(**params) -> Fgrpo:
     params.setdefault("warmup_reports", 1)  # let zscore count from the second report in short histories
-    params.setdefault("tau", 1.0)  # hand-sized gains below; at the default 0.03 most weights saturate
+    params.setdefault("tau", 1.0)  # hand-sized gains below; at small temperatures most weights saturate
     return Fgrpo(setup=FgrpoSetup(FgrpoParams(**params), task_ranges=RANGES), min_available_nodes=1, min_train_nodes=1)
 
 
