@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from .arithmetic import Addition, Modular, Multiplication
 from .base import Task
+from .easy import EASY_TASKS
 from .puzzles import Countdown, Sorting
 
-TASKS: dict[str, Task] = {t.name: t for t in (Addition(), Multiplication(), Sorting(), Countdown(), Modular())}
+TASKS: dict[str, Task] = {
+    t.name: t for t in (Addition(), Multiplication(), Sorting(), Countdown(), Modular(), *EASY_TASKS)
+}
 
 
 def get_task(name: str) -> Task:
