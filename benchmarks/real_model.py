@@ -68,10 +68,11 @@ def evaluations(out: Path) -> list[dict[str, Any]]:
 
 
 def step_seconds(out: Path, local_steps: int) -> dict[str, float]:
-    """Mean seconds per GRPO step over every client-round, and the part spent generating."""
-    rows = [c for line in (out / "metrics.jsonl").read_text().splitlines() for c in json.loads(line)["clients"]]
-    total = fmean(c["train-seconds"] for c in rows) / local_steps
-    generate = fmean(c.get("generate-seconds", 0.0) for c in rows) / local_steps
+    """Mean seconds per GRPO step of a client over the rounds, and the part spent generating
+    (the rounds' ``train`` metrics: the clients' averages)."""
+    rounds = [json.loads(line)["train"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    total = fmean(r["train-seconds"] for r in rounds) / local_steps
+    generate = fmean(r.get("generate-seconds", 0.0) for r in rounds) / local_steps
     return {"per_step": round(total, 2), "generate": round(generate, 2), "rest": round(total - generate, 2),
             "generate_share": round(generate / total, 3) if total else 0.0}
 

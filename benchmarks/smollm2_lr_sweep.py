@@ -38,9 +38,9 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 5e-4, 2e-3])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=2, help="GRPO steps per round")
-    parser.add_argument("--test-size", type=int, default=40)
+    parser.add_argument("--test-size", type=int, default=20)
     parser.add_argument("--work", default="runs/smollm2_lr_sweep")
     args = parser.parse_args(argv)
     result = {**provenance("smollm2_lr_sweep.py", argv),

@@ -3,8 +3,8 @@
     python benchmarks/smollm2_tasks.py --size 200 --tasks small-addition comparison ...
 
 The prompts are each task's first ``size`` test-share prompts (fgrpo.data.task_test_set), the
-prefix every run's evaluation uses; pass@8 samples at temperature 1, as the tiny model's
-build report does. RL from verifiable rewards has room to work where pass@8 is well above
+prefix every run's evaluation uses; pass@8 samples at ``--temperature`` (default 1, as the
+tiny model's build report does). RL from verifiable rewards has room to work where pass@8 is well above
 greedy. Writes benchmarks/results/<name>.json and .md.
 """
 
@@ -23,7 +23,8 @@ from fgrpo.evaluation import accuracy_by_task, pass_at_k, standard_errors
 from fgrpo.models.smollm2 import load_smollm2
 
 
-def measure(tasks: list[str], size: int, pass_size: int, difficulty: int, max_new_tokens: int, k: int) -> dict:
+def measure(tasks: list[str], size: int, pass_size: int, difficulty: int, max_new_tokens: int, k: int,
+            temperature: float) -> dict:
     """Greedy on the first ``size`` test prompts per task, pass@k on the first ``pass_size`` of them."""
     model, tokenizer = load_smollm2()
     sets = {name: task_test_set(name, size, difficulty) for name in tasks}
@@ -31,7 +32,8 @@ def measure(tasks: list[str], size: int, pass_size: int, difficulty: int, max_ne
     greedy = accuracy_by_task(model, tokenizer, sets, max_new_tokens, batch_size=64)
     greedy_seconds = time.perf_counter() - started
     print(f"greedy on {size} prompts per task: {greedy} ({greedy_seconds:.0f} s)", flush=True)
-    sampled = pass_at_k(model, tokenizer, {n: rows[:pass_size] for n, rows in sets.items()}, k, max_new_tokens)
+    sampled = pass_at_k(model, tokenizer, {n: rows[:pass_size] for n, rows in sets.items()}, k, max_new_tokens,
+                        temperature)
     return {
         "greedy": greedy, "greedy_se": standard_errors(greedy, dict.fromkeys(tasks, size)),
         f"pass_at_{k}": sampled, f"pass_at_{k}_se": standard_errors(sampled, dict.fromkeys(tasks, pass_size)),
@@ -45,7 +47,7 @@ def markdown(report: dict, k: int) -> str:
         "# SmolLM2-135M-Instruct before training: greedy and pass@8 per task", "",
         f"- command: `{report['command']}`", f"- machine: {report['machine']}", f"- date: {report['date']}",
         f"- prompts: the first {s['size']} test-share prompts per task (fgrpo.data.task_test_set, difficulty "
-        f"{s['difficulty']}) greedy; pass@{k} sampled at temperature 1 on the first {s['pass_size']} of them; "
+        f"{s['difficulty']}) greedy; pass@{k} sampled at temperature {s['temperature']} on the first {s['pass_size']} of them; "
         f"{s['max_new_tokens']} new tokens", "",
         f"| task | greedy | pass@{k} |", "|---|---|---|",
     ]
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--difficulty", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--temperature", type=float, default=1.0, help="of pass@k's samples")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="smollm2_tasks", help="result file stem under benchmarks/results/")
     args = parser.parse_args(argv)
@@ -73,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         **provenance("smollm2_tasks.py", argv if argv is not None else sys.argv[1:]),
         "settings": {"tasks": args.tasks, "size": args.size, "pass_size": pass_size, "difficulty": args.difficulty,
-                     "max_new_tokens": args.max_new_tokens, "k": args.k},
-        **measure(args.tasks, args.size, pass_size, args.difficulty, args.max_new_tokens, args.k),
+                     "max_new_tokens": args.max_new_tokens, "k": args.k,
+                     "temperature": args.temperature},
+        **measure(args.tasks, args.size, pass_size, args.difficulty, args.max_new_tokens, args.k, args.temperature),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")

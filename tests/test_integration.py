@@ -30,8 +30,8 @@ def check_run_dir(out: Path, rounds: int, clients: int) -> list[dict]:
         for c in record["clients"]:
             assert {"client-id", "num-examples", "reward", "baseline", "gain", "weight"} <= set(c)
             assert c["num-examples"] > 0 and np.isfinite(c["reward"])
-            assert 0 < c["generate-seconds"] < c["train-seconds"]  # rollouts are part of the local steps
         assert set(record["eval"]) >= {"sorting", "addition", "macro"}
+        assert 0 < record["train"]["generate-seconds"] < record["train"]["train-seconds"]  # rollouts: part of a step
     assert len({c["client-id"] for r in records for c in r["clients"]}) == clients
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds"] == rounds and summary["initial_eval"] is not None
