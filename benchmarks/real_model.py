@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -42,18 +41,17 @@ STRATEGIES = {"fedavg": ["strategy.name=fedavg"], "fgrpo": ["strategy.name=fgrpo
 BAR = 3.0  # standard errors the macro accuracy must rise by
 
 
-def run_once(cfg: Config, out: Path) -> tuple[str, float]:
-    """Run, resume or reuse the run in ``out``; (what was done, seconds)."""
+def run_once(cfg: Config, out: Path) -> str:
+    """Run, resume or reuse the run in ``out``; says which."""
     same = same_config(cfg, out)
     if same and (out / "summary.json").is_file():
-        return "reused", 0.0
-    started = time.perf_counter()
+        return "reused"
     if same and checkpoint_header(out) is not None:
         run_experiment(cfg, out, resume=True)
-        return "resumed", time.perf_counter() - started
+        return "resumed"
     clear(out)
     run_experiment(cfg, out)
-    return "ran", time.perf_counter() - started
+    return "ran"
 
 
 def evaluations(out: Path) -> list[dict[str, Any]]:
@@ -125,7 +123,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"- recipe: {json.dumps(s['recipe'])}", "",
         "## Greedy accuracy ± binomial standard error (round 0 is the shared start)", "", *table(result), "",
         "## Rise and time", "",
-        "| strategy | start | final | rise | rise / se | s per GRPO step | of which generation | wall-clock s |",
+        "| strategy | start | final | rise | rise / se | s per GRPO step | of which generation | run seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, run in result["runs"].items():
@@ -195,11 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path = RESULTS / f"{args.name}.json"
     for name in names:
         out = Path(args.work) / name
-        how, seconds = run_once(configs[name], out)
-        previous = json.loads(json_path.read_text()).get("runs", {}).get(name, {}) if json_path.is_file() else {}
+        how = run_once(configs[name], out)
         points = evaluations(out)
-        result["runs"][name] = {
-            "run_dir": str(out), "how": how, "seconds": round(seconds, 1) if how != "reused" else previous.get("seconds", 0.0),
+        result["runs"][name] = {  # seconds: the run's own (summary.json), whether it ran now or earlier
+            "run_dir": str(out), "how": how, "seconds": json.loads((out / "summary.json").read_text())["seconds"],
             "evaluations": points, "rise": rise(points),
             "step_seconds": step_seconds(out, configs[name].federation.local_steps),
         }
