@@ -31,6 +31,7 @@ def check_run_dir(out: Path, rounds: int, clients: int) -> list[dict]:
             assert {"client-id", "num-examples", "reward", "baseline", "gain", "weight"} <= set(c)
             assert c["num-examples"] > 0 and np.isfinite(c["reward"])
         assert set(record["eval"]) >= {"sorting", "addition", "macro"}
+        assert 0 < record["train"]["generate-seconds"] < record["train"]["train-seconds"]  # rollouts: part of a step
     assert len({c["client-id"] for r in records for c in r["clients"]}) == clients
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds"] == rounds and summary["initial_eval"] is not None

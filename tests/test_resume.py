@@ -290,9 +290,10 @@ def deterministic_fields(out: Path) -> list[dict]:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     for record in records:
         record.pop("seconds")
-        record["train"].pop("train-seconds", None)
-        for client in record["clients"]:
-            client.pop("train-seconds", None)
+        for timing in ("train-seconds", "generate-seconds"):
+            record["train"].pop(timing, None)
+            for client in record["clients"]:
+                client.pop(timing, None)
     return records
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from fgrpo.config import load_config
+from fgrpo.data import prompt_key, task_test_set
 from fgrpo.data_cli import tasks_table
 from fgrpo.tasks import TASKS, get_task
 from fgrpo.tasks.base import answer_span, boxed_answer, last_integer
+from fgrpo.tasks.easy import ASK_FOR_TAG, EASY_TASKS
 from fgrpo.tasks.rewards import format_reward, reward_functions, task_reward
 
 ALL = sorted(TASKS)
@@ -177,3 +179,41 @@ def test_unknown_task_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="data.tasks"):
         load_config(None, ['data.tasks=["addition", "nope"]'])
+
+
+# --- easy families for small pretrained instruct models (fgrpo.tasks.easy) ------------------------
+
+EASY = [t.name for t in EASY_TASKS]
+
+
+def solve_easy(question: str) -> int:
+    """The answer, recomputed from the question's words (independently of the generator)."""
+    import re
+
+    values = [int(v) for v in re.findall(r"\d+", question.split("?")[0])]
+    if "+" in question:
+        return values[0] + values[1]
+    if " times " in question:
+        return values[0] * values[1]
+    if "larger" in question:
+        return max(values)
+    return values[0] + (1 if "after" in question else -1)
+
+
+@pytest.mark.parametrize("name", EASY)
+def test_easy_answers_are_right_and_asked_for_in_the_tag(name: str) -> None:
+    for row in get_task(name).generate(300, seed=5):
+        question = prompt_key(row)
+        assert question.endswith(ASK_FOR_TAG) and "<answer>" in question
+        assert int(row["answer"]) == solve_easy(question)
+        assert get_task(name).is_correct(f"Sure! <answer>{row['answer']}</answer>", row["answer"])
+
+
+@pytest.mark.parametrize("name", EASY)
+def test_easy_problem_space_holds_two_hundred_held_out_prompts_apart_from_training(name: str) -> None:
+    task = get_task(name)
+    space = {prompt_key(r) for r in task.generate(40_000, seed=2)}
+    assert len(space) >= 1_500  # small enough to be easy, large enough for a 20% test share of >= 200
+    test = {prompt_key(r) for r in task_test_set(name, 250, 1)}
+    train = {prompt_key(r) for r in task.generate(800, seed=0, share="train", unique=True)}
+    assert len(test) == 250 and len(train) == 800 and not test & train

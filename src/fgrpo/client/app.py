@@ -95,6 +95,7 @@ def train(msg: Message, context: Context) -> Message:
         "reward-last": stats.reward_last,
         "completion-length": stats.completion_length,
         "train-seconds": stats.seconds,
+        "generate-seconds": stats.generate_seconds,
         **plan.metrics,
     }
     content = RecordDict(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
@@ -34,6 +35,7 @@ class RoundStats:
     completion_length: float
     seconds: float
     steps: int
+    generate_seconds: float = 0.0  # of ``seconds``: sampling the rollouts (model.generate)
 
 
 def grpo_args(cfg: Config, output_dir: str, seed: int, steps: int, learning_rate: float | None = None) -> GRPOConfig:
@@ -75,6 +77,30 @@ def stats_from_log(log_history: list[dict[str, Any]], seconds: float) -> RoundSt
     )
 
 
+@contextmanager
+def generation_clock(model: torch.nn.Module) -> Iterator[list[float]]:
+    """Seconds spent in ``model.generate`` (TRL's rollouts) while the block runs, as ``[total]``.
+
+    TRL times generation only for wandb-like loggers, not in its log history; wrapping the
+    model's own ``generate`` gives the same split whichever trainer class runs the round.
+    """
+    spent = [0.0]
+    original = model.generate
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    model.__dict__["generate"] = timed
+    try:
+        yield spent
+    finally:
+        model.__dict__.pop("generate", None)
+
+
 def train_locally(
     model: PeftModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -97,7 +123,8 @@ def train_locally(
     model.train()
     started = time.perf_counter()
     # The model outlives the trainer (process-wide cache): undo the trainer's patches to it.
-    with tempfile.TemporaryDirectory(prefix="fgrpo-client-") as scratch, restored_after(model):
+    with (tempfile.TemporaryDirectory(prefix="fgrpo-client-") as scratch, restored_after(model),
+          generation_clock(model) as generating):
         trainer = trainer_cls(
             model=model,
             reward_funcs=reward_funcs,
@@ -109,7 +136,9 @@ def train_locally(
         trainer.remove_callback(PrinterCallback)  # per-step dicts; the server prints a round line
         trainer.train()
     model.eval()
-    return stats_from_log(trainer.state.log_history, time.perf_counter() - started)
+    stats = stats_from_log(trainer.state.log_history, time.perf_counter() - started)
+    stats.generate_seconds = generating[0]
+    return stats
 
 
 class RoundScheduledGRPOTrainer(GRPOTrainer):

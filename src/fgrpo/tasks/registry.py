@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from .arithmetic import Addition, Modular, Multiplication
 from .base import Task
+from .easy import EASY_TASKS
 from .geometry import Geometry
 from .puzzles import Countdown, Sorting
 
-TASKS: dict[str, Task] = {t.name: t for t in (Addition(), Multiplication(), Sorting(), Countdown(), Modular(), Geometry())}
+TASKS: dict[str, Task] = {
+    t.name: t for t in (Addition(), Multiplication(), Sorting(), Countdown(), Modular(), *EASY_TASKS, Geometry())
+}
 
 
 def get_task(name: str) -> Task:
