@@ -157,12 +157,17 @@ def check_replay(records: list[dict[str, Any]], cfg: Config, gain: str) -> None:
         raise RuntimeError(f"replay of {gain} differs from the logged weights by {worst:.3g}")
 
 
-def null_by_tau(records: list[dict[str, Any]], cfg: Config, gain: str, taus: list[float]) -> dict[str, dict[str, Any]]:
+def null_by_tau(records: list[dict[str, Any]], cfg: Config, gain: str, taus: list[float],
+                test: str = "null") -> dict[str, dict[str, Any]]:
     out = {}
     for tau in taus:
         tvs = null_tvs(records, replay_weights(records, cfg, gain, tau))
-        out[str(tau)] = {"null_tv_median": median(tvs), "null_tv_max": max(tvs), "null_tv_per_round": tvs}
+        out[str(tau)] = {f"{test}_tv_median": median(tvs), f"{test}_tv_max": max(tvs), f"{test}_tv_per_round": tvs}
     return out
+
+
+def without_rounds(by_tau: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {t: {k: v for k, v in m.items() if not k.endswith("per_round")} for t, m in by_tau.items()}
 
 
 def calibrated_tau(by_tau: dict[str, dict[str, Any]], iid_by_tau: dict[str, dict[str, Any]]) -> float:
@@ -187,19 +192,17 @@ def measure_mode(setting: Setting, mode: str, nulls: tuple[list[dict[str, Any]],
                  taus: list[float], work: Path, fedavg: tuple[float, float]) -> dict[str, Any]:
     signal, gain = mode.split("/")
     by_tau = null_by_tau(nulls[0], setting.cfg, gain, taus)
-    iid_by_tau = {t: {k.replace("null", "iid"): v for k, v in m.items()}
-                  for t, m in null_by_tau(nulls[1], setting.cfg, gain, taus).items()}
+    iid_by_tau = null_by_tau(nulls[1], setting.cfg, gain, taus, test="iid")
     tau = calibrated_tau(by_tau, iid_by_tau)
     stalled = setting.run([*setting.signal(signal, gain, tau), *stalled_overrides(setting.cfg)],
                           work / mode.replace("/", "-") / "stalled")
     acc, se = final_eval(stalled)
-    summary = lambda table: {t: {k: v for k, v in m.items() if not k.endswith("per_round")} for t, m in table.items()}  # noqa: E731
     return {
         "tau": tau,
         **by_tau[str(tau)],
         **iid_by_tau[str(tau)],
-        "null_by_tau": summary(by_tau),
-        "iid_by_tau": summary(iid_by_tau),
+        "null_by_tau": without_rounds(by_tau),
+        "iid_by_tau": without_rounds(iid_by_tau),
         "stalled_weight_ratio": stalled_weight_ratio(stalled, f"client-{STALLED}"),
         "effective_clients": effective_clients(stalled),
         "acc_fgrpo": acc,

@@ -22,11 +22,9 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 from bench_common import RESULTS, ROOT, provenance, run_fgrpo
+
+from fgrpo.experiments.reports import plt, save_figure
 
 CONFIG = ROOT / "configs" / "learning_signal.toml"
 RUNS = {
@@ -85,9 +83,7 @@ def plot(result: dict, path: Path) -> None:
     ax.set(xlabel="round (centralized: round-equivalent of the same steps)", ylabel="macro greedy accuracy (± se)",
            title="Learning signal: same total GRPO steps")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,10 +137,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fgrpo.experiments.reports import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, run in result["runs"].items():
@@ -151,9 +148,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("macro greedy accuracy (held-out)")
     ax.set_title("SmolLM2-135M-Instruct, federated GRPO")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:

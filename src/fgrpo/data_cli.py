@@ -78,11 +78,9 @@ def describe_partitions(cfg: Config) -> tuple[str, list[str], list[dict[str, int
 
 
 def save_heatmap(path: Path, cfg: Config, names: list[str], counts: list[dict[str, int]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from .experiments.reports import plt, save_figure
 
     grid = np.array([[c[n] for n in names] for c in counts])
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 1.0 + 0.45 * len(counts)))
@@ -95,10 +93,8 @@ def save_heatmap(path: Path, cfg: Config, names: list[str], counts: list[dict[st
     title = d.partition + (f" (alpha={d.alpha:g})" if d.partition == "dirichlet" else "")
     ax.set_title(f"prompts per client and task: {title}")
     fig.colorbar(image, ax=ax, label="prompts")
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -32,9 +32,9 @@ def accuracy_series(initial: Evaluation | None, rounds: list[dict[str, Any]]) ->
     return series
 
 
-def save_figure(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
