@@ -49,6 +49,7 @@ def test_grid_is_the_product_with_readable_names(tmp_path):
     assert len(names) == 8 == len(set(names))
     assert names[0] == "strategy.name=fgrpo,data.alpha=0.1,seed=0"
     assert names[-1] == "strategy.name=fedavg,data.partition=iid,seed=1"
+    assert all(name.endswith("seed=0") for name in names[:4])  # seeds outermost: every combination at seed 0 first
     by_name = {p.name: p.config for p in sweep.points}
     iid = by_name["strategy.name=fedavg,data.partition=iid,seed=1"]
     assert (iid.strategy.name, iid.data.partition, iid.seed) == ("fedavg", "iid", 1)
@@ -75,8 +76,8 @@ def test_base_file_and_slices(tmp_path):
     with pytest.raises(ConfigError, match="no slice 'nope'"):
         read_sweep(path, "nope")
     alpha = read_sweep(path, "alpha")
-    assert [p.name for p in alpha.points] == ["data.alpha=0.1,seed=0", "data.alpha=0.1,seed=1",
-                                              "data.alpha=1.0,seed=0", "data.alpha=1.0,seed=1"]
+    assert [p.name for p in alpha.points] == ["data.alpha=0.1,seed=0", "data.alpha=1.0,seed=0",
+                                              "data.alpha=0.1,seed=1", "data.alpha=1.0,seed=1"]
     assert all(p.config.federation.num_clients == 3 for p in alpha.points)  # from the base file
     clients = read_sweep(path, "clients")
     assert {(p.config.federation.num_clients, p.config.data.alpha) for p in clients.points} == {(4, 0.3), (8, 0.3)}

@@ -147,8 +147,10 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
     base_file, base_overrides = _base(doc, path)
     shared = base_overrides + [o for k, v in fixed.items() for o in _axis_overrides(k, v)]
     points: list[Point] = []
-    for combo in itertools.product(*grid.values()):
-        values = dict(zip(grid, combo))
+    # Seeds outermost: a sweep stopped part-way has every other combination at the first seeds.
+    order = sorted(grid, key=lambda key: key != "seed")
+    for combo in itertools.product(*(grid[key] for key in order)):
+        values = {key: combo[order.index(key)] for key in grid}
         name = point_name(values)
         overrides = shared + [o for k, v in values.items() for o in _axis_overrides(k, v)]
         try:
