@@ -43,7 +43,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from statistics import fmean, median
+from statistics import fmean, median, stdev
 from typing import Any
 
 from fgrpo.config import Config, ConfigError, load_config
@@ -87,6 +87,17 @@ def stalled_weight_ratio(records: list[dict[str, Any]], client_id: str) -> float
         total = sum(c["num-examples"] for c in clients)
         ratios += [c["weight"] / (c["num-examples"] / total) for c in clients if c["client-id"] == client_id]
     return fmean(ratios) if ratios else math.nan
+
+
+def gains_per_round(records: list[dict[str, Any]], exclude: str | None = None) -> dict[str, float]:
+    """Mean logged client gain per round from FROM_ROUND on, over the clients but ``exclude``, with its
+    standard error over client-rounds. Under the ``delta`` gain this is how far one round of local
+    training moves a client's own probe, in units of its tasks' reward ranges."""
+    gains = [c["gain"] for r in records[FROM_ROUND - 1:] for c in r["clients"]
+             if c["client-id"] != exclude and c.get("gain") is not None]
+    if len(gains) < 2:
+        return {"mean": math.nan, "se": math.nan, "n": len(gains)}
+    return {"mean": fmean(gains), "se": stdev(gains) / math.sqrt(len(gains)), "n": len(gains)}
 
 
 class Setting:
@@ -197,7 +208,15 @@ def measure_mode(setting: Setting, mode: str, nulls: tuple[list[dict[str, Any]],
     stalled = setting.run([*setting.signal(signal, gain, tau), *stalled_overrides(setting.cfg)],
                           work / mode.replace("/", "-") / "stalled")
     acc, se = final_eval(stalled)
+    if gain == "delta":  # the logged gains are the round's own before/after probe changes
+        learning = {"learners": gains_per_round(stalled, exclude=f"client-{STALLED}"),
+                    "stalled": gains_per_round([{**r, "clients": [c for c in r["clients"] if c["client-id"] == f"client-{STALLED}"]}
+                                                for r in stalled]),
+                    "iid_clients": gains_per_round(nulls[1])}
+    else:
+        learning = None
     return {
+        "probe_gain_per_round": learning,
         "tau": tau,
         **by_tau[str(tau)],
         **iid_by_tau[str(tau)],
@@ -323,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = (f"Favoured mode: {result['default']} ({'meets' if best['meets_thresholds'] else 'does NOT meet'} the "
                f"thresholds null TV median <= {NULL_TV_MEDIAN}, max <= {NULL_TV_MAX} in both null tests, stalled ratio <= {STALLED_RATIO}); "
                f"stalled setting: {best['verdict']}, {best['acc_fgrpo']:.3f} vs FedAvg {best['acc_fedavg']:.3f}.")
+    for name, m in measured.items():
+        if m.get("probe_gain_per_round"):
+            lrn, iid = m["probe_gain_per_round"]["learners"], m["probe_gain_per_round"]["iid_clients"]
+            summary += (f" {name}: one round of local training moves a learning client's own probe by "
+                        f"{lrn['mean']:+.4f} ± {lrn['se']:.4f} of the reward range in the stalled setting "
+                        f"({lrn['n']} client-rounds from round {FROM_ROUND}; the stalled client: exactly 0), "
+                        f"{iid['mean']:+.4f} ± {iid['se']:.4f} in the IID null.")
     gone = [name for name, m in measured.items() if m["collapsed"]]
     if gone:
         summary += (f" Left out because their weights collapsed onto one client (median effective clients below half "
