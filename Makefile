@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	.venv/bin/fgrpo run --config configs/demo.toml --out $(OUT) --overwrite
 
+# The quick sweep profile (FGRPO vs FedAvg, 2 seeds, ~10 min on 2 cores) and its report.
+bench: $(STAMP)
+	.venv/bin/fgrpo sweep --config benchmarks/quick.toml --out runs/quick
+	.venv/bin/fgrpo report runs/quick
+
 flwr-run: $(STAMP)
 	$(FLWR_ENV) flwr run . --federation-config configs/flwr_federation.toml --run-config "$(FLWR_RUN_CONFIG)" \
 		--stream; status=$$?; $(FLWR_ENV) fgrpo flwr-stop; exit $$status
