@@ -72,3 +72,19 @@ def test_flwr_run_simulates_a_round_on_the_projects_federation_and_the_superlink
     assert tomllib.loads((out / "config.toml").read_text())["data"]["reward_scale"] == {"sorting": 2.0}
     assert stop.returncode == 0 and "stopped the local SuperLink" in stop.stdout, stop.stdout + stop.stderr
     assert not processes_of_flwr_home(str(home))
+
+
+def test_the_fab_flwr_run_packs_is_the_app_with_a_manifest_flower_can_read():
+    """`flwr run .` ships the project as a FAB whose manifest has one "path,sha256,bits" line per file;
+    a committed sweep directory (names with commas) inside it made the ServerApp fail at install."""
+    import io
+    import zipfile
+
+    from flwr.cli.build import build_fab_from_disk
+
+    fab = zipfile.ZipFile(io.BytesIO(build_fab_from_disk(ROOT)))
+    manifest = fab.read(".info/CONTENT").decode().splitlines()
+    paths = [line.split(",")[0] for line in manifest]
+    assert all(len(line.split(",")) == 3 for line in manifest)  # how Flower's install parses it
+    assert {"src/fgrpo/server/app.py", "src/fgrpo/client/app.py", "configs/demo.toml"} <= set(paths)
+    assert not [p for p in paths if p.startswith(("benchmarks/", "tests/", "runs/"))]
