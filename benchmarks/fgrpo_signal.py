@@ -42,6 +42,7 @@ import math
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from statistics import fmean, median, stdev
 from typing import Any
@@ -89,12 +90,12 @@ def stalled_weight_ratio(records: list[dict[str, Any]], client_id: str) -> float
     return fmean(ratios) if ratios else math.nan
 
 
-def gains_per_round(records: list[dict[str, Any]], exclude: str | None = None) -> dict[str, float]:
-    """Mean logged client gain per round from FROM_ROUND on, over the clients but ``exclude``, with its
-    standard error over client-rounds. Under the ``delta`` gain this is how far one round of local
-    training moves a client's own probe, in units of its tasks' reward ranges."""
+def gains_per_round(records: list[dict[str, Any]], keep: Callable[[str], bool] = lambda _: True) -> dict[str, float]:
+    """Mean logged client gain per round from FROM_ROUND on, over the clients whose id ``keep`` accepts,
+    with its standard error over client-rounds. Under the ``delta`` gain this is how far one round of
+    local training moves a client's own probe, in units of its tasks' reward ranges."""
     gains = [c["gain"] for r in records[FROM_ROUND - 1:] for c in r["clients"]
-             if c["client-id"] != exclude and c.get("gain") is not None]
+             if keep(c["client-id"]) and c.get("gain") is not None]
     if len(gains) < 2:
         return {"mean": math.nan, "se": math.nan, "n": len(gains)}
     return {"mean": fmean(gains), "se": stdev(gains) / math.sqrt(len(gains)), "n": len(gains)}
@@ -209,9 +210,9 @@ def measure_mode(setting: Setting, mode: str, nulls: tuple[list[dict[str, Any]],
                           work / mode.replace("/", "-") / "stalled")
     acc, se = final_eval(stalled)
     if gain == "delta":  # the logged gains are the round's own before/after probe changes
-        learning = {"learners": gains_per_round(stalled, exclude=f"client-{STALLED}"),
-                    "stalled": gains_per_round([{**r, "clients": [c for c in r["clients"] if c["client-id"] == f"client-{STALLED}"]}
-                                                for r in stalled]),
+        stalled_id = f"client-{STALLED}"
+        learning = {"learners": gains_per_round(stalled, lambda cid: cid != stalled_id),
+                    "stalled": gains_per_round(stalled, lambda cid: cid == stalled_id),
                     "iid_clients": gains_per_round(nulls[1])}
     else:
         learning = None

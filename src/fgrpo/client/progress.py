@@ -27,22 +27,28 @@ PROGRESS_DIR_ENV = "FGRPO_PROGRESS_DIR"
 _routed_to: str | None = None  # the run.log this process's output already goes to
 
 
+def point_output_at(log: str | Path) -> None:
+    """Append this process's file descriptors 1 and 2 (C code's output too) to ``log``, and drop
+    the colour codes from Flower's log lines, which now land in a file."""
+    from flwr.supercore.logger import update_console_handler
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    update_console_handler(colored=False)
+
+
 def route_output_to_run_log() -> None:
-    """Send this process's stdout/stderr (file descriptors 1 and 2) to the run's run.log, once."""
+    """Send this worker's stdout/stderr to the run's run.log, once."""
     global _routed_to
     target = os.environ.get(RUN_LOG_ENV)
     if not target or target == _routed_to:
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    point_output_at(target)
     _routed_to = target
-    from flwr.supercore.logger import update_console_handler
-
-    update_console_handler(colored=False)  # no colour codes in a file
 
 
 def write_progress(directory: Path, client_id: str, server_round: int, step: int, steps: int) -> None:

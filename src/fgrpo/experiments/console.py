@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..client.progress import PROGRESS_DIR_ENV, RUN_LOG_ENV
+from ..client.progress import PROGRESS_DIR_ENV, RUN_LOG_ENV, point_output_at
 
 POLL_SECONDS = 0.5
 RUNNING_SHOWN = 4  # running clients named on the display
@@ -83,7 +83,6 @@ class RunConsole:
         if not self.verbose:
             env[RUN_LOG_ENV] = str(self.log_path.resolve())
             self._screen = self._route_output_to_log()
-            update_console_handler(colored=False)  # Flower's lines: no colour codes in a file
         for key, value in env.items():  # Ray workers inherit these (fgrpo.client.progress)
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
@@ -144,14 +143,9 @@ class RunConsole:
 
     def _route_output_to_log(self) -> IO[str]:
         """Point fds 1 and 2 at run.log; return a stream on the original stdout for the display."""
-        sys.stdout.flush()
-        sys.stderr.flush()
         self._saved_fds = (os.dup(1), os.dup(2))
         screen = os.fdopen(os.dup(self._saved_fds[0]), "w", buffering=1)
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
+        point_output_at(self.log_path)
         return screen
 
     def _restore_output(self) -> None:

@@ -150,7 +150,8 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
     # Seeds outermost: a sweep stopped part-way has every other combination at the first seeds.
     order = sorted(grid, key=lambda key: key != "seed")
     for combo in itertools.product(*(grid[key] for key in order)):
-        values = {key: combo[order.index(key)] for key in grid}
+        chosen = dict(zip(order, combo))
+        values = {key: chosen[key] for key in grid}  # named in the grid's own order
         name = point_name(values)
         overrides = shared + [o for k, v in values.items() for o in _axis_overrides(k, v)]
         try:
