@@ -33,10 +33,10 @@ def gpu_sample() -> tuple[float, float] | None:
 
 
 class TreeMonitor:
-    """Samples ``pid`` and its descendants every ``interval`` seconds in a daemon thread."""
+    """Samples ``pid`` and its descendants (and those of ``also``) every ``interval`` seconds in a daemon thread."""
 
-    def __init__(self, pid: int, interval: float = 1.0) -> None:
-        self.root = psutil.Process(pid)
+    def __init__(self, pid: int, interval: float = 1.0, also: tuple[int, ...] = ()) -> None:
+        self.roots = [psutil.Process(p) for p in (pid, *also)]  # ``also``: e.g. a shared Ray cluster's holder
         self.interval = interval
         self.cpu: list[float] = []
         self.rss: list[int] = []
@@ -57,10 +57,12 @@ class TreeMonitor:
         self.seconds = time.monotonic() - self._start
 
     def _tree(self) -> list[psutil.Process]:
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:  # the root has exited
-            return []
+        procs = []
+        for root in self.roots:
+            try:
+                procs += [root, *root.children(recursive=True)]
+            except psutil.Error:  # the root has exited
+                continue
         alive = {p.pid: self._seen.get(p.pid, p) for p in procs}
         self._seen = alive
         return list(alive.values())

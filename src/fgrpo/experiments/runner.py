@@ -50,12 +50,16 @@ def run_experiment(
     from .flower_dispatch import install
     from .flower_simulation import simulate
 
+    from .ray_cluster import join
+
     install()  # Flower's dispatcher polls every node ten times a second; ask only those with mail
+    backend = backend_config(cfg, log_to_driver=console is None or console.verbose)
+    join(backend["init_args"])  # a sweep's (or the user's) cluster at RAY_ADDRESS, if any
     simulate(
         server_app=make_server_app(cfg, out_dir, resume, console),
         client_app=client_app,
         num_supernodes=cfg.federation.num_clients,
-        backend_config=backend_config(cfg, log_to_driver=console is None or console.verbose),
+        backend_config=backend,
     )
     summary_path = out_dir / "summary.json"
     if not summary_path.is_file():

@@ -17,7 +17,8 @@ Running the same command again resumes the sweep. Per point:
 
 A run directory holding a *different* config stops the sweep before anything runs: the sweep
 file changed, and replacing finished results is the user's decision (a new DIR, or delete it).
-Each point runs in its own process, so one point's crash is recorded and the sweep goes on.
+Each point runs in its own process, so one point's crash is recorded and the sweep goes on. The
+federated points share one Ray cluster, started once for the sweep (fgrpo.experiments.ray_cluster).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ from ..config import Config, ConfigError, load_config
 from ..errors import UserInputError
 from ..run_plan import plan_line
 from .grid import Point, Sweep, about_point
+from .ray_cluster import ADDRESS_ENV, SharedCluster
 
 MANIFEST = "sweep.json"
 IGNORED_KEYS = {"output.dir"}  # a run's own directory: the same point may live in a moved DIR
@@ -56,15 +60,17 @@ class Outcome:
 Runner = Callable[[list[str], Path], Outcome]  # `fgrpo` arguments, log file -> outcome
 
 
-def fgrpo_subprocess(args: list[str], log: Path) -> Outcome:
-    """``python -m fgrpo ARGS`` with its output in ``log``, its process tree monitored."""
+def fgrpo_subprocess(args: list[str], log: Path, cluster: SharedCluster | None = None) -> Outcome:
+    """``python -m fgrpo ARGS`` with its output in ``log``, its process tree monitored; with a
+    ``cluster``, the run joins it and the cluster's processes count as the run's."""
     from .monitor import TreeMonitor
 
     with log.open("a") as fh:
         fh.write(f"$ fgrpo {' '.join(args)}\n")
         fh.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "fgrpo", *args], stdout=fh, stderr=subprocess.STDOUT)
-        with TreeMonitor(proc.pid) as monitor:
+        proc = subprocess.Popen([sys.executable, "-m", "fgrpo", *args], stdout=fh, stderr=subprocess.STDOUT,
+                                env=cluster.env if cluster else None)
+        with TreeMonitor(proc.pid, also=(cluster.pid,) if cluster else ()) as monitor:
             try:
                 returncode = proc.wait()
             except KeyboardInterrupt:  # the run got the same Ctrl-C; let it stop before the sweep does
@@ -190,11 +196,36 @@ def run_point(point: Point, out: Path, what: str, runner: Runner) -> Outcome:
     return outcome
 
 
-def run_sweep(sweep: Sweep, out: Path, runner: Runner = fgrpo_subprocess, echo: Callable[[str], None] = print,
+def uses_ray(point: Point) -> bool:
+    return point.config.strategy.name != "centralized"  # the centralized reference runs without Flower
+
+
+@contextmanager
+def point_runners(sweep: Sweep, out: Path, actions: dict[str, str]) -> Iterator[Callable[[Point], Runner]]:
+    """Each point's runner: its own `fgrpo run` process, joining one Ray cluster started for the
+    sweep's federated points (fgrpo.experiments.ray_cluster) unless RAY_ADDRESS names one already."""
+    todo = [p for p in sweep.points if actions[p.name] != "done" and uses_ray(p)]
+    if not todo or os.environ.get(ADDRESS_ENV):
+        yield lambda point: fgrpo_subprocess
+        return
+    with SharedCluster(out / "logs" / "ray-cluster.log") as cluster:
+        yield lambda point: partial(fgrpo_subprocess, cluster=cluster if uses_ray(point) else None)
+
+
+def run_sweep(sweep: Sweep, out: Path, runner: Runner | None = None, echo: Callable[[str], None] = print,
               command: list[str] | None = None) -> int:
-    """Run every point not done yet; 0 when all are done, 1 when any failed. ``command``: for the manifest."""
+    """Run every point not done yet (``runner``: the same one for every point, instead of an
+    `fgrpo run` process each); 0 when all are done, 1 when any failed. ``command``: for the manifest."""
     actions = preflight(sweep, out)
     out.mkdir(parents=True, exist_ok=True)
+    if runner is not None:
+        return _run_points(sweep, out, actions, lambda point: runner, echo, command)
+    with point_runners(sweep, out, actions) as runners:
+        return _run_points(sweep, out, actions, runners, echo, command)
+
+
+def _run_points(sweep: Sweep, out: Path, actions: dict[str, str], runners: Callable[[Point], Runner],
+                echo: Callable[[str], None], command: list[str] | None) -> int:
     manifest = Manifest(out, sweep, command)
     total, finished = len(sweep.points), sum(1 for a in actions.values() if a == "done")
     echo(plan_text(sweep, actions).splitlines()[0])
@@ -209,7 +240,7 @@ def run_sweep(sweep: Sweep, out: Path, runner: Runner = fgrpo_subprocess, echo: 
         manifest.update(point.name, status="running", error=None)
         start = time.monotonic()
         try:
-            outcome = run_point(point, out, what, runner)
+            outcome = run_point(point, out, what, runners(point))
         except KeyboardInterrupt:
             manifest.update(point.name, status="interrupted")
             echo(f"sweep: interrupted during {point.name}; run the same command again to resume")

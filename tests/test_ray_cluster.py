@@ -1,0 +1,128 @@
+"""One Ray cluster for a sweep's points: its life, a run joining it, and which points use it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from fgrpo.experiments import sweep as sweep_module
+from fgrpo.experiments.grid import read_sweep
+from fgrpo.experiments.monitor import TreeMonitor
+from fgrpo.experiments.ray_cluster import ADDRESS_ENV, SharedCluster
+
+# A run's process as far as Ray goes: join (with the run's worker environment), then what a
+# Flower Ray worker would see.
+JOINING_RUN = textwrap.dedent("""\
+    import os, ray
+    from fgrpo.experiments.ray_cluster import join
+    assert join({"logging_level": "ERROR", "log_to_driver": False})
+    @ray.remote(num_cpus=1)
+    def seen():
+        return os.environ.get("FGRPO_RUN_LOG"), os.getppid()
+    print(ray.get_runtime_context().gcs_address, *ray.get(seen.remote()))
+    ray.shutdown()
+    """)
+
+
+def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path):
+    with SharedCluster(tmp_path / "ray.log") as cluster:
+        env = {**cluster.env, "FGRPO_RUN_LOG": str(tmp_path / "run.log"), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+        for _ in range(2):  # a second run joins the same, still running cluster
+            done = subprocess.run([sys.executable, "-c", JOINING_RUN], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
+            address, run_log, worker_parent = done.stdout.split()
+            assert address == cluster.address and run_log == str(tmp_path / "run.log")
+            # the worker belongs to the cluster's tree (the holder's), which the sweep's monitor adds
+            assert worker_parent in {str(p.pid) for p in psutil.Process(cluster.pid).children(recursive=True)}
+        holder = psutil.Process(cluster.pid)
+    assert not holder.is_running() or holder.status() == psutil.STATUS_ZOMBIE
+    assert ADDRESS_ENV not in os.environ  # the sweep's own environment is left as it was
+
+
+def test_without_ray_address_a_run_starts_its_own():
+    from fgrpo.experiments.ray_cluster import join
+
+    assert join({"logging_level": "ERROR"}) is False  # and Ray is left to Flower
+
+
+def test_the_monitor_adds_the_cluster_tree(tmp_path):
+    code = "import time; x = bytearray(120 * 2**20); time.sleep(1.5)"
+    run, other = (subprocess.Popen([sys.executable, "-c", code]) for _ in range(2))
+    with TreeMonitor(run.pid, interval=0.2, also=(other.pid,)) as monitor:
+        run.wait()
+        other.wait()
+    assert monitor.record()["peak_rss_mb"] > 230
+
+
+GRID = textwrap.dedent("""\
+    [base.model]
+    name = "tiny-random"
+    [base.federation]
+    num_clients = 2
+    rounds = 1
+    local_steps = 1
+    [base.data]
+    train_size = 64
+    test_size = 8
+    [base.grpo]
+    per_device_train_batch_size = 8
+    [grid]
+    "strategy.name" = {strategies}
+    """)
+
+
+class FakeCluster:
+    started = 0
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def __enter__(self) -> FakeCluster:
+        FakeCluster.started += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def runners_for(tmp_path, monkeypatch, strategies, done=(), address=None):
+    path = tmp_path / "sweep.toml"
+    path.write_text(GRID.format(strategies=strategies))
+    sweep = read_sweep(path)
+    monkeypatch.setattr(sweep_module, "SharedCluster", FakeCluster)
+    if address:
+        monkeypatch.setenv(ADDRESS_ENV, address)
+    else:
+        monkeypatch.delenv(ADDRESS_ENV, raising=False)
+    FakeCluster.started = 0
+    actions = {p.name: "done" if p.name in done else "new" for p in sweep.points}
+
+    @contextmanager
+    def opened():
+        with sweep_module.point_runners(sweep, tmp_path / "out", actions) as runners:
+            yield {p.config.strategy.name: runners(p) for p in sweep.points}
+
+    return opened()
+
+
+def test_federated_points_share_one_cluster_centralized_ones_do_not(tmp_path, monkeypatch):
+    with runners_for(tmp_path, monkeypatch, '["fedavg", "centralized", "fgrpo"]') as by_strategy:
+        assert FakeCluster.started == 1
+        fedavg, fgrpo = by_strategy["fedavg"], by_strategy["fgrpo"]
+        assert isinstance(fedavg.keywords["cluster"], FakeCluster) and fgrpo.keywords["cluster"] is fedavg.keywords["cluster"]
+        assert by_strategy["centralized"].keywords["cluster"] is None
+
+
+def test_no_cluster_when_none_is_needed_or_one_is_given(tmp_path, monkeypatch):
+    with runners_for(tmp_path, monkeypatch, '["centralized"]') as by_strategy:
+        assert FakeCluster.started == 0 and by_strategy["centralized"] is sweep_module.fgrpo_subprocess
+    with runners_for(tmp_path, monkeypatch, '["fedavg"]', done={"strategy.name=fedavg"}):
+        assert FakeCluster.started == 0
+    with runners_for(tmp_path, monkeypatch, '["fedavg"]', address="10.0.0.1:6379") as by_strategy:
+        assert FakeCluster.started == 0 and by_strategy["fedavg"] is sweep_module.fgrpo_subprocess
