@@ -10,7 +10,8 @@ Parts (configs/demo.toml's recipe on the shipped tiny model unless said otherwis
   c. one GRPO step / plain ``model.generate`` of the same batch, with a profile breakdown;
   d. 10 / 100 / 1000 simulated clients, 10 sampled per round: seconds per round, server peak RSS;
   e. peak RSS of the server process and of each Ray client worker (sampled with psutil);
-  f. runs per hour of a laptop sweep point (demo recipe, 4 clients x 10 rounds x 10 local steps).
+  f. runs per hour of a laptop sweep: `fgrpo sweep` of the demo point (4 clients x 10 rounds x 10 local
+     steps) over --repeats seeds, wall time per point.
 
 Every run is a child process (``fgrpo run`` or benchmarks/perf_probe.py) with ``--src`` on its
 PYTHONPATH. Results merge into benchmarks/results/perf.json under the label (``after`` by
@@ -143,28 +144,46 @@ def part_d(src: Path, work: Path) -> dict:
             "goal": "both ratios <= 1.2"}
 
 
+def fgrpo_sweep(src: Path, seeds: int, work: Path) -> dict:
+    """One ``fgrpo sweep`` of the demo point (10 rounds) over ``seeds`` seeds, as a laptop sweep runs
+    its points: wall seconds of the whole sweep and of each point (sweep.json)."""
+    out = Path(tempfile.mkdtemp(prefix="sweep-", dir=work))
+    spec = out.with_suffix(".toml")
+    spec.write_text(f'base = "{DEMO}"\n[set]\n"federation.rounds" = 10\n[grid]\nseed = {list(range(seeds))}\n')
+    started = time.perf_counter()
+    with open(out.with_suffix(".log"), "w") as log:
+        code = subprocess.call([sys.executable, "-m", "fgrpo", "sweep", "--config", str(spec), "--out", str(out)],
+                               cwd=ROOT, env=child_env(src, work), stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"fgrpo sweep failed ({code}); see {out.with_suffix('.log')}")
+    points = json.loads((out / "sweep.json").read_text())["points"]
+    return {"wall_s": round(wall, 1), "points": len(points), "point_s": [p["seconds"] for p in points],
+            "final_macro": [json.loads((out / p["name"] / "summary.json").read_text())["final_eval"]["macro"]
+                            for p in points]}
+
+
 def part_f(sources: dict[str, Path], work: Path, repeats: int) -> dict[str, dict]:
-    """Runs per hour of one sweep point; with two sources, their runs alternate."""
-    runs: dict[str, list[dict]] = {label: [] for label in sources}
-    for seed in range(repeats):
-        for label, src in sources.items():
-            runs[label].append(fgrpo_run(src, ["federation.rounds=10", f"seed={seed}"], work / label))
+    """Runs per hour of a laptop sweep: ``repeats`` points (seeds) in one ``fgrpo sweep``, its wall
+    time (start-up included) per point; with two sources, their sweeps alternate."""
+    sweeps = {label: fgrpo_sweep(src, repeats, work / label) for label, src in sources.items()}
     result = {}
-    for label, done in runs.items():
-        per_run = statistics.mean(r["wall_s"] for r in done)
-        result[label] = {"point": "configs/demo.toml, federation.rounds=10 (4 clients x 10 rounds x 10 local steps)",
-                         "runs": done, "seconds_per_run": round(per_run, 1), "runs_per_hour": round(3600 / per_run, 1)}
+    for label, done in sweeps.items():
+        per_run = done["wall_s"] / done["points"]
+        result[label] = {"point": "configs/demo.toml, federation.rounds=10 (4 clients x 10 rounds x 10 local steps), "
+                                  f"{done['points']} seeds in one fgrpo sweep",
+                         "sweep": done, "seconds_per_run": round(per_run, 1), "runs_per_hour": round(3600 / per_run, 1)}
     return result
 
 
 def worker_peaks(entry: dict) -> dict | None:
-    """(e) from the federated demo-recipe runs of parts f and a: the server's and each worker's peak RSS."""
-    runs = [*entry.get("f", {}).get("runs", []), *entry.get("a", {}).get("parallel", {}).get("federated", [])]
+    """(e) from part a's federated demo-recipe runs: the server's and each worker's peak RSS."""
+    runs = entry.get("a", {}).get("parallel", {}).get("federated", [])
     if not runs:
         return None
     return {"server_mb": max(r["server_mb"] for r in runs),
             "workers_mb": max((r["workers_mb"] for r in runs), key=lambda w: max(w, default=0)),
-            "from": "the demo-recipe federated runs of parts f and a"}
+            "from": "the demo-recipe federated runs of part a"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", default=str(ROOT / "src"), help="the fgrpo source to measure")
     parser.add_argument("--baseline", default="", help="an older fgrpo source: every part runs on it too, "
                         "interleaved, as 'before' (the --src numbers become 'after'); doubles the time")
-    parser.add_argument("--repeats", type=int, default=2, help="A/B repeats of part a; runs of part f")
+    parser.add_argument("--repeats", type=int, default=2, help="A/B repeats of part a; points (seeds) of part f's sweep")
     parser.add_argument("--serial", action="store_true", help="part a also with one 2-thread trainer per side")
     parser.add_argument("--work", default="", help="scratch directory (default: a temporary one)")
     args = parser.parse_args(argv)

@@ -79,11 +79,14 @@ GRID = textwrap.dedent("""\
 
 class FakeCluster:
     started = 0
+    fail = False
 
     def __init__(self, log: Path) -> None:
         self.log = log
 
     def __enter__(self) -> FakeCluster:
+        if FakeCluster.fail:
+            raise RuntimeError(f"could not start a Ray cluster for the sweep; see {self.log}")
         FakeCluster.started += 1
         return self
 
@@ -91,7 +94,7 @@ class FakeCluster:
         pass
 
 
-def runners_for(tmp_path, monkeypatch, strategies, done=(), address=None):
+def runners_for(tmp_path, monkeypatch, strategies, done=(), address=None, fail=False):
     path = tmp_path / "sweep.toml"
     path.write_text(GRID.format(strategies=strategies))
     sweep = read_sweep(path)
@@ -100,12 +103,12 @@ def runners_for(tmp_path, monkeypatch, strategies, done=(), address=None):
         monkeypatch.setenv(ADDRESS_ENV, address)
     else:
         monkeypatch.delenv(ADDRESS_ENV, raising=False)
-    FakeCluster.started = 0
+    FakeCluster.started, FakeCluster.fail = 0, fail
     actions = {p.name: "done" if p.name in done else "new" for p in sweep.points}
 
     @contextmanager
     def opened():
-        with sweep_module.point_runners(sweep, tmp_path / "out", actions) as runners:
+        with sweep_module.point_runners(sweep, tmp_path / "out", actions, echo=print) as runners:
             yield {p.config.strategy.name: runners(p) for p in sweep.points}
 
     return opened()
@@ -126,3 +129,9 @@ def test_no_cluster_when_none_is_needed_or_one_is_given(tmp_path, monkeypatch):
         assert FakeCluster.started == 0
     with runners_for(tmp_path, monkeypatch, '["fedavg"]', address="10.0.0.1:6379") as by_strategy:
         assert FakeCluster.started == 0 and by_strategy["fedavg"] is sweep_module.fgrpo_subprocess
+
+
+def test_a_cluster_that_will_not_start_leaves_each_point_its_own(tmp_path, monkeypatch, capsys):
+    with runners_for(tmp_path, monkeypatch, '["fedavg"]', fail=True) as by_strategy:
+        assert by_strategy["fedavg"] is sweep_module.fgrpo_subprocess
+    assert "could not start a Ray cluster for the sweep" in capsys.readouterr().out

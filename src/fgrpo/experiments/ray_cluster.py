@@ -22,12 +22,16 @@ ADDRESS_ENV = "RAY_ADDRESS"  # what ray.init() reads when given no address
 
 # The holder process: starts a local cluster, prints its address, and stops it when its stdin
 # closes (the sweep finished, or died).
+# (A Ctrl-C reaches the whole process group: the holder ignores it and waits for the sweep.)
 _HOLDER = (
-    "import sys, ray\n"
+    "import signal, sys, ray\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
     "ctx = ray.init(include_dashboard=False, logging_level='ERROR', log_to_driver=False)\n"
     "print(ctx.address_info['gcs_address'], flush=True)\n"
-    "sys.stdin.read()\n"
-    "ray.shutdown()\n"
+    "try:\n"
+    "    sys.stdin.read()\n"
+    "finally:\n"
+    "    ray.shutdown()\n"
 )
 
 

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -201,14 +201,21 @@ def uses_ray(point: Point) -> bool:
 
 
 @contextmanager
-def point_runners(sweep: Sweep, out: Path, actions: dict[str, str]) -> Iterator[Callable[[Point], Runner]]:
+def point_runners(sweep: Sweep, out: Path, actions: dict[str, str],
+                  echo: Callable[[str], None]) -> Iterator[Callable[[Point], Runner]]:
     """Each point's runner: its own `fgrpo run` process, joining one Ray cluster started for the
     sweep's federated points (fgrpo.experiments.ray_cluster) unless RAY_ADDRESS names one already."""
     todo = [p for p in sweep.points if actions[p.name] != "done" and uses_ray(p)]
     if not todo or os.environ.get(ADDRESS_ENV):
         yield lambda point: fgrpo_subprocess
         return
-    with SharedCluster(out / "logs" / "ray-cluster.log") as cluster:
+    with ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(SharedCluster(out / "logs" / "ray-cluster.log"))
+        except RuntimeError as err:  # each point then starts its own, as `fgrpo run` does alone
+            echo(f"sweep: {err}; each point starts its own")
+            yield lambda point: fgrpo_subprocess
+            return
         yield lambda point: partial(fgrpo_subprocess, cluster=cluster if uses_ray(point) else None)
 
 
@@ -220,7 +227,7 @@ def run_sweep(sweep: Sweep, out: Path, runner: Runner | None = None, echo: Calla
     out.mkdir(parents=True, exist_ok=True)
     if runner is not None:
         return _run_points(sweep, out, actions, lambda point: runner, echo, command)
-    with point_runners(sweep, out, actions) as runners:
+    with point_runners(sweep, out, actions, echo) as runners:
         return _run_points(sweep, out, actions, runners, echo, command)
 
 
