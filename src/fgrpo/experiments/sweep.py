@@ -205,8 +205,7 @@ def point_runners(sweep: Sweep, out: Path, actions: dict[str, str],
                   echo: Callable[[str], None]) -> Iterator[Callable[[Point], Runner]]:
     """Each point's runner: its own `fgrpo run` process, joining one Ray cluster started for the
     sweep's federated points (fgrpo.experiments.ray_cluster) unless RAY_ADDRESS names one already."""
-    todo = [p for p in sweep.points if actions[p.name] != "done" and uses_ray(p)]
-    if not todo or os.environ.get(ADDRESS_ENV):
+    if not any(actions[p.name] != "done" and uses_ray(p) for p in sweep.points) or os.environ.get(ADDRESS_ENV):
         yield lambda point: fgrpo_subprocess
         return
     with ExitStack() as stack:
