@@ -190,16 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="a,b,c,d,e,f", help="comma-separated parts, e.g. c,d")
     parser.add_argument("--label", default="after", help="where the numbers go in perf.json")
+    parser.add_argument("--baseline-label", default="before", help="where --baseline's numbers go in perf.json")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the fgrpo source to measure")
     parser.add_argument("--baseline", default="", help="an older fgrpo source: every part runs on it too, "
-                        "interleaved, as 'before' (the --src numbers become 'after'); doubles the time")
+                        "interleaved, as --baseline-label; doubles the time")
     parser.add_argument("--repeats", type=int, default=2, help="A/B repeats of part a; points (seeds) of part f's sweep")
     parser.add_argument("--serial", action="store_true", help="part a also with one 2-thread trainer per side")
     parser.add_argument("--work", default="", help="scratch directory (default: a temporary one)")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     work = Path(args.work or tempfile.mkdtemp(prefix="fgrpo-perf-"))
-    sources = {"before": Path(args.baseline).resolve(), "after": Path(args.src).resolve()} if args.baseline \
+    sources = {args.baseline_label: Path(args.baseline).resolve(), args.label: Path(args.src).resolve()} if args.baseline \
         else {args.label: Path(args.src).resolve()}
     for label in sources:
         (work / label).mkdir(parents=True, exist_ok=True)
