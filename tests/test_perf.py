@@ -39,14 +39,38 @@ def test_torch_threads_sets_the_count_and_restores_it_even_on_error():
 
 
 def test_server_evaluation_runs_with_eval_threads(tmp_path, monkeypatch):
-    cfg = load_config(None, ["data.test_size=3", "data.tasks=addition", "eval.threads=1"])
+    cfg = load_config(None, ["data.test_size=3", "data.tasks=addition", "eval.threads=1", "eval.concurrent_tasks=3"])
     seen = []
-    monkeypatch.setattr(journal, "accuracy_by_task", lambda *a, **k: seen.append(torch.get_num_threads()) or {"addition": 1.0, "macro": 1.0})
+    monkeypatch.setattr(journal, "accuracy_by_task", lambda *a, **k: seen.append((torch.get_num_threads(), k["concurrent_tasks"]))
+                        or {"addition": 1.0, "macro": 1.0})
     run = journal.RunJournal(cfg, tmp_path / "run", print)
     with torch_threads(2):
         run.evaluate()
         assert torch.get_num_threads() == 2  # restored for whatever the server does next
-    assert seen == [1]
+    assert seen == [(1, 3)]
+
+
+def test_tasks_evaluated_in_parallel_threads_give_the_same_accuracies(monkeypatch):
+    import threading
+
+    import fgrpo.evaluation as evaluation
+    from fgrpo.data import test_sets
+    from fgrpo.models.lora import fresh_adapter_model
+
+    cfg = load_config(None, ["model.name=tiny", "data.test_size=48", 'data.tasks=["addition", "sorting", "countdown"]'])
+    model, tokenizer = fresh_adapter_model(cfg.model, 0)
+    held_out = test_sets(cfg)
+    threads: set[int] = set()
+    real = evaluation.greedy_completions
+    monkeypatch.setattr(evaluation, "greedy_completions", lambda *a, **k: threads.add(threading.get_ident()) or real(*a, **k))
+    model.train()
+    with torch_threads(1):
+        one = evaluation.accuracy_by_task(model, tokenizer, held_out, 32, 16, concurrent_tasks=1)
+        assert len(threads) == 1
+        threads.clear()
+        three = evaluation.accuracy_by_task(model, tokenizer, held_out, 32, 16, concurrent_tasks=3)
+    assert len(threads) >= 2 and one == three and 0 < one["macro"] < 1
+    assert model.training  # the caller's mode, restored
 
 
 def test_fgrpo_eval_runs_with_eval_threads(monkeypatch):

@@ -174,6 +174,9 @@ class EvalConfig:
     # torch threads of the server's evaluation: a small model's ops are too small to split, and
     # extra threads spin against the clients' and other jobs' processes (benchmarks/results/perf.md).
     threads: int = field(default=1, metadata=_at_least(1))
+    # tasks whose answers are generated at once, each in its own thread of `threads` torch threads:
+    # the clients' workers sit idle while the server evaluates (benchmarks/results/perf.md).
+    concurrent_tasks: int = field(default=2, metadata=_at_least(1))
 
 
 @dataclass

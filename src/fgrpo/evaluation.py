@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from statistics import fmean
 from typing import Any
 
@@ -11,6 +13,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixi
 
 from .models.registry import text_tokenizer
 from .tasks import checker_for
+
+# Tokenizers and processors keep per-call padding state (a Rust tokenizer refuses concurrent use),
+# so tasks generating in parallel threads take turns at encoding and decoding.
+_PROCESSING = threading.Lock()
 
 
 def _encoded(processing_class: Any, prompts: list[list[dict[str, Any]]], images: list[Any]) -> dict[str, Any]:
@@ -56,12 +62,14 @@ def greedy_completions(
     outputs: list[str] = []
     for start in range(0, len(prompts), per_batch):
         batch = slice(start, start + per_batch)
-        encoded = _encoded(tokenizer, prompts[batch], images[batch]).to(model.device)
+        with _PROCESSING:
+            encoded = _encoded(tokenizer, prompts[batch], images[batch]).to(model.device)
         generated = model.generate(
             **encoded, max_new_tokens=max_new_tokens, pad_token_id=text.pad_token_id, **sampling
         )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        outputs.extend(text.batch_decode(new_tokens, skip_special_tokens=True))
+        with _PROCESSING:
+            outputs.extend(text.batch_decode(new_tokens, skip_special_tokens=True))
     model.train(was_training)
     return outputs
 
@@ -85,17 +93,31 @@ def accuracy_by_task(
     batch_size: int = 64,
     samples: int = 0,
     temperature: float = 1.0,
+    concurrent_tasks: int = 1,
 ) -> dict[str, float]:
     """Fraction of exactly-correct greedy answers per task, plus ``macro`` over tasks; with
-    ``samples`` = k > 0, the fraction of prompts with a correct answer among k samples (pass@k)."""
+    ``samples`` = k > 0, the fraction of prompts with a correct answer among k samples (pass@k).
+
+    ``concurrent_tasks`` > 1 generates that many tasks' answers at once, in threads (torch runs its
+    ops outside the GIL; the batches, hence the answers, are the same as one task at a time).
+    Scoring stays in the calling thread: math-verify's timeouts use signals, main thread only."""
     per_prompt = max(1, samples)
+
+    def answers(rows: list[dict[str, Any]]) -> list[str]:
+        return greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples,
+                                  temperature, images=[r.get("image") for r in rows])
+
+    was_training = model.training
+    model.eval()  # once, for every thread (each greedy_completions then restores eval mode)
+    try:
+        with ThreadPoolExecutor(max(1, concurrent_tasks)) as pool:
+            generated = dict(zip(test_sets, pool.map(answers, test_sets.values()), strict=True))
+    finally:
+        model.train(was_training)
     result: dict[str, float] = {}
     for name, rows in test_sets.items():
         task = checker_for(name, rows)  # a procedural task, or a data source's gold check
-        completions = greedy_completions(
-            model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples, temperature,
-            images=[r.get("image") for r in rows],
-        )
+        completions = generated[name]
         result[name] = fmean(
             any(task.is_correct(c, r["answer"]) for c in completions[i * per_prompt : (i + 1) * per_prompt])
             for i, r in enumerate(rows)

@@ -132,7 +132,8 @@ def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None)
         model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     with torch_threads(cfg.eval.threads):  # as the server's evaluation (fgrpo.cpu)
-        return accuracy_by_task(model, tokenizer, test_sets(cfg), cfg.eval.max_new_tokens, cfg.eval.batch_size)
+        return accuracy_by_task(model, tokenizer, test_sets(cfg), cfg.eval.max_new_tokens, cfg.eval.batch_size,
+                                concurrent_tasks=cfg.eval.concurrent_tasks)
 
 
 def accuracy_table(accuracy: dict[str, float], test_size: int) -> str:

@@ -67,7 +67,8 @@ class RunJournal:
             load_adapter_state(self.model, state)
         cfg = self.cfg
         with torch_threads(cfg.eval.threads):
-            accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+            accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens,
+                                        cfg.eval.batch_size, concurrent_tasks=cfg.eval.concurrent_tasks)
         return {"eval": accuracy, "eval_se": standard_errors(accuracy, {t: len(r) for t, r in self.held_out.items()})}
 
     def start(self, state: dict[str, np.ndarray], strategy_state: dict[str, Any]) -> dict[str, np.ndarray]:
