@@ -16,6 +16,8 @@ from fgrpo.experiments.grid import read_sweep
 from fgrpo.experiments.monitor import TreeMonitor
 from fgrpo.experiments.ray_cluster import ADDRESS_ENV, SharedCluster
 
+from .test_sweep import TINY
+
 # A run's process as far as Ray goes: join (with the run's worker environment), then what a
 # Flower Ray worker would see.
 JOINING_RUN = textwrap.dedent("""\
@@ -60,21 +62,7 @@ def test_the_monitor_adds_the_cluster_tree(tmp_path):
     assert monitor.record()["peak_rss_mb"] > 230
 
 
-GRID = textwrap.dedent("""\
-    [base.model]
-    name = "tiny-random"
-    [base.federation]
-    num_clients = 2
-    rounds = 1
-    local_steps = 1
-    [base.data]
-    train_size = 64
-    test_size = 8
-    [base.grpo]
-    per_device_train_batch_size = 8
-    [grid]
-    "strategy.name" = {strategies}
-    """)
+GRID = TINY + '[grid]\n"strategy.name" = {strategies}\n'  # the sweep tests' tiny points
 
 
 class FakeCluster:
