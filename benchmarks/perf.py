@@ -165,7 +165,7 @@ def fgrpo_sweep(src: Path, seeds: int, work: Path) -> dict:
 
 def part_f(sources: dict[str, Path], work: Path, repeats: int) -> dict[str, dict]:
     """Runs per hour of a laptop sweep: ``repeats`` points (seeds) in one ``fgrpo sweep``, its wall
-    time (start-up included) per point; with two sources, their sweeps alternate."""
+    time (start-up included) per point; with two sources, one sweep each, the baseline's first."""
     sweeps = {label: fgrpo_sweep(src, repeats, work / label) for label, src in sources.items()}
     result = {}
     for label, done in sweeps.items():

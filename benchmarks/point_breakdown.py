@@ -5,58 +5,68 @@
 Per federated point of each `fgrpo sweep` directory (sweep.json's wall seconds, the run's
 summary.json and metrics.jsonl), in seconds:
 
-- outside the run: the `fgrpo run` process before its first round and after its last (Python
-  imports, checks, Ray's start or join, the round-0 evaluation or its cache, saving, exiting);
-- GRPO: the clients' local training, (clients / workers) x the round's mean client
-  ``train-seconds`` (each of the workers trains its share of the clients one after another),
-  and within it the time in ``model.generate``;
+- outside the run: the `fgrpo run` process before the server loads its model and after the run
+  (Python imports, checks, Ray's start or join, exiting);
+- round 0 and saving: the run's clock outside its rounds (the server's model load, the round-0
+  evaluation or its cache, the final save);
+- GRPO: the clients' local training, ceil(clients / workers) x the round's mean client
+  ``train-seconds`` (each of the workers trains its share of the round's clients one after
+  another; workers = the sweep machine's cores / client_cpus), and within it the time in
+  ``model.generate``;
 - evaluation: what evaluated rounds take beyond the median non-evaluated round's overhead;
 - worker start-up: what round 1 takes beyond that median overhead (the Ray workers import torch,
   transformers, TRL and Flower and load the model);
 - the rest: aggregation, messages and the other rounds' overhead.
+
+Resumed points are left out: their metrics span sessions their wall time does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import statistics
 import sys
 import tomllib
 from pathlib import Path
 
-PARTS = ("wall", "outside the run", "GRPO", "of which generate", "evaluation", "worker start-up", "rest")
+PARTS = ("wall", "outside the run", "round 0 and saving", "GRPO", "of which generate", "evaluation",
+         "worker start-up", "rest")
 
 
-def breakdown(run: Path, wall: float) -> dict[str, float] | None:
-    """``PARTS`` for one finished federated run; None for a centralized or unfinished one."""
-    if not (run / "summary.json").is_file():
+def breakdown(run: Path, wall: float, cpus: int) -> dict[str, float] | None:
+    """``PARTS`` for one federated run finished in one go on a machine of ``cpus`` cores; None for
+    a centralized, unfinished or resumed one (its metrics span sessions its wall time does not)."""
+    resources = run / "resources.json"
+    if not (run / "summary.json").is_file() or (resources.is_file() and "resume" in resources.read_text()):
         return None
     cfg = tomllib.loads((run / "config.toml").read_text())
     if cfg["strategy"]["name"] == "centralized":
         return None
-    clients, cpus = cfg["federation"]["num_clients"], cfg["federation"]["client_cpus"]
-    workers = max(1, min(clients, int((os.cpu_count() or 1) // cpus)))
+    workers = max(1, int(cpus // cfg["federation"]["client_cpus"]))
     summary = json.loads((run / "summary.json").read_text())
     rounds = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    share = clients / workers
-    train = [share * r["train"]["train-seconds"] for r in rounds]
+    share = [math.ceil(len(r["clients"]) / workers) for r in rounds]  # each worker's clients, one after another
+    train = [k * r["train"]["train-seconds"] for k, r in zip(share, rounds, strict=True)]
     overhead = [r["seconds"] - t for r, t in zip(rounds, train, strict=True)]
     quiet = [o for r, o in zip(rounds, overhead, strict=True) if r.get("eval") is None and r["round"] > 1]
     base = statistics.median(quiet) if quiet else 0.0
     evaluation = sum(o - base for r, o in zip(rounds, overhead, strict=True) if r.get("eval") is not None and r["round"] > 1)
     warmup = overhead[0] - base  # with eval.every = 1 this also holds round 1's evaluation
-    out = {"wall": wall, "outside the run": wall - summary["seconds"], "GRPO": sum(train),
-           "of which generate": sum(share * r["train"]["generate-seconds"] for r in rounds),
+    out = {"wall": wall, "outside the run": wall - summary["seconds"],
+           # the run's clock starts with the server's model: its load, round-0 evaluation (or cache), final save
+           "round 0 and saving": summary["seconds"] - sum(r["seconds"] for r in rounds), "GRPO": sum(train),
+           "of which generate": sum(k * r["train"]["generate-seconds"] for k, r in zip(share, rounds, strict=True)),
            "evaluation": evaluation, "worker start-up": warmup}
-    out["rest"] = wall - out["outside the run"] - out["GRPO"] - evaluation - warmup
+    out["rest"] = wall - sum(v for k, v in out.items() if k not in ("wall", "of which generate"))
     return out
 
 
 def sweep_points(directory: Path) -> list[dict[str, float]]:
     manifest = json.loads((directory / "sweep.json").read_text())
-    found = [breakdown(directory / p["name"], p["seconds"]) for p in manifest["points"] if p.get("seconds")]
+    cpus = manifest["machine"]["cpus"]
+    found = [breakdown(directory / p["name"], p["seconds"], cpus) for p in manifest["points"] if p.get("seconds")]
     return [b for b in found if b is not None]
 
 

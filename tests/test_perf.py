@@ -71,6 +71,9 @@ def test_tasks_evaluated_in_parallel_threads_give_the_same_accuracies(monkeypatc
         three = evaluation.accuracy_by_task(model, tokenizer, held_out, 32, 16, concurrent_tasks=3)
     assert len(threads) >= 2 and one == three and 0 < one["macro"] < 1
     assert model.training  # the caller's mode, restored
+    threads.clear()
+    evaluation.accuracy_by_task(model, tokenizer, held_out, 8, 16, samples=2, concurrent_tasks=3)
+    assert len(threads) == 1  # sampled answers share torch's RNG: one task at a time
 
 
 def test_fgrpo_eval_runs_with_eval_threads(monkeypatch):

@@ -40,9 +40,11 @@ def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path):
             assert done.returncode == 0, done.stderr[-2000:]
             address, run_log, worker_parent = done.stdout.split()
             assert address == cluster.address and run_log == str(tmp_path / "run.log")
-            # the worker belongs to the cluster's tree (the holder's), which the sweep's monitor adds
-            assert worker_parent in {str(p.pid) for p in psutil.Process(cluster.pid).children(recursive=True)}
-        holder = psutil.Process(cluster.pid)
+            # the worker belongs to the cluster's processes, which the sweep's monitor adds to the run's
+            nodes = [psutil.Process(pid) for pid in cluster.node_pids()]
+            assert cluster.proc.pid not in cluster.node_pids()  # the holder's own driver is not counted
+            assert worker_parent in {str(p.pid) for n in nodes for p in [n, *n.children(recursive=True)]}
+        holder = psutil.Process(cluster.proc.pid)
     assert not holder.is_running() or holder.status() == psutil.STATUS_ZOMBIE
     assert ADDRESS_ENV not in os.environ  # the sweep's own environment is left as it was
 
@@ -71,11 +73,13 @@ class FakeCluster:
 
     def __init__(self, log: Path) -> None:
         self.log = log
+        self.alive = True
 
     def __enter__(self) -> FakeCluster:
         if FakeCluster.fail:
             raise RuntimeError(f"could not start a Ray cluster for the sweep; see {self.log}")
         FakeCluster.started += 1
+        FakeCluster.last = self
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,3 +127,28 @@ def test_a_cluster_that_will_not_start_leaves_each_point_its_own(tmp_path, monke
     with runners_for(tmp_path, monkeypatch, '["fedavg"]', fail=True) as by_strategy:
         assert by_strategy["fedavg"] is sweep_module.fgrpo_subprocess
     assert "could not start a Ray cluster for the sweep" in capsys.readouterr().out
+
+
+def test_points_after_the_cluster_stopped_start_their_own(tmp_path, monkeypatch, capsys):
+    with runners_for(tmp_path, monkeypatch, '["fedavg", "fgrpo"]') as by_strategy:
+        cluster = by_strategy["fedavg"].keywords["cluster"]
+    path = tmp_path / "sweep.toml"
+    with sweep_module.point_runners(read_sweep(path), tmp_path / "out", {"strategy.name=fedavg": "new",
+                                    "strategy.name=fgrpo": "new"}, echo=print) as runners:
+        point = read_sweep(path).points[1]
+        FakeCluster.last.alive = False
+        assert runners(point).keywords["cluster"] is None
+    assert cluster is not None and "the shared Ray cluster stopped" in capsys.readouterr().out
+
+
+def test_a_worker_on_another_machine_keeps_its_output(monkeypatch, tmp_path):
+    from fgrpo.client import progress
+
+    monkeypatch.setenv(progress.RUN_LOG_ENV, str(tmp_path / "not-here" / "run.log"))
+    called = []
+    monkeypatch.setattr(progress, "point_output_at", called.append)
+    progress.route_output_to_run_log()  # the run's directory is on the machine that started the run
+    assert called == []
+    monkeypatch.setenv(progress.RUN_LOG_ENV, str(tmp_path / "run.log"))
+    progress.route_output_to_run_log()
+    assert called == [str(tmp_path / "run.log")]

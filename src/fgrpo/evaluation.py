@@ -98,8 +98,9 @@ def accuracy_by_task(
     """Fraction of exactly-correct greedy answers per task, plus ``macro`` over tasks; with
     ``samples`` = k > 0, the fraction of prompts with a correct answer among k samples (pass@k).
 
-    ``concurrent_tasks`` > 1 generates that many tasks' answers at once, in threads (torch runs its
-    ops outside the GIL; the batches, hence the answers, are the same as one task at a time).
+    ``concurrent_tasks`` > 1 generates that many tasks' greedy answers at once, in threads (torch
+    runs its ops outside the GIL; the batches, hence the answers, are the same as one task at a
+    time); sampled answers (pass@k) stay one task at a time, as they share torch's RNG.
     Scoring stays in the calling thread: math-verify's timeouts use signals, main thread only."""
     per_prompt = max(1, samples)
 
@@ -107,10 +108,11 @@ def accuracy_by_task(
         return greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples,
                                   temperature, images=[r.get("image") for r in rows])
 
+    workers = 1 if samples else max(1, concurrent_tasks)  # sampling draws from torch's one global RNG
     was_training = model.training
     model.eval()  # once, for every thread (each greedy_completions then restores eval mode)
     try:
-        with ThreadPoolExecutor(max(1, concurrent_tasks)) as pool:
+        with ThreadPoolExecutor(workers) as pool:
             generated = dict(zip(test_sets, pool.map(answers, test_sets.values()), strict=True))
     finally:
         model.train(was_training)

@@ -45,7 +45,7 @@ def route_output_to_run_log() -> None:
     """Send this worker's stdout/stderr to the run's run.log, once."""
     global _routed_to
     target = os.environ.get(RUN_LOG_ENV)
-    if not target or target == _routed_to:
+    if not target or target == _routed_to or not Path(target).parent.is_dir():  # not there: another machine
         return
     point_output_at(target)
     _routed_to = target

@@ -13,12 +13,16 @@ worker process to one job), so runs stay isolated: only the cluster's start and 
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ADDRESS_ENV = "RAY_ADDRESS"  # what ray.init() reads when given no address
+START_SECONDS = 120  # a cluster not up by then is given up on (each point then starts its own)
 
 # The holder process: starts a local cluster, prints its address, and stops it when its stdin
 # closes (the sweep finished, or died).
@@ -38,9 +42,9 @@ _HOLDER = (
 class SharedCluster:
     """Context manager: a local Ray cluster alive while the block runs; ``env`` joins it.
 
-    The cluster has what a run's own would have (every CPU and GPU Ray detects here). ``pid`` is
-    the holder process, whose process tree is the cluster (the sweep's resource monitor adds it
-    to each federated point's own tree, as a run's own cluster would descend from the run).
+    The cluster has what a run's own would have (every CPU and GPU Ray detects here). The sweep's
+    resource monitor adds its processes (``node_pids``) to each federated point's own tree, as a
+    run's own cluster would descend from the run.
     """
 
     def __init__(self, log: Path) -> None:
@@ -54,8 +58,10 @@ class SharedCluster:
             self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=err, text=True)
         assert self.proc.stdout is not None
-        self.address = self.proc.stdout.readline().strip()
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_SECONDS)
+        self.address = self.proc.stdout.readline().strip() if ready else ""
         if not self.address:
+            self.proc.kill()
             self.proc.wait()
             raise RuntimeError(f"could not start a Ray cluster for the sweep; see {self.log}")
         return self
@@ -70,9 +76,17 @@ class SharedCluster:
             self.proc.wait()
 
     @property
-    def pid(self) -> int:
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def node_pids(self) -> tuple[int, ...]:
+        """The cluster's own processes (Ray's daemons; a run's workers descend from them), not
+        the holder: a run's own cluster has no such extra driver."""
         assert self.proc is not None
-        return self.proc.pid
+        try:
+            return tuple(child.pid for child in psutil.Process(self.proc.pid).children())
+        except psutil.Error:
+            return ()
 
     @property
     def env(self) -> dict[str, str]:

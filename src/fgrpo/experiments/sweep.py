@@ -70,7 +70,7 @@ def fgrpo_subprocess(args: list[str], log: Path, cluster: SharedCluster | None =
         fh.flush()
         proc = subprocess.Popen([sys.executable, "-m", "fgrpo", *args], stdout=fh, stderr=subprocess.STDOUT,
                                 env=cluster.env if cluster else None)
-        with TreeMonitor(proc.pid, also=(cluster.pid,) if cluster else ()) as monitor:
+        with TreeMonitor(proc.pid, also=cluster.node_pids() if cluster else ()) as monitor:
             try:
                 returncode = proc.wait()
             except KeyboardInterrupt:  # the run got the same Ctrl-C; let it stop before the sweep does
@@ -215,7 +215,13 @@ def point_runners(sweep: Sweep, out: Path, actions: dict[str, str],
             echo(f"sweep: {err}; each point starts its own")
             yield lambda point: fgrpo_subprocess
             return
-        yield lambda point: partial(fgrpo_subprocess, cluster=cluster if uses_ray(point) else None)
+
+        def runner(point: Point) -> Runner:
+            if uses_ray(point) and not cluster.alive:
+                echo(f"sweep: the shared Ray cluster stopped (see {cluster.log}); {point.name} starts its own")
+            return partial(fgrpo_subprocess, cluster=cluster if uses_ray(point) and cluster.alive else None)
+
+        yield runner
 
 
 def run_sweep(sweep: Sweep, out: Path, runner: Runner | None = None, echo: Callable[[str], None] = print,
