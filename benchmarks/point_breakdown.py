@@ -39,7 +39,8 @@ def breakdown(run: Path, wall: float, cpus: int) -> dict[str, float] | None:
     """``PARTS`` for one federated run finished in one go on a machine of ``cpus`` cores; None for
     a centralized, unfinished or resumed one (its metrics span sessions its wall time does not)."""
     resources = run / "resources.json"
-    if not (run / "summary.json").is_file() or (resources.is_file() and "resume" in resources.read_text()):
+    resumed = resources.is_file() and json.loads(resources.read_text()).get("attempt") == "resume"
+    if not (run / "summary.json").is_file() or resumed:
         return None
     cfg = tomllib.loads((run / "config.toml").read_text())
     if cfg["strategy"]["name"] == "centralized":

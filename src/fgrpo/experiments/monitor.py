@@ -36,7 +36,7 @@ class TreeMonitor:
     """Samples ``pid`` and its descendants (and those of ``also``) every ``interval`` seconds in a daemon thread."""
 
     def __init__(self, pid: int, interval: float = 1.0, also: tuple[int, ...] = ()) -> None:
-        self.roots = [psutil.Process(p) for p in (pid, *also)]  # ``also``: e.g. a shared Ray cluster's holder
+        self.roots = [psutil.Process(p) for p in (pid, *also)]  # ``also``: e.g. a shared Ray cluster's daemons
         self.interval = interval
         self.cpu: list[float] = []
         self.rss: list[int] = []

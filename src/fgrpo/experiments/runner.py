@@ -49,7 +49,6 @@ def run_experiment(
         return run_centralized(cfg, out_dir, progress)
     from .flower_dispatch import install
     from .flower_simulation import simulate
-
     from .ray_cluster import join
 
     install()  # Flower's dispatcher polls every node ten times a second; ask only those with mail
