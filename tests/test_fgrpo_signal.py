@@ -1,5 +1,6 @@
 """The client's half of FGRPO: per-task rollout signals, the held-out probe, client-side baselines."""
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -8,13 +9,16 @@ from flwr.app import ConfigRecord, RecordDict
 from transformers import TrainerState
 
 from fgrpo.client.app import lr_scale
-from fgrpo.client.signal import HISTORY_KEY, RolloutRecorder, per_task_means, plan_signal, probe_quotas, signal_metrics, split_probe
+from fgrpo.client.signal import HISTORY_KEY, RolloutRecorder, per_task_means, plan_signal, signal_metrics
 from fgrpo.config import ConfigError, load_config
-from fgrpo.data import client_partition, prompt_key
+from fgrpo import data as fdata
+from fgrpo.data import client_partition, prompt_key, training_pool
+from fgrpo.probe_rows import client_rows, pooled_training_rows, probe_quotas
 from fgrpo.server.strategies import build_strategy
 from fgrpo.server.strategies.weighted import SIGNALS_RECORD_KEY
 from fgrpo.tasks.rewards import reward_ranges
 
+from .data_helpers import write_jsonl
 from .replies import reply
 
 TASKS = 'data.tasks=["addition", "multiplication", "sorting", "countdown"]'
@@ -28,50 +32,80 @@ def cfg_with(*overrides: str):
 # --- the probe ---------------------------------------------------------------------------
 
 
+def rows_of(cfg, pid):
+    return client_rows(cfg, pid, {"partition-id": pid})
+
+
 @pytest.mark.parametrize("alpha", [0.1, 1.0])
-def test_probe_never_overlaps_the_training_rows_and_is_the_same_every_round(alpha):
-    cfg = cfg_with(f"data.alpha={alpha}", "strategy.signal=probe", "strategy.probe_size=8")
+def test_procedural_probes_take_no_training_row_and_are_the_same_every_round(alpha):
+    cfg = cfg_with(f"data.alpha={alpha}", "data.probe_size=8")
+    pool = {prompt_key(r) for r in training_pool(cfg)}
+    held_out = {prompt_key(r) for rows in fdata.test_sets(cfg).values() for r in rows}
     for pid in range(cfg.federation.num_clients):
-        partition = client_partition(cfg, pid)
-        plan = plan_signal("probe", cfg, pid, partition, [], (None, None), RecordDict())
-        train, probe = split_probe(partition, cfg.strategy.probe_size, seed=cfg.seed * 1_000_003 + pid)
-        train_keys = [prompt_key(r) for r in plan.dataset]
-        probe_keys = [prompt_key(r) for r in probe]
-        assert train_keys == [prompt_key(r) for r in train]  # what the client trains on
-        assert not set(train_keys) & set(probe_keys)
-        assert sorted(train_keys + probe_keys) == sorted(prompt_key(r) for r in partition)
-        assert len(probe_keys) == min(8, len(partition) // 2)
-        again = plan_signal("probe", cfg, pid, client_partition(cfg, pid), [], (None, None), RecordDict())
-        assert [prompt_key(r) for r in again.dataset] == train_keys  # next round: the same split
+        rows = rows_of(cfg, pid)
+        assert [prompt_key(r) for r in rows.train] == [prompt_key(r) for r in client_partition(cfg, pid)]
+        probe_keys = [prompt_key(r) for r in rows.probe]
+        assert len(probe_keys) == len(set(probe_keys)) == 8  # generated: not limited by the partition's size
+        assert not set(probe_keys) & pool  # nobody trains on a probe prompt
+        assert [prompt_key(r) for r in rows_of(cfg, pid).probe] == probe_keys  # next round: the same probe
+        assert not set(probe_keys) & held_out  # nor a test prompt
 
 
 def test_probe_covers_every_task_in_proportion_to_the_partition():
-    cfg = cfg_with("data.partition=iid")
+    cfg = cfg_with("data.partition=iid", "data.probe_size=8")
     partition = client_partition(cfg, 0)
-    _, probe = split_probe(partition, 8, seed=3)
+    probe = rows_of(cfg, 0).probe
     assert Counter(partition["task"]) == {"countdown": 16, "multiplication": 14, "sorting": 13, "addition": 7}
     # one row each, then the other 4 to the tasks furthest below their share 8 * count / 50:
     # countdown (2.56), multiplication (2.24), sorting (2.08), countdown again
-    assert Counter(probe["task"]) == {"countdown": 3, "multiplication": 2, "sorting": 2, "addition": 1}
+    assert Counter(r["task"] for r in probe) == {"countdown": 3, "multiplication": 2, "sorting": 2, "addition": 1}
 
 
-def test_probe_quotas_never_take_more_than_half_a_task():
-    assert probe_quotas({"a": 100, "b": 3, "c": 1}, 40) == {"a": 39, "b": 1, "c": 0}
-    assert probe_quotas({"a": 4, "b": 4}, 10) == {"a": 2, "b": 2}  # the partition runs out first
+def test_probe_quotas_respect_each_tasks_cap():
+    caps = {"a": 50, "b": 1, "c": 0}  # a data source's rows: at most half of each task
+    assert probe_quotas({"a": 100, "b": 3, "c": 1}, 40, caps) == {"a": 39, "b": 1, "c": 0}
+    assert probe_quotas({"a": 4, "b": 4}, 10, {"a": 2, "b": 2}) == {"a": 2, "b": 2}  # the rows run out first
+    assert probe_quotas({"a": 4, "b": 1}, 10, {"a": 10, "b": 10}) == {"a": 8, "b": 2}  # generated: no cap
 
 
-def test_a_partition_too_small_for_a_probe_is_a_clear_error():
-    cfg = cfg_with()
-    tiny = client_partition(cfg, 0).select([0])
-    with pytest.raises(ConfigError, match="strategy.probe_size"):
-        split_probe(tiny, 8, seed=0)
+def test_a_sources_probe_rows_are_held_out_for_every_strategy(tmp_path):
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"prompt": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(40)])
+    base = ["data.tasks=[]", "federation.num_clients=2", "data.partition=iid", "data.test_size=4",
+            f'data.sources=[{{name = "qa", path = "{path}", answer_format = "plain", checker = "exact"}}]']
+    by_strategy = {}
+    for strategy in ("fgrpo", "fedavg", "fedprox", "scaffold"):
+        cfg = load_config(None, [*base, f"strategy.name={strategy}", "data.probe_size=4"])
+        by_strategy[strategy] = [[prompt_key(r) for r in rows_of(cfg, pid).train] for pid in range(2)]
+        probe = [prompt_key(r) for pid in range(2) for r in rows_of(cfg, pid).probe]
+        assert len(probe) == 8 and not set(probe) & {k for keys in by_strategy[strategy] for k in keys}
+        assert sorted(probe + [k for keys in by_strategy[strategy] for k in keys]) == sorted(
+            prompt_key(r) for r in training_pool(cfg))
+        centralized = load_config(None, [*base, "strategy.name=centralized", "data.probe_size=4"])
+        assert sorted(prompt_key(r) for r in pooled_training_rows(centralized)) == sorted(
+            k for keys in by_strategy[strategy] for k in keys)  # centralized: the clients' rows together
+    assert len({json.dumps(v) for v in by_strategy.values()}) == 1
+    everything = load_config(None, [*base, "data.probe_size=0"])
+    assert sum(len(rows_of(everything, pid).train) for pid in range(2)) == 36  # 40 less the 4 test rows
 
 
-def test_without_a_request_the_client_trains_on_its_whole_partition():
-    cfg = cfg_with()
-    partition = client_partition(cfg, 1)
-    plan = plan_signal(None, cfg, 1, partition, ["f"], (None, None), RecordDict())
-    assert plan.dataset is partition and plan.reward_funcs == ["f"] and plan.measure is None
+def test_the_probe_signal_without_probe_rows_is_a_clear_error():
+    cfg = cfg_with("data.probe_size=0")
+    with pytest.raises(ConfigError, match="data.probe_size"):
+        plan_signal("probe", cfg, 0, rows_of(cfg, 0), [], (None, None), RecordDict())
+
+
+def test_the_moved_probe_size_key_says_where_it_went():
+    with pytest.raises(ConfigError, match=r"strategy.probe_size.*moved to data.probe_size"):
+        cfg_with("strategy.probe_size=8")
+
+
+@pytest.mark.parametrize("request_", [None, "train-reward", "probe"])
+def test_the_client_trains_on_the_same_rows_whatever_the_server_asks(request_):
+    cfg = cfg_with("data.probe_size=8")
+    rows = rows_of(cfg, 1)
+    plan = plan_signal(request_, cfg, 1, rows, ["f"], (None, None), RecordDict())
+    assert plan.dataset is rows.train
+    assert (plan.measure is None) == (request_ is None)
 
 
 # --- rollout signals --------------------------------------------------------------------

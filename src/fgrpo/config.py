@@ -88,7 +88,6 @@ class StrategyConfig:
     floor: float = field(default=0.0, metadata=_within(0.0, 1.0))
     eps: float = field(default=1e-6, metadata=_at_least(1e-12))
     server_lr: float = field(default=1.0, metadata=_at_least(0.0))
-    probe_size: int = field(default=64, metadata=_at_least(1))
     # probe answers per row: 0 greedy; k > 0 samples k at probe_temperature with the same random
     # numbers before and after training (common random numbers), a finer signal than 0/1 per row
     probe_samples: int = field(default=0, metadata=_at_least(0))
@@ -161,6 +160,11 @@ class DataConfig:
     # Multiplies a task's native reward, e.g. {multiplication = 100.0}.
     reward_scale: dict[str, float] = field(default_factory=dict, metadata=_multipliers())
     format_reward: float = field(default=0.0, metadata=_at_least(0.0))
+    # Rows of each client's probe (FGRPO's probe signal), laid out the same for every strategy
+    # (fgrpo.probe_rows): procedural tasks' probes are generated beside the training pool; a data
+    # source's probe rows (at most half of each task's rows) are held out of training whatever the
+    # strategy, so every strategy trains on the same rows. 0: no probe (the probe signal is refused).
+    probe_size: int = field(default=64, metadata=_at_least(0))
     # Bring-your-own datasets, each one more task label ([[data.sources]] tables).
     sources: list[SourceConfig] = field(default_factory=list)
 
@@ -279,6 +283,10 @@ def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any
     return value
 
 
+# Keys that moved to another table: one line saying where, rather than "unknown key".
+MOVED_KEYS = {"strategy.probe_size": "data.probe_size"}
+
+
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
@@ -286,7 +294,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key not in known:
-            raise ConfigError(dotted, "unknown key")
+            raise ConfigError(dotted, f"moved to {MOVED_KEYS[dotted]}" if dotted in MOVED_KEYS else "unknown key")
         annotation = hints[key]
         item_type = (typing.get_args(annotation) or (None,))[0]
         if typing.get_origin(annotation) is list and dataclasses.is_dataclass(item_type):

@@ -142,6 +142,11 @@ def _partitioner_for(config_json: str) -> Partitioner:
     return partitioner
 
 
+def partitioned_pool(cfg: Config) -> Dataset:
+    """The pool the partitions are cut from (built once per process and config)."""
+    return _partitioner_for(cfg.to_json()).dataset
+
+
 def client_partition(cfg: Config, partition_id: int) -> Dataset:
     """This client's private training prompts (deterministic in config and id)."""
     if not 0 <= partition_id < cfg.federation.num_clients:
@@ -217,7 +222,7 @@ def check_data(cfg: Config, probe_rows: int = 2) -> None:
     test_sets(cfg)
     for pid in range(cfg.federation.num_clients):
         client_partition(cfg, pid)
-    pool = _partitioner_for(cfg.to_json()).dataset
+    pool = partitioned_pool(cfg)
     funcs = reward_functions(cfg)
     for source in cfg.data.sources:
         check_columns(funcs, source.name, load_source(source, cfg.seed, cfg.data.test_size)[0])

@@ -17,9 +17,9 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from ..config import Config, config_from_dict
-from ..data import node_dataset
 from ..models.lora import cached_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
+from ..probe_rows import client_rows
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
 from .failure import reports_failure
@@ -68,7 +68,7 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(msg.content["config"]["server-round"])
     learning_rate = float(msg.content["config"][LEARNING_RATE_KEY])
     partition_id, client_id = client_identity(context)
-    dataset = node_dataset(cfg, context.node_config)  # the owner's file, or the simulated partition
+    rows = client_rows(cfg, partition_id, context.node_config)  # the owner's file, or the simulated partition
     torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
     store = state_store(msg.content["config"].get(CLIENT_STATE_KEY), context.node_config, client_id)
     if store is not None:  # a resumed run starts with an empty context.state
@@ -77,9 +77,9 @@ def train(msg: Message, context: Context) -> Message:
     model, tokenizer = cached_adapter_model(cfg.model)
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
     rewards = reward_functions(cfg)
-    # FGRPO's signal (asked for in the message): may carve a probe off the training rows
+    # FGRPO's signal (asked for in the message); the training rows are the same whatever it asks
     signal = plan_signal(msg.content["config"].get(SIGNAL_REQUEST_KEY), cfg, partition_id,
-                         dataset, rewards, (model, tokenizer), context.state)
+                         rows, rewards, (model, tokenizer), context.state)
     plan = plan_round(msg, context, model, client_id, signal.dataset)  # FedProx / SCAFFOLD / local-only hooks
     reporters = step_reporters(client_id, server_round, cfg.federation.local_steps)  # `fgrpo run`'s progress display
     plan.trainer_kwargs.setdefault("callbacks", []).extend(reporters)

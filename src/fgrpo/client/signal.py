@@ -4,8 +4,9 @@
   rollout's task label and total reward are known; the first ``strategy.signal_skip_steps``
   local steps are left out because they sample the received global model, which is the same
   for every client and says nothing about this client's update.
-- ``probe``: ``split_probe`` carves a fixed probe from the partition (never trained on, the
-  same prompts every round); ``probe_signals`` scores greedy answers on it per task, or
+- ``probe``: the client's fixed probe (fgrpo.probe_rows: beside its training rows, never trained
+  on, the same prompts every round, whatever the strategy); ``probe_signals`` scores greedy
+  answers on it per task, or
   ``strategy.probe_samples`` sampled answers per row drawn with the same random numbers every
   time it is called, so before/after differences measure the model, not the draw.
 - ``strategy.baseline_at = "client"``: ``client_side_gain`` keeps the per-task history in the
@@ -17,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import random
 from collections import defaultdict
 from collections.abc import Callable
 from statistics import fmean
@@ -29,6 +29,7 @@ from flwr.app import ConfigRecord, RecordDict
 
 from ..config import Config, ConfigError
 from ..evaluation import completion_rewards
+from ..probe_rows import ClientRows
 from ..server.strategies import fgrpo_params
 from ..server.strategies.fgrpo import GAIN_KEY, SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, task_metrics
 from ..server.strategies.fgrpo_rule import TaskHistory, TaskSignal, client_gain, update_histories
@@ -92,44 +93,6 @@ class RolloutRecorder:
         return per_task_means([t for t, _ in kept], [r for _, r in kept])
 
 
-def probe_quotas(task_counts: dict[str, int], take: int) -> dict[str, int]:
-    """Probe rows per task: one for every task that has two rows or more (when ``take`` allows),
-    the rest in proportion to the partition's task mix, never more than half of a task's rows."""
-    quota = {task: 0 for task in task_counts}
-    eligible = sorted((t for t, c in task_counts.items() if c >= 2), key=lambda t: (-task_counts[t], t))
-    for task in eligible[:take]:
-        quota[task] = 1
-    total = sum(task_counts.values())
-    for _ in range(take - sum(quota.values())):
-        open_tasks = [t for t in eligible if quota[t] < task_counts[t] // 2]
-        if not open_tasks:
-            break
-        # the task furthest below its proportional share takes the next row
-        task = max(open_tasks, key=lambda t: (take * task_counts[t] / total - quota[t], t))
-        quota[task] += 1
-    return quota
-
-
-def split_probe(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Dataset]:
-    """(training rows, probe rows): a fixed probe carved from the client's partition.
-
-    Up to ``size`` rows and at most half the partition, stratified by task label
-    (``probe_quotas``) so the probe mirrors what the client trains on and every task it holds
-    is probed when the size allows. Deterministic in the partition and ``seed``, so the probe
-    is the same prompts every round.
-    """
-    take = min(size, len(dataset) // 2)
-    if take == 0:
-        raise ConfigError("strategy.probe_size", f"a partition of {len(dataset)} row(s) is too small to carve a probe")
-    rng = random.Random(seed)
-    by_task: dict[str, list[int]] = defaultdict(list)
-    for i, task in enumerate(dataset["task"]):
-        by_task[task].append(i)
-    quotas = probe_quotas({task: len(rows) for task, rows in by_task.items()}, take)
-    chosen = {i for task, rows in sorted(by_task.items()) for i in rng.sample(rows, quotas[task])}
-    return dataset.select([i for i in range(len(dataset)) if i not in chosen]), dataset.select(sorted(chosen))
-
-
 @dataclasses.dataclass(frozen=True)
 class ProbeSampling:
     samples: int = 0  # 0: greedy
@@ -137,9 +100,9 @@ class ProbeSampling:
     seed: int = 0  # the same every call: common random numbers before and after training
 
 
-def probe_signals(model: Any, tokenizer: Any, probe: Dataset, reward_funcs: list[Any], max_new_tokens: int,
+def probe_signals(model: Any, tokenizer: Any, probe: list[dict[str, Any]], reward_funcs: list[Any], max_new_tokens: int,
                   sampling: ProbeSampling = ProbeSampling()) -> TaskMeans:
-    rows = list(probe)  # decoded: images as PIL images, as the model reads them
+    rows = probe
     with torch.random.fork_rng(devices=[]):  # leaves the training RNG where it was
         torch.manual_seed(sampling.seed)
         totals = completion_rewards(model, tokenizer, rows, reward_funcs, max_new_tokens,
@@ -189,19 +152,24 @@ class SignalPlan:
 
 
 def plan_signal(
-    request: str | None, cfg: Config, partition_id: int, dataset: Dataset, reward_funcs: list[Any],
+    request: str | None, cfg: Config, partition_id: int, rows: ClientRows, reward_funcs: list[Any],
     model_and_tokenizer: tuple[Any, Any], state: RecordDict,
 ) -> SignalPlan:
-    """Prepare this round's FGRPO signal (``request``: the signal the server asked for, or None)."""
+    """Prepare this round's FGRPO signal (``request``: the signal the server asked for, or None).
+
+    The client trains on ``rows.train`` whatever is asked: the probe lies beside it."""
     if request == "train-reward":
         recorder = RolloutRecorder(reward_funcs, cfg.strategy.signal_skip_steps)
-        return SignalPlan(dataset, recorder.reward_funcs,
+        return SignalPlan(rows.train, recorder.reward_funcs,
                           lambda: signal_metrics(cfg, state, recorder.signals(), None))
-    if request == "probe":  # the seed does not depend on the round: the same probe every round
-        seed = cfg.seed * 1_000_003 + partition_id
-        train_rows, probe = split_probe(dataset, cfg.strategy.probe_size, seed=seed)
-        sampling = ProbeSampling(cfg.strategy.probe_samples, cfg.strategy.probe_temperature, seed)
-        score = functools.partial(probe_signals, *model_and_tokenizer, probe, reward_funcs, cfg.eval.max_new_tokens, sampling)
+    if request == "probe":  # the seed does not depend on the round: the same draws every round
+        if not rows.probe:
+            raise ConfigError("data.probe_size", "the probe signal needs probe rows: this client has none "
+                              "(data.probe_size = 0, or a data source with fewer than 2 rows of each task)")
+        sampling = ProbeSampling(cfg.strategy.probe_samples, cfg.strategy.probe_temperature,
+                                 cfg.seed * 1_000_003 + partition_id)
+        score = functools.partial(probe_signals, *model_and_tokenizer, rows.probe, reward_funcs,
+                                  cfg.eval.max_new_tokens, sampling)
         before = score() if cfg.strategy.gain == "delta" else None  # on the received global model
-        return SignalPlan(train_rows, reward_funcs, lambda: signal_metrics(cfg, state, score(), before))
-    return SignalPlan(dataset, reward_funcs)
+        return SignalPlan(rows.train, reward_funcs, lambda: signal_metrics(cfg, state, score(), before))
+    return SignalPlan(rows.train, reward_funcs)

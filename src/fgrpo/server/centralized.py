@@ -22,7 +22,7 @@ from transformers import TrainerCallback
 from ..client.grpo import RoundScheduledGRPOTrainer, stats_from_log, train_locally
 from ..config import Config
 from ..cpu import torch_threads
-from ..data import training_pool
+from ..probe_rows import pooled_training_rows
 from ..models.transport import adapter_state
 from ..tasks.rewards import reward_functions
 from .journal import RunJournal, macro_text
@@ -63,7 +63,7 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
     """Train centrally; write metrics.jsonl, summary.json, plots, checkpoint/ and final/adapter."""
     journal = RunJournal(cfg, out_dir, progress or print)
     model, tokenizer = journal.model, journal.tokenizer
-    pool = training_pool(cfg)
+    pool = pooled_training_rows(cfg)  # the rows the clients train on together
     per_round, steps = total_steps(cfg)
     rounds = cfg.federation.rounds
     journal.start(adapter_state(model), {"steps": 0})
