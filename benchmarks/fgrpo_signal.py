@@ -22,6 +22,8 @@ takes) of the shipped model, Dirichlet(alpha) task mixtures:
   the others learn; the stalled client's mean weight from round 3 on as a fraction of its FedAvg
   weight, the effective number of clients 1 / sum w^2, and the final macro accuracy of FGRPO vs.
   a FedAvg run of the same setting.
+- one-row factor: on the stalled run, the most one probe row (moved up or down) changes any weight,
+  by replay; a mode above 2x is left out of the favoured choice (issue 23).
 - favoured mode (``favoured``): modes whose weights collapse onto one client are left out (see
   ``collapsed``), then the thresholds of issue 10 decide.
 
@@ -63,6 +65,7 @@ FROM_ROUND = 3  # the stalled client's weight is averaged from this round on (ba
 # Done-when thresholds of issue 10
 NULL_TV_MEDIAN, NULL_TV_MAX, STALLED_RATIO = 0.05, 0.15, 0.5
 TAUS = "3,1,0.3,0.1,0.03,0.01"
+ROW_FACTOR = 2.0  # a default gain's bound: one probe row moves no weight by more than this factor
 FEDAVG_TAU = 1e6  # FGRPO at this temperature gives n_k / sum n: signals logged, weights FedAvg's
 
 
@@ -155,6 +158,36 @@ def replay_weights(records: list[dict[str, Any]], cfg: Config, gain: str, tau: f
     return weights
 
 
+def one_row_factor(records: list[dict[str, Any]], cfg: Config, gain: str, tau: float, samples: int) -> float:
+    """The most one probe row can move a weight: per round, client and task, the logged signal is
+    moved by one row's worth (the task's range over its probe rows) up and down, and the factor
+    max(w'/w, w/w') between the weights with and without the move is taken over every client."""
+    params = dataclasses.replace(fgrpo_params(cfg), gain_mode=gain, tau=tau)
+    ranges, history, worst = reward_ranges(cfg), {}, 1.0
+    for record in records:
+        clients = record["clients"]
+        signals = [{task: TaskSignal(p=t["signal"], n=t["rollouts"], r_min=ranges[task][0], r_max=ranges[task][1],
+                                     p_before=t.get("before")) for task, t in c["tasks"].items()} for c in clients]
+        past = [history.get(c["client-id"], {}) for c in clients]
+        sizes = [c["num-examples"] for c in clients]
+
+        def weights(moved: list[dict[str, TaskSignal]]) -> Any:
+            return fgrpo_weights(sizes, [client_gain(s, h, params)[0] for s, h in zip(moved, past, strict=True)], params)
+
+        base = weights(signals)
+        for k, client_signals in enumerate(signals):
+            for task, s in client_signals.items():
+                step = s.width * max(1, samples) / s.n  # one row's answers, all of them moved
+                for sign in (1.0, -1.0):
+                    moved = list(signals)
+                    moved[k] = {**client_signals, task: dataclasses.replace(s, p=s.p + sign * step)}
+                    w = weights(moved)
+                    worst = max(worst, float(max(max(w / base), max(base / w))))
+        for c, s, h in zip(clients, signals, past, strict=True):
+            history[c["client-id"]] = update_histories(h, s, params)
+    return worst
+
+
 def null_tvs(records: list[dict[str, Any]], weights: list[list[float]]) -> list[float]:
     return [tv_from_fedavg([{**c, "weight": w} for c, w in zip(r["clients"], ws, strict=True)])
             for r, ws in zip(records, weights, strict=True)]
@@ -209,6 +242,8 @@ def measure_mode(setting: Setting, mode: str, nulls: tuple[list[dict[str, Any]],
     stalled = setting.run([*setting.signal(signal, gain, tau), *stalled_overrides(setting.cfg)],
                           work / mode.replace("/", "-") / "stalled")
     acc, se = final_eval(stalled)
+    samples = setting.probe_samples if signal == "probe-sampled" else 0
+    row_factor = one_row_factor(stalled, setting.cfg, gain, tau, samples) if signal != "train-reward" else math.nan
     if gain == "delta":  # the logged gains are the round's own before/after probe changes
         stalled_id = f"client-{STALLED}"
         learning = {"learners": gains_per_round(stalled, lambda cid: cid != stalled_id),
@@ -224,6 +259,7 @@ def measure_mode(setting: Setting, mode: str, nulls: tuple[list[dict[str, Any]],
         "null_by_tau": without_rounds(by_tau),
         "iid_by_tau": without_rounds(iid_by_tau),
         "stalled_weight_ratio": stalled_weight_ratio(stalled, f"client-{STALLED}"),
+        "one_row_factor": row_factor,
         "effective_clients": effective_clients(stalled),
         "acc_fgrpo": acc,
         "acc_fedavg": fedavg[0],
@@ -244,6 +280,11 @@ def collapsed(m: dict[str, Any], fedavg_effective: float) -> bool:
     return m["effective_clients"] < fedavg_effective / 2
 
 
+def unbounded(m: dict[str, Any]) -> bool:
+    """One probe row can move a weight by more than ROW_FACTOR (issue 23's bound on the default)."""
+    return bool(m["one_row_factor"] > ROW_FACTOR)
+
+
 def null_met(m: dict[str, Any], test: str = "null") -> bool:
     return bool(m[f"{test}_tv_median"] <= NULL_TV_MEDIAN and m[f"{test}_tv_max"] <= NULL_TV_MAX)
 
@@ -252,7 +293,7 @@ def favoured(modes: dict[str, dict[str, Any]]) -> str:
     """Among modes whose weights have not collapsed: those meeting every threshold, by stalled-setting
     accuracy; else those meeting the null test, by the smallest stalled-client weight; else the
     smallest null TV."""
-    sound = {name: m for name, m in modes.items() if not m["collapsed"]} or modes
+    sound = {name: m for name, m in modes.items() if not m["collapsed"] and not unbounded(m)} or modes
     passing = [name for name, m in sound.items() if passes(m)]
     if passing:
         return max(passing, key=lambda name: sound[name]["acc_fgrpo"])
@@ -272,11 +313,11 @@ def verdict(m: dict[str, Any]) -> str:
 
 def table(result: dict[str, Any]) -> str:
     lines = ["| signal/gain | tau | null TV median | null TV max | IID TV median | IID TV max | stalled weight / FedAvg | "
-             "effective clients | acc FGRPO | acc FedAvg | verdict | meets thresholds | weights collapsed |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "effective clients | one-row factor | acc FGRPO | acc FedAvg | verdict | meets thresholds | weights collapsed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in result["modes"].items():
         lines.append(f"| {name} | {m['tau']:g} | {m['null_tv_median']:.3f} | {m['null_tv_max']:.3f} | {m['iid_tv_median']:.3f} | "
-                     f"{m['iid_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | {m['effective_clients']:.2f} | "
+                     f"{m['iid_tv_max']:.3f} | {m['stalled_weight_ratio']:.2f} | {m['effective_clients']:.2f} | {m['one_row_factor']:.2f} | "
                      f"{m['acc_fgrpo']:.3f} ± {m['se']:.3f} | {m['acc_fedavg']:.3f} ± {m['se_fedavg']:.3f} | "
                      f"{m['verdict']} | {'yes' if m['meets_thresholds'] else 'no'} | {'yes' if m['collapsed'] else 'no'} |")
     return "\n".join(lines)
@@ -318,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "taus": taus,
         "setting": {"config": args.config, "model": base.model.name, "rounds": args.rounds, "clients": args.clients,
                     "alpha": args.alpha, "seed": args.seed, "local_steps": base.federation.local_steps,
-                    "probe_size": base.strategy.probe_size, "probe_samples": args.probe_samples, "test_size": base.data.test_size,
+                    "probe_size": base.data.probe_size, "probe_samples": args.probe_samples, "test_size": base.data.test_size,
                     "stalled_client": f"client-{STALLED}", "from_round": FROM_ROUND},
         "command": command.strip(),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), no GPU",
@@ -350,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{lrn['mean']:+.4f} ± {lrn['se']:.4f} of the reward range in the stalled setting "
                         f"({lrn['n']} client-rounds from round {FROM_ROUND}; the stalled client: exactly 0), "
                         f"{iid['mean']:+.4f} ± {iid['se']:.4f} in the IID null.")
+    loose = [name for name, m in measured.items() if unbounded(m)]
+    if loose:
+        summary += f" Left out because one probe row can move a weight by more than {ROW_FACTOR:g}x: {', '.join(loose)}."
     gone = [name for name, m in measured.items() if m["collapsed"]]
     if gone:
         summary += (f" Left out because their weights collapsed onto one client (median effective clients below half "

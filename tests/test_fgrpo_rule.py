@@ -197,10 +197,14 @@ def test_difference_mode_is_scale_sensitive():
     assert w_scaled[1]["weight"] > 0.9
 
 
-def test_ratio_uses_eps_for_a_zero_baseline_and_the_client_gain_is_clipped():
+def test_ratio_floors_a_zero_baseline_at_eps_times_the_range_and_the_client_gain_is_clipped():
     params = FgrpoParams(gain_mode="ratio", g_max=2.0, eps=1e-6)
     gain, _ = task_gain(TaskSignal(p=1.0, n=1), TaskHistory(baseline=0.0), params)
     assert gain == pytest.approx(1e6)
+    on_ten = TaskSignal(p=10.0, n=1, r_min=0.0, r_max=10.0)  # the same move on a range 10x wider
+    assert task_gain(on_ten, TaskHistory(baseline=0.0), params)[0] == pytest.approx(1e6)
+    default = FgrpoParams(gain_mode="ratio")  # eps 0.1 of the range: one row of 64 flipping at b = 0
+    assert task_gain(TaskSignal(p=1 / 64, n=64), TaskHistory(baseline=0.0), default)[0] == pytest.approx(10 / 64)
     assert client_gain({"t": TaskSignal(p=1.0, n=1)}, {"t": TaskHistory(baseline=0.0)}, params)[0] == 2.0
     assert client_gain({"t": TaskSignal(p=-1.0, n=1)}, {"t": TaskHistory(baseline=0.0)}, params)[0] == -2.0
 

@@ -7,6 +7,8 @@ what the trainer is handed and what the reply reports as ``num-examples`` must n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flwr.app import Context, RecordDict
 
@@ -21,6 +23,7 @@ from fgrpo.server.strategies import build_strategy
 from .replies import reply
 from .test_strategies import FakeGrid
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = ["model.name=tiny-random", 'data.tasks=["sorting", "addition"]', "data.train_size=48", "data.test_size=4",
         "grpo.max_completion_length=8", "federation.num_clients=2", "federation.local_steps=1",
         "grpo.per_device_train_batch_size=4", "data.probe_size=4", "eval.max_new_tokens=8"]
@@ -77,3 +80,36 @@ def test_with_equal_gains_fgrpo_weights_are_fedavgs_on_a_size_skew_partition(gai
         gains = [row["gain"] for row in strategy.ledger]
         assert len(set(gains)) == 1 and (rnd == 1 or gains[0] > 0)
         assert [row["weight"] for row in strategy.ledger] == pytest.approx([n / sum(sizes) for n in sizes])
+
+
+@pytest.mark.parametrize("gain", ["default", "range", "ratio"])
+def test_one_probe_row_flipping_moves_no_weight_more_than_2x_against_fedavg(gain):
+    """The audit's case, everywhere: the demo partition's real probes, every task scoring 0 (b = 0,
+    where the old ratio gain divided by 1e-6), then one row of one task of one client flips to the
+    task's maximum; every client's weight stays within 2x of its FedAvg weight."""
+    from fgrpo.probe_rows import client_rows
+    from fgrpo.tasks.rewards import reward_ranges
+
+    overrides = [] if gain == "default" else [f"strategy.gain={gain}"]
+    cfg = load_config(ROOT / "configs" / "demo.toml", overrides)
+    rows = [client_rows(cfg, pid, {"partition-id": pid}) for pid in range(cfg.federation.num_clients)]
+    sizes = [len(r.train) for r in rows]
+    probes = [{t: sum(1 for row in r.probe if row["task"] == t) for t in {row["task"] for row in r.probe}} for r in rows]
+    ranges = reward_ranges(cfg)
+
+    def replies(flip: tuple[int, str] | None):
+        return [reply(f"client-{k}", {"w": [0.0]}, sizes[k], 0.0,
+                      tasks={t: (ranges[t][0] + (ranges[t][1] - ranges[t][0]) / n * ((k, t) == flip), n)
+                             for t, n in probe.items()})
+                for k, probe in enumerate(probes)]
+
+    fedavg = [n / sum(sizes) for n in sizes]
+    worst = 1.0
+    for k, probe in enumerate(probes):
+        for task in probe:
+            strategy = build_strategy(cfg)
+            strategy.aggregate_train(1, replies(None))  # every baseline at the task's minimum
+            strategy.aggregate_train(2, replies((k, task)))
+            weights = [row["weight"] for row in strategy.ledger]
+            worst = max(worst, *(max(w / f, f / w) for w, f in zip(weights, fedavg, strict=True)))
+    assert worst <= 2.0

@@ -86,7 +86,9 @@ class StrategyConfig:
     gamma: float = field(default=1.0, metadata=_at_least(0.0))
     g_max: float = field(default=5.0, metadata=_at_least(0.0))
     floor: float = field(default=0.0, metadata=_within(0.0, 1.0))
-    eps: float = field(default=1e-6, metadata=_at_least(1e-12))
+    # ratio's floor of |b| as a fraction of the task's reward range (scale-invariant, and bounded
+    # where b nears 0: one probe row can no longer hand a client all the weight)
+    eps: float = field(default=0.1, metadata=_at_least(1e-12))
     server_lr: float = field(default=1.0, metadata=_at_least(0.0))
     # probe answers per row: 0 greedy; k > 0 samples k at probe_temperature with the same random
     # numbers before and after training (common random numbers), a finer signal than 0/1 per row

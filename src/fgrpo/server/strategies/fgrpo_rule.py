@@ -11,7 +11,8 @@ b_{k,τ} is the EMA of its past p_{k,τ}; [r_min, r_max] is τ's declared reward
 
 gain modes:
     range       (p − b) / (r_max − r_min)                       shift- and scale-invariant
-    ratio       (p − b) / max(|b|, ε)                           scale-invariant, saturates near b = 0
+    ratio       (p − b) / max(|b|, ε · (r_max − r_min))         scale-invariant; the range-aware floor
+                                                                bounds it where b nears 0
     zscore      (p − b) / max(s, s_min · (r_max − r_min))       s: bias-corrected EMA of past |p − b|;
                                                                 0 until warmup_reports reports
     difference  p − b                                           scale-sensitive reference
@@ -39,7 +40,7 @@ class FgrpoParams:
     gamma: float = 1.0
     g_max: float = 5.0
     floor: float = 0.0
-    eps: float = 1e-6
+    eps: float = 0.1  # ratio's floor of |b|, as a fraction of the task's reward range
     spread_floor: float = 0.05  # s_min of zscore, as a fraction of the task's reward range
     warmup_reports: int = 2  # zscore: reports a (client, task) needs before its gain counts
 
@@ -71,9 +72,14 @@ class TaskHistory:
 def task_gain(signal: TaskSignal, history: TaskHistory | None, params: FgrpoParams) -> tuple[float, float]:
     """Return (g_{k,τ}, the baseline it was measured against), unclipped.
 
-    Divisors are guarded with max(., eps) rather than adding eps, which keeps ``ratio``
-    exactly scale-invariant whenever |b| exceeds eps.
+    Divisors are guarded with max(.) rather than by adding a constant, and ``ratio``'s floor is
+    a fraction of the task's reward range: both keep it exactly scale-invariant, and the floor
+    keeps one probe row flipping at b = 0 from handing a client all the weight (an absolute
+    epsilon made that gain (1/n) / 1e-6).
     """
+    if params.gain_mode != "difference" and not signal.width > 0:  # NaN: a task without a declared range
+        raise ValueError(f"the {params.gain_mode} gain needs the task's declared reward range, got "
+                         f"[{signal.r_min}, {signal.r_max}]")
     if params.gain_mode == "delta":
         if signal.p_before is None:
             raise ValueError("the delta gain needs the probe measured on the received global model")
@@ -85,7 +91,7 @@ def task_gain(signal: TaskSignal, history: TaskHistory | None, params: FgrpoPara
     if params.gain_mode == "range":
         return deviation / signal.width, b
     if params.gain_mode == "ratio":
-        return deviation / max(abs(b), params.eps), b
+        return deviation / max(abs(b), params.eps * signal.width), b
     if params.gain_mode == "difference":
         return deviation, b
     if params.gain_mode == "zscore":
@@ -94,7 +100,7 @@ def task_gain(signal: TaskSignal, history: TaskHistory | None, params: FgrpoPara
         deviations_seen = history.reports - 1
         correction = 1.0 - params.beta**deviations_seen
         spread = history.spread / correction if correction > 0 else 0.0
-        return deviation / max(spread, params.spread_floor * signal.width, params.eps), b
+        return deviation / max(spread, params.spread_floor * signal.width, 1e-12), b
     raise ValueError(f"unknown gain mode {params.gain_mode!r}")
 
 
