@@ -11,6 +11,7 @@ from safetensors.numpy import load_file
 
 from fgrpo.config import load_config
 from fgrpo.experiments.runner import run_experiment
+from fgrpo.run_setup import RUN_ENTRIES
 
 ROOT = Path(__file__).resolve().parents[1]
 # Sorting gives partial credit, so even a random policy sees reward variance (a GRPO signal).
@@ -33,6 +34,7 @@ def check_run_dir(out: Path, rounds: int, clients: int) -> list[dict]:
         assert set(record["eval"]) >= {"sorting", "addition", "macro"}
         assert 0 < record["train"]["generate-seconds"] < record["train"]["train-seconds"]  # rollouts: part of a step
     assert len({c["client-id"] for r in records for c in r["clients"]}) == clients
+    assert {p.name for p in out.iterdir()} <= RUN_ENTRIES  # all that --overwrite may remove, and no more
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds"] == rounds and summary["initial_eval"] is not None
     for name in ("config.toml", "versions.json", "plots/accuracy.png", "plots/reward.png",

@@ -206,6 +206,19 @@ def test_overwrite_keeps_the_old_run_when_the_new_config_is_bad_and_never_delete
     assert "not an fgrpo run directory" in capsys.readouterr().err and (photos / "cat.jpg").is_file()
 
 
+def test_overwrite_removes_only_what_fgrpo_wrote(tmp_path):
+    run = old_run(tmp_path)
+    (run / "notes.txt").write_text("my notes")
+    (run / "my_plots").mkdir()
+    (run / "my_plots" / "a.png").write_bytes(b"png")
+    (run / "plots").mkdir(exist_ok=True)
+    (run / "plots" / "accuracy.png").write_bytes(b"old plot")
+    claim_fresh(run, overwrite=True)
+    clear(run)
+    assert sorted(p.name for p in run.iterdir()) == ["my_plots", "notes.txt"]
+    assert (run / "notes.txt").read_text() == "my notes" and (run / "my_plots" / "a.png").read_bytes() == b"png"
+
+
 def test_resume_takes_the_run_directorys_config_and_only_lets_rounds_grow(tmp_path, capsys):
     run = old_run(tmp_path, "strategy.name=fedavg")
     assert resume_config(run, None, []).strategy.name == "fedavg"

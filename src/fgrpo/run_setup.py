@@ -2,8 +2,9 @@
 
 - Fresh (default): the directory must be missing or empty; a run never mixes its files with
   another run's.
-- ``--overwrite``: an existing fgrpo run directory is emptied, and only once the new config has
-  validated (the caller clears it last, just before the run starts).
+- ``--overwrite``: what fgrpo wrote into an existing run directory (``RUN_ENTRIES``) is removed,
+  and only once the new config has validated (the caller clears it last, just before the run
+  starts); anything else there (a user's notes, their own plots) stays.
 - ``--resume DIR``: the run continues from DIR's checkpoint with DIR's config.toml. ``--config`` /
   ``--set`` may be given but must resolve to the same config, except ``federation.rounds``, which
   may grow (to extend a run) but not drop below the checkpoint's round.
@@ -18,6 +19,12 @@ from .config import Config, ConfigError, load_config
 from .out_dir import check_writable_dir
 
 RUN_MARKERS = ("config.toml", "metrics.jsonl")  # what every fgrpo run directory has
+# Every top-level entry fgrpo writes into a run directory (tests check a real run writes no other),
+# and so all that --overwrite may remove.
+RUN_ENTRIES = frozenset({
+    "config.toml", "config.toml.tmp", "versions.json", "metrics.jsonl", "summary.json", "resources.json",
+    "grpo_settings.json", "run.log", "plots", "checkpoint", "checkpoint.old", "final", "clients",
+})
 EXTENDABLE = "federation.rounds"
 UNRESUMABLE = "centralized"  # one trainer over all steps: its optimiser state is not checkpointed
 
@@ -34,10 +41,13 @@ def claim_fresh(out: Path, overwrite: bool) -> None:
 
 
 def clear(out: Path) -> None:
-    """Empty a directory ``claim_fresh`` allowed to be overwritten (the directory itself stays)."""
+    """Remove fgrpo's own entries from a directory ``claim_fresh`` allowed to be overwritten; the
+    directory and everything else in it stay."""
     if not out.is_dir():
         return
     for child in out.iterdir():
+        if child.name not in RUN_ENTRIES:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
