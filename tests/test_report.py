@@ -96,7 +96,7 @@ def test_report_tables_and_figures(sweep_dir, capsys):
     paired = text.split("paired by seed")[1]
     assert "| fgrpo | 3 | +0.023 | [-0.015, +0.061] |" in paired
     assert "| local-only | 3 | -0.067 |" in paired
-    assert "## data.alpha=1.0" in text and "| fgrpo | 1 | 0.500 ± 0.000 |" in text
+    assert "## data.alpha=1.0" in text and "| fgrpo | 1 | 0.500 ± n/a (1 seed) |" in text  # no spread from one seed
     assert "strategy.name=fgrpo,data.alpha=0.1,seed=0 | 42 | 42 | 150.5 | 900 | - | - |" in text
     assert "- strategy.name=fedavg,data.alpha=1.0,seed=0: failed (fgrpo: boom)" in text
     assert "Machine: Linux-x86_64, 2 CPUs, no GPU; sweep started 2026-11-26T10:00:00+00:00" in text

@@ -16,8 +16,9 @@ from .sweep_runs import BASELINE, REFERENCES, Run, groups, load_runs
 
 
 def _pm(values: list[float]) -> str:
+    """Mean ± the seeds' spread; one seed has no spread to show (not "± 0.000")."""
     mean, sd = mean_std(values)
-    return f"{mean:.3f} ± {sd:.3f}"
+    return f"{mean:.3f} ± {sd:.3f}" if len(values) > 1 else f"{mean:.3f} ± n/a (1 seed)"
 
 
 def strategy_row(strategy: str, runs: list[Run], target: float) -> list[str]:
