@@ -87,6 +87,7 @@ def one_round(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     from fgrpo.client.algorithms import PROXIMAL_MU_KEY
     from fgrpo.client.app import train
     from fgrpo.client.grpo import training_device
+    from fgrpo.client.signal import SIGNALS_RECORD_KEY
     from fgrpo.config import load_config
     from fgrpo.models.lora import cached_adapter_model
     from fgrpo.models.transport import adapter_state, to_arrayrecord
@@ -119,7 +120,8 @@ def one_round(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         replies.append(reply)
         metrics = reply.content["metrics"]
         clients.append({"client-id": str(reply.content["client"]["client-id"]),
-                        **{k: float(metrics[k]) for k in ("reward", "train-seconds", "generate-seconds", "num-examples")}})
+                        **{k: float(metrics[k]) for k in ("reward", "train-seconds", "generate-seconds", "num-examples")},
+                        "signals": dict(reply.content[SIGNALS_RECORD_KEY])})  # the probe before and after
     with steps.step("server: aggregation"):
         outcome = aggregate_round(strategy, 1, replies, state, cfg.federation.min_clients)
     if not outcome.aggregated:

@@ -3,6 +3,7 @@ the device of the parameters it belongs to, and the server evaluates on ``eval.d
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -153,3 +154,34 @@ def test_the_server_evaluates_its_model_on_eval_device(tmp_path):
     journal.model.generate = generate
     assert set(journal.evaluate()["eval"]) == {"sorting", "macro"}
     assert seen and set(seen) == {resolve_device("auto")}
+
+
+# --- benchmarks/gpu_smoke.py ----------------------------------------------------------------------
+
+
+def test_gpu_smoke_runs_one_round_step_by_step_on_the_cpu(tmp_path):
+    out = tmp_path / "smoke.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "--device", "cpu", "--model",
+                           "tiny", "--local-steps", "1", "--test-size", "4", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["command"].startswith("python benchmarks/gpu_smoke.py --device cpu") and doc["date"] and doc["machine"]
+    assert (doc["client_device"], doc["eval_device"], doc["base_dtype"]) == ("cpu", "cpu", "torch.bfloat16")
+    names = [s["step"] for s in doc["steps"]]
+    assert names[-2:] == ["server: aggregation", "server: evaluation"]
+    assert sum(name.startswith("client ") and "GRPO" in name for name in names) == 2
+    assert all(s["seconds"] >= 0 and s["peak_rss_mib"] > 0 for s in doc["steps"])
+    assert sorted(c["client-id"] for c in doc["clients"]) == ["client-0", "client-1"]
+    assert sum(c["weight"] for c in doc["clients"]) == pytest.approx(1.0)
+    assert all(any("before" in key for key in c["signals"]) for c in doc["clients"])  # the delta probe's first half
+    assert 0 <= doc["eval"]["macro"] <= 1
+
+
+def test_gpu_smoke_without_a_gpu_says_so_in_one_line():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "--model", "tiny"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["gpu_smoke: --device cuda, but torch sees no CUDA device here; use --device cpu"]
