@@ -19,9 +19,10 @@ def provenance(script: str, argv: list[str] | None) -> dict[str, str]:
     """command, machine and date for a result file."""
     import torch
 
+    gpu = f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "no GPU"
     return {
         "command": f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU, torch {torch.__version__} "
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} "
                    "(shared VM: other jobs may have run)",
         "date": datetime.date.today().isoformat(),
     }

@@ -383,13 +383,9 @@ def completion_length_reward(completions, **kwargs) -> list[float]:
 
 
 def prox_kwargs(mu: float):
-    from fgrpo.client.algorithms import adapter_parameters
+    from fgrpo.client.algorithms import ProximalTerm, adapter_parameters
 
-    def build(model):
-        params = adapter_parameters(model)
-        return {"proximal_mu": mu, "prox_params": params, "anchor": {k: p.detach().clone() for k, p in params.items()}}
-
-    return build
+    return lambda model: {"proximal": ProximalTerm(adapter_parameters(model), mu)}
 
 
 def test_fedprox_client_with_mu_zero_trains_exactly_like_grpo_and_mu_pulls_towards_the_global():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ def _within(low: float, high: float) -> dict[str, Any]:
     return {"min": low, "max": high}
 
 
+def _device() -> dict[str, Any]:
+    """A torch device setting; whether this machine has it is fgrpo.devices' (and preflight's) to say."""
+    return {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "forms": "auto, cpu, cuda, cuda:N or mps"}
+
+
 def _multipliers() -> dict[str, Any]:
     """A table of multipliers, where an entry of 1 is the same as none: pyproject.toml declares one
     per key it can (so `flwr run --run-config` accepts them) and they must not change the config."""
@@ -50,7 +56,7 @@ class ModelConfig:
     # Empty list: chosen per architecture (see fgrpo.models.lora).
     target_modules: list[str] = field(default_factory=list)
     transport_dtype: str = field(default="fp32", metadata=_choice("fp32", "bf16"))
-    # Base weights as loaded (LoRA adapters stay float32); bfloat16 halves a GPU model's memory.
+    # Base weights as loaded, for every model (LoRA adapters stay float32); bfloat16 halves a GPU model's memory.
     dtype: str = field(default="float32", metadata=_choice("float32", "bfloat16", "float16"))
 
 
@@ -183,6 +189,8 @@ class EvalConfig:
     # tasks whose answers are generated at once, each in its own thread of `threads` torch threads:
     # the clients' workers sit idle while the server evaluates (benchmarks/results/perf.md).
     concurrent_tasks: int = field(default=2, metadata=_at_least(1))
+    # where the server evaluates: auto = the accelerator when there is one (cuda, else mps), else cpu
+    device: str = field(default="auto", metadata=_device())
 
 
 @dataclass
@@ -276,6 +284,8 @@ def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any
     elif annotation is str:
         if not isinstance(value, str):
             raise ConfigError(key, f"expected a string, got {value!r}")
+    if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(key, f"must be {meta['forms']}; got {value!r}")
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(key, f"must be one of {', '.join(meta['choices'])}; got {value!r}")
     if "min" in meta and value < meta["min"]:

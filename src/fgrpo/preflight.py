@@ -58,6 +58,7 @@ def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, st
     "data": why}).
     """
     from .data import check_data
+    from .devices import resolve_device
     from .grpo_check import check_grpo_settings
     from .models.availability import check_model
     from .out_dir import check_writable_dir
@@ -77,6 +78,7 @@ def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, st
     check_writable_dir(out_dir)
     unless_offline("model", check_model, cfg.model.name)
     check_images(cfg)
+    resolve_device(cfg.eval.device)  # a GPU asked for on a machine without one
     check_grpo_settings(cfg)
     check_train_size(cfg)
     if unless_offline("data", check_data, cfg):

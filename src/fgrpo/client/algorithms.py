@@ -30,6 +30,7 @@ from trl import GRPOTrainer
 from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
 from ..server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY
 from ..server.strategies.scaffold import SERVER_VARIATE_KEY
+from .grpo import placed_like
 from .scaffold import correction_norm, plan_scaffold
 
 PROXIMAL_MU_KEY = "proximal-mu"  # Flower's FedProx
@@ -57,30 +58,34 @@ def proximal_term(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tenso
     return 0.5 * mu * total  # type: ignore[return-value]
 
 
+class ProximalTerm:
+    """FedProx's term on the live adapter parameters (see adapter_parameters). theta_global is
+    copied when the round is planned; TRL moves the model to its device only afterwards, inside
+    the trainer, so the copy follows the parameters when the term is first computed."""
+
+    def __init__(self, params: dict[str, torch.nn.Parameter], mu: float) -> None:
+        self.params, self.mu = params, float(mu)
+        self.anchor = {k: p.detach().clone() for k, p in params.items()}  # theta_global
+
+    def __call__(self) -> torch.Tensor:
+        self.anchor = placed_like(self.anchor, self.params)
+        return proximal_term(self.params, self.anchor, self.mu)
+
+
 class FedProxGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer with FedProx's proximal term added to the loss."""
 
-    def __init__(
-        self,
-        *args: Any,
-        proximal_mu: float,
-        prox_params: dict[str, torch.nn.Parameter],
-        anchor: dict[str, torch.Tensor],
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, proximal: ProximalTerm, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.proximal_mu = float(proximal_mu)
-        self.prox_params = prox_params  # the live adapter parameters (see adapter_parameters)
-        self.prox_anchor = anchor  # theta_global, detached
+        self.proximal = proximal
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if self.proximal_mu == 0.0:
+        if self.proximal.mu == 0.0:
             return loss
         # GRPO's loss is already scaled for gradient accumulation (loss_is_scaled_for_ga), so
         # the term is split the same way and counts once per optimizer step.
-        prox = proximal_term(self.prox_params, self.prox_anchor, self.proximal_mu)
-        return loss + prox / self.current_gradient_accumulation_steps
+        return loss + self.proximal() / self.current_gradient_accumulation_steps
 
 
 # --- what one round of local training looks like -------------------------------
@@ -110,10 +115,8 @@ def plan_round(msg: Message, context: Context, model: PeftModel, client_id: str,
     plan = LocalRound()
     finishers: list[Callable[[PeftModel], dict[str, Record]]] = []
     if PROXIMAL_MU_KEY in config:
-        params = adapter_parameters(model)
-        anchor = {k: p.detach().clone() for k, p in params.items()}
         plan.trainer_cls = FedProxGRPOTrainer
-        plan.trainer_kwargs.update(proximal_mu=float(config[PROXIMAL_MU_KEY]), prox_params=params, anchor=anchor)
+        plan.trainer_kwargs["proximal"] = ProximalTerm(adapter_parameters(model), float(config[PROXIMAL_MU_KEY]))
     stateful = SERVER_VARIATE_KEY in msg.content.array_records or bool(config.get(KEEP_LOCAL_KEY, False))
     if stateful:  # how many rounds this client's own state has lived through (it must persist)
         record = context.state.config_records.get(CLIENT_RECORD_KEY, ConfigRecord({"rounds": 0}))

@@ -23,7 +23,7 @@ from ..probe_rows import client_rows
 from ..tasks.rewards import reward_functions
 from .algorithms import plan_round, start_adapter
 from .failure import reports_failure
-from .grpo import train_locally
+from .grpo import train_locally, training_device
 from .persistence import CLIENT_STATE_KEY, state_store
 from .privacy import clip_when_asked
 from .progress import route_output_to_run_log, step_reporters
@@ -75,6 +75,9 @@ def train(msg: Message, context: Context) -> Message:
         store.restore(context.state, server_round)
 
     model, tokenizer = cached_adapter_model(cfg.model)
+    # TRL would move it there only inside the trainer: after the probe's "before" measurement (whose
+    # common random numbers must pair with the "after" one) and the FedProx and SCAFFOLD hooks
+    model.to(training_device())
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
     rewards = reward_functions(cfg)
     # FGRPO's signal (asked for in the message); the training rows are the same whatever it asks

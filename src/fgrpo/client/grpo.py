@@ -38,9 +38,23 @@ class RoundStats:
     generate_seconds: float = 0.0  # of ``seconds``: sampling the rollouts (model.generate)
 
 
+def training_device() -> torch.device:
+    """Where TRL's trainer puts the model (``grpo_args``: the GPU when there is one, else the CPU).
+
+    The trainer moves the model there only once it is built; whatever a round prepares before
+    (the probe's first measurement, FedProx's anchor) must happen there too (fgrpo.client.app)."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def placed_like(tensors: dict[str, torch.Tensor], params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` on the device and in the dtype of the parameter of the same name (``.to`` is a
+    no-op where they already are): a hook planned before the trainer moved the model follows it."""
+    return {k: t.to(device=params[k].device, dtype=params[k].dtype) for k, t in tensors.items()}
+
+
 def grpo_args(cfg: Config, output_dir: str, seed: int, steps: int, learning_rate: float | None = None) -> GRPOConfig:
     """TRL's GRPOConfig for ``steps`` local steps; ``learning_rate`` is the round's (fgrpo.schedule)."""
-    on_gpu = torch.cuda.is_available()
+    on_gpu = training_device().type == "cuda"
     settings: dict[str, Any] = {
         "bf16": on_gpu and torch.cuda.is_bf16_supported(),
         "use_cpu": not on_gpu,

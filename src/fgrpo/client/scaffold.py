@@ -27,6 +27,7 @@ from transformers import TrainerCallback
 
 from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
 from ..server.strategies.scaffold import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
+from .grpo import placed_like
 
 CLIENT_VARIATE_KEY = "scaffold-c-i"  # in context.state: the committed c_i
 PENDING_VARIATE_KEY = "scaffold-c-i-pending"  # in context.state: c_i+ awaiting the server's word
@@ -62,9 +63,11 @@ class ScaffoldCorrection(TrainerCallback):
     def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):  # noqa: ANN001
         # Runs after optimizer.step() and before the scheduler moves on: param_groups hold lr_t.
         lr = float(optimizer.param_groups[0]["lr"])
+        # made on the CPU when the round was planned; the trainer has since moved the parameters
+        self.correction = placed_like(self.correction, self.params)
         with torch.no_grad():
             for name, param in self.params.items():
-                param.sub_(lr * self.correction[name].to(device=param.device, dtype=param.dtype))
+                param.sub_(lr * self.correction[name])
         self.lr_sum += lr
         self.steps += 1
 

@@ -122,15 +122,17 @@ def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None)
     """Greedy accuracy per task (and macro) of a base model, optionally with a PEFT adapter."""
     from ..cpu import torch_threads
     from ..data import test_sets
+    from ..devices import resolve_device
     from ..evaluation import accuracy_by_task
     from .registry import load_base
 
+    device = resolve_device(cfg.eval.device)  # before the load: a missing GPU costs no loading time
     model, tokenizer = load_base(model_name)
     if adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
+    model.to(device).eval()
     with torch_threads(cfg.eval.threads):  # as the server's evaluation (fgrpo.cpu)
         return accuracy_by_task(model, tokenizer, test_sets(cfg), cfg.eval.max_new_tokens, cfg.eval.batch_size,
                                 concurrent_tasks=cfg.eval.concurrent_tasks)

@@ -4,7 +4,7 @@ Parameter counts are exact: the model is built from its config on PyTorch's ``me
 device (no weights, no memory) and wrapped with the run's LoRA config. The rest is the
 usual back-of-the-envelope for one device, rounded up, not a measurement:
 
-    weights       P x bytes of ``model.dtype`` (registry models load in float32)
+    weights       P x bytes of ``model.dtype``
     adapter       trainable x 16 bytes (fp32 weight, gradient, two AdamW moments)
     KV cache      2 x layers x kv_heads x head_dim x (prompt + completion) x generation batch x bytes
     logits        micro-batch x completion x vocab x 4 (fp32 log-softmax of completion tokens)
@@ -80,9 +80,7 @@ def estimate(cfg: Config) -> MemoryEstimate:
     heads = text.num_attention_heads
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
     head_dim = getattr(text, "head_dim", None) or hidden // heads
-    from .registry import KNOWN_MODELS
-
-    width = 4 if cfg.model.name in KNOWN_MODELS else DTYPE_BYTES[cfg.model.dtype]
+    width = DTYPE_BYTES[cfg.model.dtype]
     settings = cfg.grpo_settings()
     micro = int(settings["per_device_train_batch_size"])
     generation = int(settings.get("generation_batch_size") or micro * int(

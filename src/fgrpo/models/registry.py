@@ -106,8 +106,8 @@ def text_tokenizer(processing_class: PreTrainedTokenizerBase | ProcessorMixin) -
 
 
 def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]:
-    """A fresh copy of the base model and its tokenizer (a processor for a vision-language model);
-    hub and local models load in ``dtype`` (``model.dtype``), the small registry models in float32."""
+    """A fresh copy of the base model and its tokenizer (a processor for a vision-language model),
+    its weights in ``dtype`` (``model.dtype``), whichever kind of model ``name`` is."""
     if name == "tiny-random":
         model, tokenizer = _random_tiny()
     elif name == "tiny-vl":
@@ -119,13 +119,14 @@ def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTr
             raise FileNotFoundError(
                 f"the shipped tiny model is missing from {TINY_DIR}; build it with `fgrpo build-tiny-model`"
             )
-        model, tokenizer = _from_directory(TINY_DIR)
+        model, tokenizer = _from_directory(TINY_DIR, dtype)
     elif name == "smollm2-135m":
         from .smollm2 import load_smollm2
 
-        model, tokenizer = load_smollm2()
+        model, tokenizer = load_smollm2(dtype)
     else:
         model, tokenizer = _from_directory(Path(name).expanduser() if Path(name).expanduser().is_dir() else name, dtype)
+    model.to(getattr(torch, dtype))  # the models built in memory start in float32; the rest: a no-op
     text = text_tokenizer(tokenizer)
     if text.pad_token is None:
         text.pad_token = text.eos_token

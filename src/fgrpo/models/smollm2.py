@@ -89,8 +89,8 @@ def convert_gguf(source: Path, target: Path) -> None:
     tmp.rename(target)
 
 
-def load_smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The fp32 model and its tokenizer; converts the packaged GGUF on first use."""
+def load_smollm2(dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model in ``dtype`` and its tokenizer; converts the packaged GGUF (to fp32) on first use."""
     target = cache_dir()
     if not _cached():
         source = gguf_path()
@@ -101,5 +101,5 @@ def load_smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
             )
         convert_gguf(source, target)
     tokenizer = AutoTokenizer.from_pretrained(target)
-    model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(target, dtype=getattr(torch, dtype))
     return model, tokenizer

@@ -21,6 +21,7 @@ import torch
 from ..config import Config
 from ..cpu import torch_threads
 from ..data import test_sets
+from ..devices import placed_on, resolve_device
 from ..evaluation import accuracy_by_task, standard_errors
 from ..experiments.reports import summarise, summary_text, write_plots
 from ..models.lora import fresh_adapter_model
@@ -50,6 +51,8 @@ class RunJournal:
             run_dir.write_config(out_dir, cfg)  # the same, except federation.rounds if extended
             run_dir.truncate_metrics(out_dir, self.resumed.metrics_bytes)
         self.model, self.tokenizer = fresh_adapter_model(cfg.model, cfg.seed)
+        self.eval_device = resolve_device(cfg.eval.device)
+        self.model.to(self.eval_device)  # a federation's server model only evaluates: it stays there
         self.held_out = test_sets(cfg)
         self.initial_eval = self.resumed.initial_eval if self.resumed else None
         self.run_id = self.resumed.run_id if self.resumed else uuid.uuid4().hex
@@ -66,7 +69,7 @@ class RunJournal:
         if state is not None:
             load_adapter_state(self.model, state)
         cfg = self.cfg
-        with torch_threads(cfg.eval.threads):
+        with torch_threads(cfg.eval.threads), placed_on(self.model, self.eval_device):
             accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens,
                                         cfg.eval.batch_size, concurrent_tasks=cfg.eval.concurrent_tasks)
         return {"eval": accuracy, "eval_se": standard_errors(accuracy, {t: len(r) for t, r in self.held_out.items()})}
