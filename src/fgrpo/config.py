@@ -87,6 +87,8 @@ class StrategyConfig:
     g_max: float = field(default=5.0, metadata=_at_least(0.0))
     floor: float = field(default=0.0, metadata=_within(0.0, 1.0))
     eps: float = field(default=1e-6, metadata=_at_least(1e-12))
+    # η of θ <- θ + η (aggregate - θ) under every strategy that aggregates adapters (fedavgm: Flower's
+    # server_learning_rate); those with a server optimizer (opt_eta) or no aggregate refuse η != 1.
     server_lr: float = field(default=1.0, metadata=_at_least(0.0))
     probe_size: int = field(default=64, metadata=_at_least(1))
     # probe answers per row: 0 greedy; k > 0 samples k at probe_temperature with the same random
@@ -367,8 +369,10 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
     from .tasks.sources import validate_data_config  # lazily: tasks import datasets helpers
 
     validate_data_config(cfg.data, local_files)
-    from .server.strategies.privacy import check_privacy  # lazily, like validate_strategy_name
+    from .server.strategies import check_server_lr  # lazily, like validate_strategy_name
+    from .server.strategies.privacy import check_privacy
 
+    check_server_lr(cfg)
     check_privacy(cfg)
     return cfg
 
