@@ -366,9 +366,11 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
             raise ConfigError(f"federation.client_lr_scale.{key}", "keys are partition ids 0..num_clients-1")
         if scale < 0:
             raise ConfigError(f"federation.client_lr_scale.{key}", f"must be >= 0, got {scale}")
+    from .tasks.rewards import check_reward_weights
     from .tasks.sources import validate_data_config  # lazily: tasks import datasets helpers
 
     validate_data_config(cfg.data, local_files)
+    check_reward_weights(cfg)
     from .server.strategies import check_server_lr  # lazily, like validate_strategy_name
     from .server.strategies.privacy import check_privacy
 
