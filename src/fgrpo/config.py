@@ -96,7 +96,9 @@ class StrategyConfig:
     probe_samples: int = field(default=0, metadata=_at_least(0))
     probe_temperature: float = field(default=1.0, metadata=_at_least(1e-6))
     spread_floor: float = field(default=0.05, metadata=_at_least(0.0))  # zscore's s_min, x the task's range
-    warmup_reports: int = field(default=2, metadata=_at_least(1))  # zscore: gain 0 before this many reports
+    # zscore: gain 0 until a (client, task) has this many reports, the current one included; 3 is the
+    # first report with a spread estimate (the first has no baseline, the second no past deviation)
+    warmup_reports: int = field(default=3, metadata=_at_least(1))
     # train-reward: leave out the rollouts of the first local steps, which sample the received
     # global model (the same for every client); the last step always counts.
     signal_skip_steps: int = field(default=1, metadata=_at_least(0))
