@@ -218,7 +218,8 @@ def test_zscore_second_report_is_not_saturated():
 def test_zscore_gain_first_counts_at_the_report_that_makes_warmup_reports(warmup, first_counted):
     """warmup_reports counts the current report: gain 0 until the client has that many (the first has no baseline)."""
     rounds = [{"a": {"ta": (0.1 * r, 4)}} for r in range(1, 6)]  # a rising signal 0.1, 0.2, ... 0.5
-    gains = [ledger[0]["gain"] for ledger in run_rounds(strategy(gain_mode="zscore", warmup_reports=warmup), rounds, {"a": 10})]
+    ledgers = run_rounds(strategy(gain_mode="zscore", warmup_reports=warmup), rounds, {"a": 10})
+    gains = [ledger[0]["gain"] for ledger in ledgers]
     assert [g != 0.0 for g in gains] == [report >= first_counted for report in range(1, 6)]
     # by hand, beta 0.8: report 2 (b 0.1, no past deviation): 0.1 / spread floor 0.05 = 2.0;
     # report 3 (b 0.12, spread 0.2·0.1 / (1 − 0.8) = 0.1): 0.18 / 0.1 = 1.8;

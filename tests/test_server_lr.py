@@ -1,4 +1,4 @@
-"""``strategy.server_lr``: θ ← θ + η (aggregate − θ) under every strategy that aggregates adapters, refused elsewhere."""
+"""``strategy.server_lr``: θ ← θ + η (aggregate − θ) wherever adapters are aggregated, refused elsewhere."""
 
 from __future__ import annotations
 

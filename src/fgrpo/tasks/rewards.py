@@ -66,8 +66,9 @@ def function_weights(cfg: "Config") -> list[float]:
     weights = cfg.grpo_settings().get("reward_weights")
     if weights is None:
         return [1.0] * len(names)
-    if not isinstance(weights, list) or not all(isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w)
-                                                for w in weights):
+    numbers = isinstance(weights, list) and all(
+        isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
+    if not numbers:
         raise ConfigError("grpo.reward_weights", f"expected a list of finite numbers, got {weights!r}")
     if len(weights) != len(names):
         raise ConfigError("grpo.reward_weights", f"{len(weights)} weight(s) for {len(names)} reward function(s): "
@@ -103,8 +104,8 @@ def reward_ranges(cfg: "Config") -> dict[str, tuple[float, float]]:
     for source in cfg.data.sources:
         own = {next(weights) for _ in source.rewards or [None]}
         if len(own) > 1:  # reward_min/reward_max bound the sum of its functions, not each one
-            raise ConfigError("grpo.reward_weights", f"data source {source.name!r}'s reward functions need one weight "
-                                                     f"(its reward_min/reward_max declare their total), got {sorted(own)}")
+            raise ConfigError("grpo.reward_weights", f"data source {source.name!r}'s reward functions need one "
+                              f"weight (its reward_min/reward_max declare their total), got {sorted(own)}")
         scale = cfg.data.reward_scale.get(source.name, 1.0)
         ranges[source.name] = _weighted((source.reward_min * scale, source.reward_max * scale), own.pop())
     fmt_low, fmt_high = _weighted((0.0, cfg.data.format_reward), format_weight)

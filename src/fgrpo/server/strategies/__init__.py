@@ -119,8 +119,9 @@ STRATEGIES: dict[str, Entry] = {
     "fgrpo-adam": Entry("FGRPO weighting followed by Flower's FedAdam server step (strategy.opt_*)",
                         lambda cfg: FgrpoAdam(setup=_fgrpo_setup(cfg), **_server_opt(cfg), **_sampling(cfg)),
                         OWN_OPTIMIZER),
-    "local-only": Entry("Reference: each client trains its own adapter all run; each is evaluated, and their mean reported",
-                        lambda cfg: LocalOnly(**_sampling(cfg)), NO_AGGREGATE),
+    "local-only": Entry(
+        "Reference: each client trains its own adapter all run; each is evaluated, and their mean reported",
+        lambda cfg: LocalOnly(**_sampling(cfg)), NO_AGGREGATE),
     CENTRALIZED: Entry("Reference: one GRPOTrainer on the pooled data for the same total number of steps",
                        _centralized, NO_AGGREGATE),
 }

@@ -1,7 +1,7 @@
 """Flower's FedAvg with pluggable client weights: the base of FGRPO and reward-weighted.
 
 Only the weights differ from FedAvg; the weighted average itself is Flower's
-``aggregate_arrayrecords``. The server step is θ ← θ + η · Σ_k w_k (θ_k − θ) (fgrpo.server.strategies.server_lr).
+``aggregate_arrayrecords``. The server step is θ ← θ + η · Σ_k w_k (θ_k − θ) (server_lr.py).
 """
 
 from __future__ import annotations
