@@ -92,6 +92,13 @@ def test_a_node_reads_its_file_as_the_data_source_it_names_wherever_the_servers_
     assert config_from_dict(tree, local_files=False).data.sources[0].path == str(server_rows)
 
 
+def test_a_node_with_neither_a_data_path_nor_a_partition_id_is_refused():
+    cfg = load_config(None, ["data.tasks=addition"])
+    with pytest.raises(ConfigError, match="neither data-path .* nor partition-id") as err:
+        node_dataset(cfg, {"client-id": "a"})
+    assert err.value.key == "node config data-path" and "\n" not in str(err.value)
+
+
 def test_bad_node_data_is_one_error_naming_the_file_row_or_key(tmp_path):
     cfg = load_config(None, ["data.tasks=addition"])
     with pytest.raises(DataError, match="missing.jsonl: file not found"):

@@ -213,9 +213,22 @@ def test_zscore_second_report_is_not_saturated():
     """The old rule gave a move from 0.5 to 0.5001 the maximal gain 1/(1 - beta) = 5."""
     after_one = update_history(None, 0.5, FgrpoParams())
     tiny_move = TaskSignal(p=0.5001, n=8, r_min=0.0, r_max=1.0)
-    assert task_gain(tiny_move, after_one, FgrpoParams(gain_mode="zscore"))[0] == 0.0  # warm-up (default 2)
+    assert task_gain(tiny_move, after_one, FgrpoParams(gain_mode="zscore"))[0] == 0.0  # warm-up (default 3)
     gain, _ = task_gain(tiny_move, after_one, FgrpoParams(gain_mode="zscore", warmup_reports=1))
     assert gain == pytest.approx(0.0001 / 0.05)  # divided by the spread floor s_min * (r_max - r_min)
+
+
+@pytest.mark.parametrize("warmup, first_counted", [(1, 2), (2, 2), (3, 3), (4, 4)])
+def test_zscore_gain_first_counts_at_the_report_that_makes_warmup_reports(warmup, first_counted):
+    """warmup_reports counts the current report: gain 0 until the client has that many (the first has no baseline)."""
+    rounds = [{"a": {"ta": (0.1 * r, 4)}} for r in range(1, 6)]  # a rising signal 0.1, 0.2, ... 0.5
+    ledgers = run_rounds(strategy(gain_mode="zscore", warmup_reports=warmup), rounds, {"a": 10})
+    gains = [ledger[0]["gain"] for ledger in ledgers]
+    assert [g != 0.0 for g in gains] == [report >= first_counted for report in range(1, 6)]
+    # by hand, beta 0.8: report 2 (b 0.1, no past deviation): 0.1 / spread floor 0.05 = 2.0;
+    # report 3 (b 0.12, spread 0.2·0.1 / (1 − 0.8) = 0.1): 0.18 / 0.1 = 1.8;
+    # report 4 (b 0.156, spread (0.8·0.02 + 0.2·0.18) / (1 − 0.64) = 0.052 / 0.36): 0.244 / (0.052 / 0.36)
+    assert gains[first_counted - 1] == pytest.approx({2: 2.0, 3: 1.8, 4: 0.244 / (0.052 / 0.36)}[first_counted])
 
 
 def test_zscore_spread_is_bias_corrected():

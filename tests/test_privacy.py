@@ -9,8 +9,10 @@ import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
+from fgrpo.client.failure import reports_failure
 from fgrpo.client.privacy import clip_when_asked
 from fgrpo.config import ConfigError, load_config
+from fgrpo.server.screening import screen_replies
 from fgrpo.server.strategies import build_strategy
 
 from .replies import reply
@@ -65,6 +67,22 @@ def test_client_side_clipping_is_flowers_mod_on_the_clients_and_noise_on_the_ser
     # the server trusts the clients' clipping: it only averages (and noises)
     out = aggregate(strategy, 1, [reply("a", {"w": BIG}, 10, 0.5), reply("b", {"w": SMALL}, 10, 0.5)])
     np.testing.assert_allclose(out, [1.65, 2.2], atol=1e-6)
+
+
+def test_a_failing_clients_own_error_reaches_the_server_through_client_side_clipping():
+    strategy = dp_strategy("client-fixed", "privacy.clipping_norm=1.0")
+    sent = configure(strategy, [0.0, 0.0])[0]
+
+    @reports_failure(lambda context: "client-7")
+    def fails(msg, context):
+        raise ValueError("reward function raised on row 3")
+
+    context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    answer = clip_when_asked(sent, context, fails)
+    kept, failures = screen_replies([answer], {"w": np.zeros(2, dtype=np.float32)})
+    assert kept == []
+    assert [(f["client-id"], f["kind"], f["reason"]) for f in failures] == [
+        ("client-7", "error", "ValueError: reward function raised on row 3")]
 
 
 @pytest.mark.parametrize("overrides, culprit", [

@@ -86,7 +86,7 @@ def test_cli_lists_strategies_and_presets(capsys):
     assert main(["strategies"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    for name, (description, _) in STRATEGIES.items():
-        assert any(line.split() and line.split()[0] == name and description in line for line in lines), name
+    for name, entry in STRATEGIES.items():
+        assert any(line.split() and line.split()[0] == name and entry.description in line for line in lines), name
     for name in RL_PRESETS:
         assert any(line.split() and line.split()[0] == name and RL_DESCRIPTIONS[name] in line for line in lines), name

@@ -66,7 +66,7 @@ def test_registry_covers_the_issue_and_every_entry_has_a_description():
     expected = {"fedavg", "fedprox", "scaffold", "fedadam", "fedyogi", "fedadagrad", "fedavgm", "fedmedian",
                 "fedtrimmedavg", "krum", "reward-weighted", "fgrpo", "fgrpo-adam", "local-only", "centralized"}
     assert set(STRATEGIES) == expected
-    assert all(desc and "\n" not in desc for desc, _ in STRATEGIES.values())
+    assert all(e.description and "\n" not in e.description for e in STRATEGIES.values())
 
 
 def test_config_validates_strategy_name_and_constants():

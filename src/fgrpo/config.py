@@ -95,13 +95,17 @@ class StrategyConfig:
     # ratio's floor of |b| as a fraction of the task's reward range (scale-invariant, and bounded
     # where b nears 0: one probe row can no longer hand a client all the weight)
     eps: float = field(default=0.1, metadata=_at_least(1e-12))
+    # η of θ <- θ + η (aggregate - θ) under every strategy that aggregates adapters (fedavgm: Flower's
+    # server_learning_rate); those with a server optimizer (opt_eta) or no aggregate refuse η != 1.
     server_lr: float = field(default=1.0, metadata=_at_least(0.0))
     # probe answers per row: 0 greedy; k > 0 samples k at probe_temperature with the same random
     # numbers before and after training (common random numbers), a finer signal than 0/1 per row
     probe_samples: int = field(default=0, metadata=_at_least(0))
     probe_temperature: float = field(default=1.0, metadata=_at_least(1e-6))
     spread_floor: float = field(default=0.05, metadata=_at_least(0.0))  # zscore's s_min, x the task's range
-    warmup_reports: int = field(default=2, metadata=_at_least(1))  # zscore: gain 0 before this many reports
+    # zscore: gain 0 until a (client, task) has this many reports, the current one included; 3 is the
+    # first report with a spread estimate (the first has no baseline, the second no past deviation)
+    warmup_reports: int = field(default=3, metadata=_at_least(1))
     # train-reward: leave out the rollouts of the first local steps, which sample the received
     # global model (the same for every client); the last step always counts.
     signal_skip_steps: int = field(default=1, metadata=_at_least(0))
@@ -384,11 +388,15 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
             raise ConfigError(f"federation.client_lr_scale.{key}", "keys are partition ids 0..num_clients-1")
         if scale < 0:
             raise ConfigError(f"federation.client_lr_scale.{key}", f"must be >= 0, got {scale}")
+    from .tasks.rewards import check_reward_weights
     from .tasks.sources import validate_data_config  # lazily: tasks import datasets helpers
 
     validate_data_config(cfg.data, local_files)
-    from .server.strategies.privacy import check_privacy  # lazily, like validate_strategy_name
+    check_reward_weights(cfg)
+    from .server.strategies import check_server_lr  # lazily, like validate_strategy_name
+    from .server.strategies.privacy import check_privacy
 
+    check_server_lr(cfg)
     check_privacy(cfg)
     return cfg
 

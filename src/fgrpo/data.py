@@ -197,7 +197,10 @@ def node_dataset(cfg: Config, node_config: Mapping[str, object]) -> Dataset:
     deployment, else its partition of the configured pool (``partition-id``, simulation)."""
     path = str(node_config.get(NODE_DATA_PATH, ""))
     if not path:
-        return client_partition(cfg, int(node_config.get("partition-id", 0)))  # type: ignore[call-overload]
+        if "partition-id" not in node_config:  # a deployed node that forgot its data would train on another's
+            raise ConfigError(f"node config {NODE_DATA_PATH}", f"this node has neither {NODE_DATA_PATH} (its owner's "
+                              "file) nor partition-id (a simulated partition); set one in --node-config")
+        return client_partition(cfg, int(node_config["partition-id"]))  # type: ignore[call-overload]
     source = node_source(cfg, path, str(node_config.get(NODE_DATA_TASK, "")))
     rows, _ = load_source(source, cfg.seed, 0)
     return Dataset.from_list(_unify_columns(rows))

@@ -11,7 +11,7 @@ def strategies_text() -> str:
 
     width = max(len(name) for name in STRATEGIES)
     lines = ["Strategies (strategy.name):"]
-    lines += [f"  {name:<{width}}  {description}" for name, (description, _) in STRATEGIES.items()]
+    lines += [f"  {name:<{width}}  {entry.description}" for name, entry in STRATEGIES.items()]
     lines += [
         "",
         "FGRPO variants (with fgrpo / fgrpo-adam):",

@@ -33,7 +33,7 @@ from ..probe_rows import ClientRows
 from ..server.strategies import fgrpo_params
 from ..server.strategies.fgrpo import GAIN_KEY, SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, task_metrics
 from ..server.strategies.fgrpo_rule import TaskHistory, TaskSignal, client_gain, update_histories
-from ..tasks.rewards import reward_ranges
+from ..tasks.rewards import function_weights, reward_ranges, weighted_total
 
 __all__ = ["SIGNAL_REQUEST_KEY", "SIGNALS_RECORD_KEY", "plan_signal"]
 
@@ -54,11 +54,13 @@ class RolloutRecorder:
     """Wraps TRL reward functions to record (local step, task, total reward) per rollout.
 
     TRL calls the functions in order on the same batch; when the last one returns, the
-    batch's totals (sum of the functions that scored a row, as TRL sums them) are recorded.
+    batch's totals (the sum of the functions that scored a row, each times its ``weights``
+    entry, 1 when None: ``weighted_total``, as TRL trains on it) are recorded.
     """
 
-    def __init__(self, reward_funcs: list[Any], skip_steps: int) -> None:
+    def __init__(self, reward_funcs: list[Any], skip_steps: int, weights: list[float] | None = None) -> None:
         self.skip_steps = skip_steps
+        self.weights = weights or [1.0] * len(reward_funcs)
         self.rollouts: list[tuple[int, str, float]] = []
         self._batch: list[list[float | None]] = []
         self.reward_funcs = [self._wrap(i, fn, len(reward_funcs)) for i, fn in enumerate(reward_funcs)]
@@ -80,9 +82,9 @@ class RolloutRecorder:
         n = len(self._batch[0])
         tasks = kwargs.get("task") or ["all"] * n
         for task, per_row in zip(tasks, zip(*self._batch, strict=True), strict=True):
-            scored = [float(x) for x in per_row if x is not None]
-            if scored:
-                self.rollouts.append((step, str(task), sum(scored)))
+            total = weighted_total(per_row, self.weights)
+            if total is not None:
+                self.rollouts.append((step, str(task), total))
 
     def signals(self) -> TaskMeans:
         """Per-task means over the counted steps; the last local step always counts."""
@@ -159,7 +161,7 @@ def plan_signal(
 
     The client trains on ``rows.train`` whatever is asked: the probe lies beside it."""
     if request == "train-reward":
-        recorder = RolloutRecorder(reward_funcs, cfg.strategy.signal_skip_steps)
+        recorder = RolloutRecorder(reward_funcs, cfg.strategy.signal_skip_steps, function_weights(cfg))
         return SignalPlan(rows.train, recorder.reward_funcs,
                           lambda: signal_metrics(cfg, state, recorder.signals(), None))
     if request == "probe":  # the seed does not depend on the round: the same draws every round

@@ -9,6 +9,9 @@ weight it actually had in that aggregate (metrics.jsonl's ``weight``):
   sum_k a_k(j) x_k(j) with a_k(j) in {0, 1/m} (m the number of order statistics kept); the
   logged weight is a_k averaged over all coordinates. Ties are attributed by client order.
 - krum: 1 for the client Krum selects, 0 for the others.
+
+fedavg, fedprox, fedmedian, fedtrimmedavg and krum then take strategy.server_lr's step
+(fgrpo.server.strategies.server_lr); FedAvgM takes it as Flower's server_learning_rate.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from flwr.serverapp.strategy.multikrum import select_multikrum
 
 from ...config import Config
 from ...tasks.rewards import reward_ranges
+from .server_lr import SteppedFlowerAggregate
 from .server_state import FedAvgMMomentum, FedOptMoments
 from .weighted import ClientReport, ClientWeightedFedAvg, data_size_weights, ledger_row, read_report
 
@@ -100,11 +104,11 @@ class Ledgered:
         del state
 
 
-class LedgeredFedAvg(Ledgered, FedAvg):
+class LedgeredFedAvg(SteppedFlowerAggregate, Ledgered, FedAvg):
     """Flower's FedAvg."""
 
 
-class LedgeredFedProx(Ledgered, FedProx):
+class LedgeredFedProx(SteppedFlowerAggregate, Ledgered, FedProx):
     """Flower's FedProx: FedAvg on the server; sends ``proximal-mu`` to the clients."""
 
 
@@ -124,21 +128,21 @@ class LedgeredFedAdagrad(FedOptMoments, Ledgered, FedAdagrad):
     """Flower's FedAdagrad."""
 
 
-class LedgeredFedMedian(Ledgered, FedMedian):
+class LedgeredFedMedian(SteppedFlowerAggregate, Ledgered, FedMedian):
     """Flower's FedMedian (coordinate-wise median)."""
 
     def client_weights(self, contents: list[RecordDict], reports: list[ClientReport]) -> np.ndarray:
         return order_statistic_weights(contents, *median_ranks(len(contents)))
 
 
-class LedgeredFedTrimmedAvg(Ledgered, FedTrimmedAvg):
+class LedgeredFedTrimmedAvg(SteppedFlowerAggregate, Ledgered, FedTrimmedAvg):
     """Flower's FedTrimmedAvg (coordinate-wise trimmed mean)."""
 
     def client_weights(self, contents: list[RecordDict], reports: list[ClientReport]) -> np.ndarray:
         return order_statistic_weights(contents, *trimmed_ranks(len(contents), self.beta))
 
 
-class LedgeredKrum(Ledgered, Krum):
+class LedgeredKrum(SteppedFlowerAggregate, Ledgered, Krum):
     """Flower's Krum (keeps the one update closest to its n - f - 2 neighbours)."""
 
     def client_weights(self, contents: list[RecordDict], reports: list[ClientReport]) -> np.ndarray:

@@ -14,7 +14,8 @@ gain modes:
     ratio       (p − b) / max(|b|, ε · (r_max − r_min))         scale-invariant; the range-aware floor
                                                                 bounds it where b nears 0
     zscore      (p − b) / max(s, s_min · (r_max − r_min))       s: bias-corrected EMA of past |p − b|;
-                                                                0 until warmup_reports reports
+                                                                0 until a (client, task) has warmup_reports
+                                                                reports, this one included
     difference  p − b                                           scale-sensitive reference
     delta       (p_after − p_before) / (r_max − r_min)          this round's own probe improvement
 
@@ -42,7 +43,7 @@ class FgrpoParams:
     floor: float = 0.0
     eps: float = 0.1  # ratio's floor of |b|, as a fraction of the task's reward range
     spread_floor: float = 0.05  # s_min of zscore, as a fraction of the task's reward range
-    warmup_reports: int = 2  # zscore: reports a (client, task) needs before its gain counts
+    warmup_reports: int = 3  # zscore: the first report (of a client, task) whose gain counts
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def task_gain(signal: TaskSignal, history: TaskHistory | None, params: FgrpoPara
     if params.gain_mode == "difference":
         return deviation, b
     if params.gain_mode == "zscore":
-        if history.reports < params.warmup_reports:
+        if history.reports + 1 < params.warmup_reports:  # history.reports counts the past ones
             return 0.0, b
         deviations_seen = history.reports - 1
         correction = 1.0 - params.beta**deviations_seen

@@ -28,6 +28,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.supercore import log
 
+from .server_lr import ServerLearningRate
 from .weighted import data_size_weights, ledger_row, read_report
 
 SERVER_VARIATE_KEY = "scaffold-c"
@@ -45,15 +46,13 @@ def server_variate_update(
     return {k: c[k] + share * np.mean([d[k] for d in deltas], axis=0) for k in c}
 
 
-class Scaffold(FedAvg):
+class Scaffold(ServerLearningRate, FedAvg):
     """SCAFFOLD's server: FedAvg-weighted model step plus the server control variate."""
 
     reply_arrays = (DELTA_VARIATE_KEY,)  # screening checks Δc_i like the adapter (names, shapes, finite)
 
-    def __init__(self, *, server_lr: float = 1.0, **fedavg_kwargs: Any) -> None:
-        super().__init__(**fedavg_kwargs)
-        self.server_lr = server_lr
-        self.global_arrays: dict[str, np.ndarray] | None = None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.control: dict[str, np.ndarray] | None = None  # c
         self.num_clients = 0  # N, counted when a round is configured
         self.accepted: dict[str, int] = {}  # client id -> last round its reply was aggregated
@@ -62,9 +61,8 @@ class Scaffold(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        self.global_arrays = {k: a.numpy().astype(np.float32) for k, a in arrays.items()}
         if self.control is None:
-            self.control = {k: np.zeros_like(v) for k, v in self.global_arrays.items()}
+            self.control = {k: np.zeros_like(a.numpy(), dtype=np.float32) for k, a in arrays.items()}
         self.num_clients = max(self.num_clients, len(list(grid.get_node_ids())))  # a lost node keeps its c_i
         config[ACCEPTED_KEY] = json.dumps(self.accepted, sort_keys=True)
         messages = list(super().configure_train(server_round, arrays, config, grid))
@@ -105,17 +103,16 @@ class Scaffold(FedAvg):
             return None, None
         reports = [read_report(c) for c in used]
         weights = data_size_weights(reports)
-        x = self.global_arrays
-        step = {k: np.zeros_like(v, dtype=np.float64) for k, v in x.items()}
+        average = {k: np.zeros_like(v, dtype=np.float64) for k, v in self.global_arrays.items()}
         for content, w in zip(used, weights, strict=True):
             for k, a in content["arrays"].items():
-                step[k] += w * (a.numpy().astype(np.float64) - x[k])
-        new_x = {k: (x[k] + self.server_lr * step[k]).astype(np.float32) for k in x}
+                average[k] += w * a.numpy().astype(np.float64)
+        new_x = self.server_step(ArrayRecord({k: Array(v.astype(np.float32)) for k, v in average.items()}))
         self.control = server_variate_update(self.control, deltas, max(self.num_clients, len(deltas)))
         self.accepted.update({r.client_id: server_round for r in reports})
         self.ledger = [ledger_row(r, w) for r, w in zip(reports, weights, strict=True)]
         metrics = self.train_metrics_aggr_fn(used, self.weighted_by_key)
-        return ArrayRecord({k: Array(v) for k, v in new_x.items()}), metrics
+        return new_x, metrics
 
     def state_dict(self) -> dict[str, Any]:
         """c, N and the accepted-round ledger: what a restarted server needs to keep c = mean c_i."""

@@ -1,7 +1,7 @@
 """Flower's FedAvg with pluggable client weights: the base of FGRPO and reward-weighted.
 
 Only the weights differ from FedAvg; the weighted average itself is Flower's
-``aggregate_arrayrecords``. The server step is θ ← θ + η · Σ_k w_k (θ_k − θ).
+``aggregate_arrayrecords``. The server step is θ ← θ + η · Σ_k w_k (θ_k − θ) (server_lr.py).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.serverapp import Grid
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
+
+from .server_lr import ServerLearningRate
 
 WEIGHT_KEY = "aggregation-weight"
 # FGRPO's per-task signals travel in their own ConfigRecord: Flower requires every reply's
@@ -64,24 +65,16 @@ def data_size_weights(reports: list[ClientReport]) -> np.ndarray:
     return sizes / sizes.sum()
 
 
-class ClientWeightedFedAvg(FedAvg):
+class ClientWeightedFedAvg(ServerLearningRate, FedAvg):
     """FedAvg where ``compute_weights`` decides each client's share."""
 
-    def __init__(self, *, server_lr: float = 1.0, **fedavg_kwargs: Any) -> None:
-        super().__init__(**fedavg_kwargs)
-        self.server_lr = server_lr
-        self.global_arrays: dict[str, np.ndarray] | None = None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.ledger: list[dict[str, Any]] = []
 
     def compute_weights(self, server_round: int, reports: list[ClientReport]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Return normalised weights and the ledger rows that explain them."""
         raise NotImplementedError
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        self.global_arrays = {k: a.numpy() for k, a in arrays.items()}
-        return super().configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -97,17 +90,7 @@ class ClientWeightedFedAvg(FedAvg):
             for c, w in zip(contents, weights, strict=True)
         ]
         averaged = aggregate_arrayrecords(weighted, WEIGHT_KEY)
-        return self._server_step(averaged), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-
-    def _server_step(self, averaged: ArrayRecord) -> ArrayRecord:
-        if self.server_lr == 1.0 or self.global_arrays is None:
-            return averaged
-        return ArrayRecord(
-            {
-                k: Array(self.global_arrays[k] + self.server_lr * (a.numpy() - self.global_arrays[k]))
-                for k, a in averaged.items()
-            }
-        )
+        return self.server_step(averaged), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
     # Server-side state that must survive a restart (checkpoints, --resume).
     def state_dict(self) -> dict[str, Any]:
