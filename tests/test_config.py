@@ -65,9 +65,9 @@ def test_override_values_are_toml():
 
 def test_json_and_flat_forms_round_trip():
     cfg = load_config(None, ["data.tasks=[\"addition\", \"sorting\"]", "data.reward_scale={sorting = 3.0}",
-                             "grpo.temperature=0.7"])
+                             "grpo.temperature=0.7", "data.format_reward=0.5", "grpo.reward_weights=[2.0, 0.5]"])
     assert config_from_dict(json.loads(cfg.to_json())) == cfg
-    assert config_from_flat(cfg.flatten()) == cfg
+    assert config_from_flat(cfg.flatten()) == cfg  # a list of numbers travels as JSON
 
 
 def config_tables(cls: type = Config, prefix: str = "") -> list[str]:

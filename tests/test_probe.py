@@ -27,6 +27,9 @@ def test_probe_sums_reward_functions_and_skips_rows_nobody_scored():
 
     totals = completion_rewards(model, tokenizer, ROWS, [first_two, only_first], max_new_tokens=4)
     assert totals == [2.5, 1.0, None]
+    # grpo.reward_weights [2, 0.5], as TRL trains on them: 2·2 + 0.5·0.5, 2·1, nobody
+    weighted = completion_rewards(model, tokenizer, ROWS, [first_two, only_first], max_new_tokens=4, weights=[2.0, 0.5])
+    assert weighted == [4.25, 2.0, None]
 
 
 def test_probe_signal_is_the_mean_total_per_task():

@@ -11,6 +11,7 @@ from transformers import TrainerState
 
 from fgrpo.cli import main
 from fgrpo.client.signal import plan_signal
+from fgrpo.probe_rows import ClientRows
 from fgrpo.config import Config, ConfigError, DataConfig, SourceConfig, load_config
 from fgrpo.tasks.rewards import reward_functions, reward_function_names, reward_ranges, weighted_total
 
@@ -31,7 +32,7 @@ def test_the_train_reward_signal_is_the_weighted_sum_trl_trains_on():
     #   add "odd": 2·0 + format NaN skipped = 0.0                             -> add: 2.4/3 = 0.8 over 3
     #   mul: accuracy None, 0.5·0.4 = 0.2;  src: no function scored it, not counted
     cfg = load_config(None, ["data.format_reward=0.5", WEIGHTS, "strategy.signal=train-reward"])
-    plan = plan_signal("train-reward", cfg, 0, None, [accuracy, fmt], (None, None), RecordDict())
+    plan = plan_signal("train-reward", cfg, 0, ClientRows(train=None, probe=[]), [accuracy, fmt], (None, None), RecordDict())
     kwargs = {"completions": ["right", "wrong", "odd", "right", "right"], "task": ["add", "add", "add", "mul", "src"],
               "trainer_state": TrainerState(global_step=0)}
     for fn in plan.reward_funcs:

@@ -402,8 +402,11 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
 
 
 def config_from_flat(flat: dict[str, Any]) -> Config:
-    """Rebuild a Config from Flower's flattened run_config."""
-    return config_from_dict(config_tree.unflatten(dict(flat)))
+    """Rebuild a Config from Flower's flattened run_config (a grpo.* list, such as
+    reward_weights, travels as JSON: TRL's keys have no declared type to parse it by)."""
+    values = {k: json.loads(v) if k.startswith("grpo.") and isinstance(v, str) and v.startswith("[") else v
+              for k, v in flat.items()}
+    return config_from_dict(config_tree.unflatten(values))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

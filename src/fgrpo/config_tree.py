@@ -27,8 +27,8 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(flatten(value, dotted + "."))
-        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
-            flat[dotted] = json.dumps(value, sort_keys=True)  # a list of tables travels as JSON
+        elif isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            flat[dotted] = json.dumps(value, sort_keys=True)  # tables or numbers (grpo.reward_weights) travel as JSON
         elif isinstance(value, list):  # Flower's run_config holds scalars only
             flat[dotted] = ",".join(value)
         else:

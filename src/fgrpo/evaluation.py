@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixi
 
 from .models.registry import text_tokenizer
 from .tasks import checker_for
+from .tasks.rewards import weighted_total
 
 # Tokenizers and processors keep per-call padding state (a Rust tokenizer refuses concurrent use),
 # so tasks generating in parallel threads take turns at encoding and decoding.
@@ -149,12 +150,14 @@ def completion_rewards(
     samples: int = 0,
     temperature: float = 1.0,
     batch_size: int = 64,
+    weights: list[float] | None = None,
 ) -> list[float | None]:
     """Total reward of the greedy answer to each row, or of ``samples`` sampled answers per row
     (prompt-major) — FGRPO's ``probe`` signal.
 
-    As in TRL, a row's total is the sum of the reward functions that scored it
-    (None means "not mine"); a row no function scored gets None.
+    As in TRL, a row's total is the ``weights``-weighted sum (``grpo.reward_weights``; 1 each by
+    default) of the reward functions that scored it (None means "not mine"); a row no function
+    scored gets None.
     """
     per_prompt = max(1, samples)
     completions: list[Any] = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens,
@@ -164,7 +167,4 @@ def completion_rewards(
     repeated = [r for r in rows for _ in range(per_prompt)]
     columns = {k: [r[k] for r in repeated] for k in rows[0] if k != "prompt"}
     scores = [fn(completions=completions, prompts=[r["prompt"] for r in repeated], **columns) for fn in reward_funcs]
-    return [
-        sum(float(x) for x in per_row if x is not None) if any(x is not None for x in per_row) else None
-        for per_row in zip(*scores, strict=True)
-    ]
+    return [weighted_total(per_row, weights or [1.0] * len(reward_funcs)) for per_row in zip(*scores, strict=True)]

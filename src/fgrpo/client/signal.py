@@ -103,12 +103,15 @@ class ProbeSampling:
 
 
 def probe_signals(model: Any, tokenizer: Any, probe: list[dict[str, Any]], reward_funcs: list[Any], max_new_tokens: int,
-                  sampling: ProbeSampling = ProbeSampling()) -> TaskMeans:
+                  sampling: ProbeSampling = ProbeSampling(), weights: list[float] | None = None) -> TaskMeans:
+    """Per-task mean total reward (weighted as TRL trains on it) of the model's answers on the probe."""
     rows = probe
-    with torch.random.fork_rng(devices=[]):  # leaves the training RNG where it was
+    device = next(model.parameters()).device
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # leaves the training RNG (CPU and the model's GPU) where it was
         torch.manual_seed(sampling.seed)
         totals = completion_rewards(model, tokenizer, rows, reward_funcs, max_new_tokens,
-                                    sampling.samples, sampling.temperature)
+                                    sampling.samples, sampling.temperature, weights=weights)
     per_row = max(1, sampling.samples)
     means = per_task_means([r["task"] for r in rows for _ in range(per_row)], totals)
     if not means:
@@ -171,7 +174,7 @@ def plan_signal(
         sampling = ProbeSampling(cfg.strategy.probe_samples, cfg.strategy.probe_temperature,
                                  cfg.seed * 1_000_003 + partition_id)
         score = functools.partial(probe_signals, *model_and_tokenizer, rows.probe, reward_funcs,
-                                  cfg.eval.max_new_tokens, sampling)
+                                  cfg.eval.max_new_tokens, sampling, function_weights(cfg))
         before = score() if cfg.strategy.gain == "delta" else None  # on the received global model
         return SignalPlan(rows.train, reward_funcs, lambda: signal_metrics(cfg, state, score(), before))
     return SignalPlan(rows.train, reward_funcs)
