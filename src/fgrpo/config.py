@@ -11,29 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import config_tree
+from .config_values import at_least, build, choice, parse_override, within
 from .errors import ConfigError
 from .rl import GRPO_DEFAULTS, RL_PRESETS
 from .schedule import SCHEDULES, round_learning_rate
-
-
-def _choice(*options: str) -> dict[str, Any]:
-    return {"choices": options}
-
-
-def _at_least(low: float) -> dict[str, Any]:
-    return {"min": low}
-
-
-def _within(low: float, high: float) -> dict[str, Any]:
-    return {"min": low, "max": high}
 
 
 def _device() -> dict[str, Any]:
@@ -50,31 +36,31 @@ def _multipliers() -> dict[str, Any]:
 @dataclass
 class ModelConfig:
     name: str = "tiny"
-    lora_r: int = field(default=8, metadata=_at_least(1))
-    lora_alpha: int = field(default=16, metadata=_at_least(1))
-    lora_dropout: float = field(default=0.0, metadata=_within(0.0, 1.0))
+    lora_r: int = field(default=8, metadata=at_least(1))
+    lora_alpha: int = field(default=16, metadata=at_least(1))
+    lora_dropout: float = field(default=0.0, metadata=within(0.0, 1.0))
     # Empty list: chosen per architecture (see fgrpo.models.lora).
     target_modules: list[str] = field(default_factory=list)
-    transport_dtype: str = field(default="fp32", metadata=_choice("fp32", "bf16"))
+    transport_dtype: str = field(default="fp32", metadata=choice("fp32", "bf16"))
     # Base weights as loaded, for every model (LoRA adapters stay float32); bfloat16 halves a GPU model's memory.
-    dtype: str = field(default="float32", metadata=_choice("float32", "bfloat16", "float16"))
+    dtype: str = field(default="float32", metadata=choice("float32", "bfloat16", "float16"))
 
 
 @dataclass
 class FederationConfig:
-    num_clients: int = field(default=4, metadata=_at_least(1))
-    rounds: int = field(default=3, metadata=_at_least(1))
-    local_steps: int = field(default=2, metadata=_at_least(1))
-    fraction_train: float = field(default=1.0, metadata=_within(0.0, 1.0))
-    min_clients: int = field(default=1, metadata=_at_least(1))  # usable replies a round needs to aggregate
-    round_timeout: float = field(default=0.0, metadata=_at_least(0.0))  # seconds to wait for replies; 0: all
+    num_clients: int = field(default=4, metadata=at_least(1))
+    rounds: int = field(default=3, metadata=at_least(1))
+    local_steps: int = field(default=2, metadata=at_least(1))
+    fraction_train: float = field(default=1.0, metadata=within(0.0, 1.0))
+    min_clients: int = field(default=1, metadata=at_least(1))  # usable replies a round needs to aggregate
+    round_timeout: float = field(default=0.0, metadata=at_least(0.0))  # seconds to wait for replies; 0: all
     # Refuse an update whose norm exceeds this multiple of the round's median (from 3 replies on); 0: off.
-    max_norm_ratio: float = field(default=10.0, metadata=_at_least(0.0))
+    max_norm_ratio: float = field(default=10.0, metadata=at_least(0.0))
     # CPU share of one simulated client; 1 on a 2-core laptop runs two at once.
-    client_cpus: float = field(default=1.0, metadata=_at_least(0.1))
-    client_gpus: float = field(default=0.0, metadata=_at_least(0.0))
+    client_cpus: float = field(default=1.0, metadata=at_least(0.1))
+    client_gpus: float = field(default=0.0, metadata=at_least(0.0))
     # Learning rate across rounds (constant within a round): see fgrpo.schedule.
-    lr_schedule: str = field(default="constant", metadata=_choice(*SCHEDULES))
+    lr_schedule: str = field(default="constant", metadata=choice(*SCHEDULES))
     # Testing/benchmark knob: learning-rate multiplier per partition id, e.g. {"0" = 0.0} stalls
     # client 0 (benchmarks/fgrpo_signal.py). Unlisted clients train at the full rate.
     client_lr_scale: dict[str, float] = field(default_factory=dict, metadata=_multipliers())
@@ -85,42 +71,42 @@ class StrategyConfig:
     name: str = "fgrpo"
     # FGRPO (see README "FGRPO aggregation"): every symbol of the rule.
     # probe/ratio at tau 0.3: the mode benchmarks/fgrpo_signal.py favours (results/fgrpo_signal.md)
-    signal: str = field(default="probe", metadata=_choice("train-reward", "probe"))
-    gain: str = field(default="ratio", metadata=_choice("range", "ratio", "zscore", "difference", "delta"))
-    beta: float = field(default=0.8, metadata=_within(0.0, 1.0))
-    tau: float = field(default=0.3, metadata=_at_least(1e-9))
-    gamma: float = field(default=1.0, metadata=_at_least(0.0))
-    g_max: float = field(default=5.0, metadata=_at_least(0.0))
-    floor: float = field(default=0.0, metadata=_within(0.0, 1.0))
+    signal: str = field(default="probe", metadata=choice("train-reward", "probe"))
+    gain: str = field(default="ratio", metadata=choice("range", "ratio", "zscore", "difference", "delta"))
+    beta: float = field(default=0.8, metadata=within(0.0, 1.0))
+    tau: float = field(default=0.3, metadata=at_least(1e-9))
+    gamma: float = field(default=1.0, metadata=at_least(0.0))
+    g_max: float = field(default=5.0, metadata=at_least(0.0))
+    floor: float = field(default=0.0, metadata=within(0.0, 1.0))
     # ratio's floor of |b| as a fraction of the task's reward range (scale-invariant, and bounded
     # where b nears 0: one probe row can no longer hand a client all the weight)
-    eps: float = field(default=0.1, metadata=_at_least(1e-12))
+    eps: float = field(default=0.1, metadata=at_least(1e-12))
     # η of θ <- θ + η (aggregate - θ) under every strategy that aggregates adapters (fedavgm: Flower's
     # server_learning_rate); those with a server optimizer (opt_eta) or no aggregate refuse η != 1.
-    server_lr: float = field(default=1.0, metadata=_at_least(0.0))
+    server_lr: float = field(default=1.0, metadata=at_least(0.0))
     # probe answers per row: 0 greedy; k > 0 samples k at probe_temperature with the same random
     # numbers before and after training (common random numbers), a finer signal than 0/1 per row
-    probe_samples: int = field(default=0, metadata=_at_least(0))
-    probe_temperature: float = field(default=1.0, metadata=_at_least(1e-6))
-    spread_floor: float = field(default=0.05, metadata=_at_least(0.0))  # zscore's s_min, x the task's range
+    probe_samples: int = field(default=0, metadata=at_least(0))
+    probe_temperature: float = field(default=1.0, metadata=at_least(1e-6))
+    spread_floor: float = field(default=0.05, metadata=at_least(0.0))  # zscore's s_min, x the task's range
     # zscore: gain 0 until a (client, task) has this many reports, the current one included; 3 is the
     # first report with a spread estimate (the first has no baseline, the second no past deviation)
-    warmup_reports: int = field(default=3, metadata=_at_least(1))
+    warmup_reports: int = field(default=3, metadata=at_least(1))
     # train-reward: leave out the rollouts of the first local steps, which sample the received
     # global model (the same for every client); the last step always counts.
-    signal_skip_steps: int = field(default=1, metadata=_at_least(0))
-    baseline_at: str = field(default="server", metadata=_choice("server", "client"))
+    signal_skip_steps: int = field(default=1, metadata=at_least(0))
+    baseline_at: str = field(default="server", metadata=choice("server", "client"))
     # Baselines (fgrpo.server.strategies): each constant of Flower's strategies is a key.
-    proximal_mu: float = field(default=0.01, metadata=_at_least(0.0))  # fedprox: mu/2 ||theta - theta_global||^2
+    proximal_mu: float = field(default=0.01, metadata=at_least(0.0))  # fedprox: mu/2 ||theta - theta_global||^2
     # Server optimizer of fedadam / fedyogi / fedadagrad / fgrpo-adam (Reddi et al. 2021, Flower's FedOpt).
     # eta is sized for LoRA deltas (Flower's 0.1 suits full models trained by SGD).
-    opt_eta: float = field(default=1e-3, metadata=_at_least(0.0))
-    opt_beta_1: float = field(default=0.9, metadata=_within(0.0, 1.0))
-    opt_beta_2: float = field(default=0.99, metadata=_within(0.0, 1.0))
-    opt_tau: float = field(default=1e-6, metadata=_at_least(1e-12))
-    server_momentum: float = field(default=0.9, metadata=_within(0.0, 1.0))  # fedavgm (lr: server_lr)
-    trim_beta: float = field(default=0.2, metadata=_within(0.0, 0.499))  # fedtrimmedavg: cut per tail
-    krum_num_malicious: int = field(default=0, metadata=_at_least(0))  # krum: f, the assumed attackers
+    opt_eta: float = field(default=1e-3, metadata=at_least(0.0))
+    opt_beta_1: float = field(default=0.9, metadata=within(0.0, 1.0))
+    opt_beta_2: float = field(default=0.99, metadata=within(0.0, 1.0))
+    opt_tau: float = field(default=1e-6, metadata=at_least(1e-12))
+    server_momentum: float = field(default=0.9, metadata=within(0.0, 1.0))  # fedavgm (lr: server_lr)
+    trim_beta: float = field(default=0.2, metadata=within(0.0, 0.499))  # fedtrimmedavg: cut per tail
+    krum_num_malicious: int = field(default=0, metadata=at_least(0))  # krum: f, the assumed attackers
 
 
 @dataclass
@@ -144,12 +130,12 @@ class SourceConfig:
     # {new column = "column"}: a copy under the name a reward function expects, e.g. {solution = "gold"}
     columns: dict[str, str] = field(default_factory=dict)
     system_prompt: str = ""
-    answer_format: str = field(default="auto", metadata=_choice("auto", "gsm8k", "boxed", "tag", "plain"))
-    checker: str = field(default="math", metadata=_choice("math", "exact"))
+    answer_format: str = field(default="auto", metadata=choice("auto", "gsm8k", "boxed", "tag", "plain"))
+    checker: str = field(default="math", metadata=choice("math", "exact"))
     rewards: list[str] = field(default_factory=list)  # "package.module:function"; empty: accuracy
-    train_size: int = field(default=0, metadata=_at_least(0))  # 0: every row
-    test_size: int = field(default=-1, metadata=_at_least(-1))  # -1: data.test_size
-    on_bad_rows: str = field(default="error", metadata=_choice("error", "skip"))
+    train_size: int = field(default=0, metadata=at_least(0))  # 0: every row
+    test_size: int = field(default=-1, metadata=at_least(-1))  # -1: data.test_size
+    on_bad_rows: str = field(default="error", metadata=choice("error", "skip"))
     # Declared range of the source's total reward (FGRPO's range gain); [0, 1] fits the accuracy reward.
     reward_min: float = 0.0
     reward_max: float = 1.0
@@ -161,38 +147,38 @@ class DataConfig:
         default_factory=lambda: ["addition", "multiplication", "sorting", "countdown", "modular"]
     )
     partition: str = field(
-        default="dirichlet", metadata=_choice("iid", "dirichlet", "pathological", "size-skew")
+        default="dirichlet", metadata=choice("iid", "dirichlet", "pathological", "size-skew")
     )
-    alpha: float = field(default=0.5, metadata=_at_least(1e-6))
-    tasks_per_client: int = field(default=2, metadata=_at_least(1))
-    train_size: int = field(default=400, metadata=_at_least(1))
+    alpha: float = field(default=0.5, metadata=at_least(1e-6))
+    tasks_per_client: int = field(default=2, metadata=at_least(1))
+    train_size: int = field(default=400, metadata=at_least(1))
     # >= 200 distinct held-out prompts per task keeps the macro standard error near 0.015.
-    test_size: int = field(default=200, metadata=_at_least(1))
-    difficulty: int = field(default=1, metadata=_at_least(1))
+    test_size: int = field(default=200, metadata=at_least(1))
+    difficulty: int = field(default=1, metadata=at_least(1))
     # Multiplies a task's native reward, e.g. {multiplication = 100.0}.
     reward_scale: dict[str, float] = field(default_factory=dict, metadata=_multipliers())
-    format_reward: float = field(default=0.0, metadata=_at_least(0.0))
+    format_reward: float = field(default=0.0, metadata=at_least(0.0))
     # Rows of each client's probe (FGRPO's probe signal), laid out the same for every strategy
     # (fgrpo.probe_rows): procedural tasks' probes are generated beside the training pool; a data
     # source's probe rows (at most half of each task's rows) are held out of training whatever the
     # strategy, so every strategy trains on the same rows. 0: no probe (the probe signal is refused).
-    probe_size: int = field(default=64, metadata=_at_least(0))
+    probe_size: int = field(default=64, metadata=at_least(0))
     # Bring-your-own datasets, each one more task label ([[data.sources]] tables).
     sources: list[SourceConfig] = field(default_factory=list)
 
 
 @dataclass
 class EvalConfig:
-    every: int = field(default=1, metadata=_at_least(0))
+    every: int = field(default=1, metadata=at_least(0))
     # 32 fits every default task's tagged answer in the tiny model's characters.
-    max_new_tokens: int = field(default=32, metadata=_at_least(1))
-    batch_size: int = field(default=256, metadata=_at_least(1))
+    max_new_tokens: int = field(default=32, metadata=at_least(1))
+    batch_size: int = field(default=256, metadata=at_least(1))
     # torch threads of the server's evaluation: a small model's ops are too small to split, and
     # extra threads spin against the clients' and other jobs' processes (benchmarks/results/perf.md).
-    threads: int = field(default=1, metadata=_at_least(1))
+    threads: int = field(default=1, metadata=at_least(1))
     # tasks whose answers are generated at once, each in its own thread of `threads` torch threads:
     # the clients' workers sit idle while the server evaluates (benchmarks/results/perf.md).
-    concurrent_tasks: int = field(default=2, metadata=_at_least(1))
+    concurrent_tasks: int = field(default=2, metadata=at_least(1))
     # where the server evaluates: auto = the accelerator when there is one (cuda, else mps), else cpu
     device: str = field(default="auto", metadata=_device())
 
@@ -201,9 +187,9 @@ class EvalConfig:
 class PrivacyConfig:
     # Flower's DP wrappers (fgrpo.server.strategies.privacy): clip each update θ_k − θ to
     # clipping_norm on the server or on the client, then add N(0, (noise_multiplier·clipping_norm/n)²).
-    dp: str = field(default="none", metadata=_choice("none", "server-fixed", "client-fixed"))
-    noise_multiplier: float = field(default=1.0, metadata=_at_least(0.0))
-    clipping_norm: float = field(default=1.0, metadata=_at_least(1e-12))
+    dp: str = field(default="none", metadata=choice("none", "server-fixed", "client-fixed"))
+    noise_multiplier: float = field(default=1.0, metadata=at_least(0.0))
+    clipping_norm: float = field(default=1.0, metadata=at_least(1e-12))
 
 
 @dataclass
@@ -215,7 +201,7 @@ class OutputConfig:
 @dataclass
 class RLConfig:
     # Local RL algorithm: a preset over TRL's GRPOConfig (fgrpo.rl); grpo.* keys still override.
-    algorithm: str = field(default="grpo", metadata=_choice(*RL_PRESETS))
+    algorithm: str = field(default="grpo", metadata=choice(*RL_PRESETS))
 
 
 @dataclass
@@ -252,104 +238,6 @@ class Config:
         return round_learning_rate(lr, self.federation.lr_schedule, server_round, self.federation.rounds)
 
 
-def _coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]) -> Any:
-    """Check one value against its declared type and limits; return it normalised."""
-    origin = typing.get_origin(annotation)
-    if origin is list:
-        if isinstance(value, str):  # flat run_config form: "a,b,c"
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(key, f"expected a list of strings, got {value!r}")
-        return list(value)
-    if origin is dict:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value else {}
-            except json.JSONDecodeError as err:
-                raise ConfigError(key, f"expected a table, got {value!r}") from err
-        if not isinstance(value, dict):
-            raise ConfigError(key, f"expected a table, got {value!r}")
-        value_type = typing.get_args(annotation)[1]
-        if value_type is float:
-            numbers = {k: _coerce(f"{key}.{k}", v, float, {}) for k, v in value.items()}
-            return {k: v for k, v in numbers.items() if v != meta.get("neutral")}
-        return dict(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, f"expected true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"expected an integer, got {value!r}")
-    elif annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(key, f"expected a number, got {value!r}")
-        value = float(value)
-    elif annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"expected a string, got {value!r}")
-    if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
-        raise ConfigError(key, f"must be {meta['forms']}; got {value!r}")
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(key, f"must be one of {', '.join(meta['choices'])}; got {value!r}")
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(key, f"must be >= {meta['min']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(key, f"must be <= {meta['max']}, got {value!r}")
-    return value
-
-
-# Keys that moved to another table: one line saying where, rather than "unknown key".
-MOVED_KEYS = {"strategy.probe_size": "data.probe_size"}
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        dotted = f"{prefix}{key}"
-        if key not in known:
-            raise ConfigError(dotted, f"moved to {MOVED_KEYS[dotted]}" if dotted in MOVED_KEYS else "unknown key")
-        annotation = hints[key]
-        item_type = (typing.get_args(annotation) or (None,))[0]
-        if typing.get_origin(annotation) is list and dataclasses.is_dataclass(item_type):
-            kwargs[key] = _build_tables(item_type, value, dotted)
-        elif dataclasses.is_dataclass(annotation):
-            if not isinstance(value, dict):
-                raise ConfigError(dotted, "expected a table")
-            kwargs[key] = _build(annotation, value, dotted + ".")
-        else:
-            kwargs[key] = _coerce(dotted, value, annotation, known[key].metadata)
-    return cls(**kwargs)
-
-
-def _build_tables(cls: type, value: Any, dotted: str) -> list[Any]:
-    """A TOML array of tables (``[[data.sources]]``), or its JSON form from run_config."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except json.JSONDecodeError as err:
-            raise ConfigError(dotted, f"expected an array of tables, got {value!r}") from err
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError(dotted, f"expected an array of tables, got {value!r}")
-    return [_build(cls, item, f"{dotted}[{i}].") for i, item in enumerate(value)]
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` with a TOML value; bare words are read as strings."""
-    if "=" not in text:
-        raise ConfigError(text, "override must look like key=value")
-    key, raw = (part.strip() for part in text.split("=", 1))
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
-
-
 def validate_grpo_keys(grpo: dict[str, Any]) -> None:
     """Every grpo.* key must be a TRL GRPOConfig field (checked against TRL itself)."""
     if not grpo:
@@ -372,7 +260,7 @@ def validate_strategy_name(name: str) -> None:
 
 def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Config:
     """``local_files=False``: data paths are another machine's (a deployed client's view)."""
-    cfg = _build(Config, tree, "")
+    cfg = build(Config, tree)
     validate_grpo_keys(cfg.grpo)
     validate_strategy_name(cfg.strategy.name)
     if cfg.federation.min_clients > cfg.federation.num_clients:

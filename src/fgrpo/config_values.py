@@ -1,0 +1,129 @@
+"""Typed config values from TOML and run_config: the generic half of fgrpo.config.
+
+Each dataclass field's ``metadata`` declares its limits (``choices``, ``min``/``max``, ``pattern``,
+``neutral``); ``build`` checks every value against its field and builds the nested dataclasses, so
+a mistake is one line naming its dotted key. It knows no fgrpo table: the schema lives in
+fgrpo.config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+import typing
+from typing import Any
+
+from .errors import ConfigError
+
+
+def choice(*options: str) -> dict[str, Any]:
+    return {"choices": options}
+
+
+def at_least(low: float) -> dict[str, Any]:
+    return {"min": low}
+
+
+def within(low: float, high: float) -> dict[str, Any]:
+    return {"min": low, "max": high}
+
+
+def coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]) -> Any:
+    """Check one value against its declared type and limits; return it normalised."""
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        if isinstance(value, str):  # flat run_config form: "a,b,c"
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, f"expected a list of strings, got {value!r}")
+        return list(value)
+    if origin is dict:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value else {}
+            except json.JSONDecodeError as err:
+                raise ConfigError(key, f"expected a table, got {value!r}") from err
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a table, got {value!r}")
+        value_type = typing.get_args(annotation)[1]
+        if value_type is float:
+            numbers = {k: coerce(f"{key}.{k}", v, float, {}) for k, v in value.items()}
+            return {k: v for k, v in numbers.items() if v != meta.get("neutral")}
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+    elif annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        value = float(value)
+    elif annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+    if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(key, f"must be {meta['forms']}; got {value!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(key, f"must be one of {', '.join(meta['choices'])}; got {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(key, f"must be >= {meta['min']}, got {value!r}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(key, f"must be <= {meta['max']}, got {value!r}")
+    return value
+
+
+# Keys that moved to another table: one line saying where, rather than "unknown key".
+MOVED_KEYS = {"strategy.probe_size": "data.probe_size"}
+
+
+def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """``cls`` from a table of values, each checked against its field."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(dotted, f"moved to {MOVED_KEYS[dotted]}" if dotted in MOVED_KEYS else "unknown key")
+        annotation = hints[key]
+        item_type = (typing.get_args(annotation) or (None,))[0]
+        if typing.get_origin(annotation) is list and dataclasses.is_dataclass(item_type):
+            kwargs[key] = build_tables(item_type, value, dotted)
+        elif dataclasses.is_dataclass(annotation):
+            if not isinstance(value, dict):
+                raise ConfigError(dotted, "expected a table")
+            kwargs[key] = build(annotation, value, dotted + ".")
+        else:
+            kwargs[key] = coerce(dotted, value, annotation, known[key].metadata)
+    return cls(**kwargs)
+
+
+def build_tables(cls: type, value: Any, dotted: str) -> list[Any]:
+    """A TOML array of tables (``[[data.sources]]``), or its JSON form from run_config."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as err:
+            raise ConfigError(dotted, f"expected an array of tables, got {value!r}") from err
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(dotted, f"expected an array of tables, got {value!r}")
+    return [build(cls, item, f"{dotted}[{i}].") for i, item in enumerate(value)]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with a TOML value; bare words are read as strings."""
+    if "=" not in text:
+        raise ConfigError(text, "override must look like key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
