@@ -37,7 +37,7 @@ def settings(args: argparse.Namespace) -> list[str]:
         f"model.name={args.model}", f"model.dtype={args.dtype}", f"eval.device={args.device}",
         "federation.num_clients=2", "federation.min_clients=2", "federation.rounds=1",
         f"federation.local_steps={args.local_steps}", "strategy.name=fgrpo", "strategy.signal=probe",
-        "strategy.gain=delta", "strategy.probe_size=8", 'data.partition="iid"', "data.train_size=64",
+        "strategy.gain=delta", "data.probe_size=8", 'data.partition="iid"', "data.train_size=64",
         f"data.test_size={args.test_size}", "grpo.per_device_train_batch_size=8",
     ]
 

@@ -105,7 +105,7 @@ def test_two_clients_one_round_on_figures(tmp_path) -> None:
 
     # FGRPO with its probe signal: each client also decodes greedy answers to figures it holds out
     cfg = load_config(None, VL + ["federation.num_clients=2", "federation.rounds=1", "federation.local_steps=1",
-                                  "strategy.name=fgrpo", "strategy.probe_size=4"])
+                                  "strategy.name=fgrpo", "data.probe_size=4"])
     run_experiment(cfg, tmp_path)
     (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert record["aggregated"] and len(record["clients"]) == 2

@@ -258,9 +258,13 @@ def validate_strategy_name(name: str) -> None:
         raise ConfigError("strategy.name", f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
 
 
+# Keys that moved to another table since an earlier release (old run directories hold them).
+MOVED_KEYS = {"strategy.probe_size": "data.probe_size"}
+
+
 def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Config:
     """``local_files=False``: data paths are another machine's (a deployed client's view)."""
-    cfg = build(Config, tree)
+    cfg = build(Config, tree, moved=MOVED_KEYS)
     validate_grpo_keys(cfg.grpo)
     validate_strategy_name(cfg.strategy.name)
     if cfg.federation.min_clients > cfg.federation.num_clients:

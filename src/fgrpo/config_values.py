@@ -13,6 +13,7 @@ import json
 import re
 import tomllib
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
@@ -77,33 +78,31 @@ def coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]
     return value
 
 
-# Keys that moved to another table: one line saying where, rather than "unknown key".
-MOVED_KEYS = {"strategy.probe_size": "data.probe_size"}
-
-
-def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    """``cls`` from a table of values, each checked against its field."""
+def build(cls: type, values: dict[str, Any], prefix: str = "", moved: Mapping[str, str] | None = None) -> Any:
+    """``cls`` from a table of values, each checked against its field; ``moved``: {old dotted key:
+    new one}, so a key that moved says where to, rather than "unknown key"."""
+    moved = moved or {}
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key not in known:
-            raise ConfigError(dotted, f"moved to {MOVED_KEYS[dotted]}" if dotted in MOVED_KEYS else "unknown key")
+            raise ConfigError(dotted, f"moved to {moved[dotted]}" if dotted in moved else "unknown key")
         annotation = hints[key]
         item_type = (typing.get_args(annotation) or (None,))[0]
         if typing.get_origin(annotation) is list and dataclasses.is_dataclass(item_type):
-            kwargs[key] = build_tables(item_type, value, dotted)
+            kwargs[key] = build_tables(item_type, value, dotted, moved)
         elif dataclasses.is_dataclass(annotation):
             if not isinstance(value, dict):
                 raise ConfigError(dotted, "expected a table")
-            kwargs[key] = build(annotation, value, dotted + ".")
+            kwargs[key] = build(annotation, value, dotted + ".", moved)
         else:
             kwargs[key] = coerce(dotted, value, annotation, known[key].metadata)
     return cls(**kwargs)
 
 
-def build_tables(cls: type, value: Any, dotted: str) -> list[Any]:
+def build_tables(cls: type, value: Any, dotted: str, moved: Mapping[str, str]) -> list[Any]:
     """A TOML array of tables (``[[data.sources]]``), or its JSON form from run_config."""
     if isinstance(value, str):
         try:
@@ -114,7 +113,7 @@ def build_tables(cls: type, value: Any, dotted: str) -> list[Any]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(dotted, f"expected an array of tables, got {value!r}")
-    return [build(cls, item, f"{dotted}[{i}].") for i, item in enumerate(value)]
+    return [build(cls, item, f"{dotted}[{i}].", moved) for i, item in enumerate(value)]
 
 
 def parse_override(text: str) -> tuple[str, Any]:
