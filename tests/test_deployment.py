@@ -5,6 +5,7 @@ killed mid-round; plus the node-data layer's errors on their own (fast)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -41,6 +42,23 @@ def owner_file(folder: Path, name: str, rows: int, seed: int) -> Path:
 
 def node(client_id: str, path: Path) -> dict[str, str]:
     return {"client-id": client_id, "data-path": str(path)}
+
+
+def owner_source(folder: Path, columns: tuple[str, str], gold: str, reward: float, rows: int = 4) -> Path:
+    """An owner's folder as the README shows it: its file with its own columns and answer format,
+    its reward module (every completion scores ``reward``: the run's metrics show whose function
+    scored it), and the data-config file naming both relative to itself."""
+    folder.mkdir()
+    prompt, answer = columns
+    problems = get_task("addition").generate(rows, len(gold), share="train", unique=True)
+    (folder / "rows.jsonl").write_text("".join(json.dumps({prompt: p["prompt"][-1]["content"],
+                                                           answer: gold.format(p["answer"])}) + "\n" for p in problems))
+    (folder / "scoring.py").write_text(f"def score(completions, gold, **kwargs):\n"
+                                       f"    return [{reward}] * len(completions)\n")
+    (folder / "source.toml").write_text(
+        f'[source]\nname = "addition"\npath = "rows.jsonl"\nprompt_column = "{prompt}"\nanswer_column = "{answer}"\n'
+        f'answer_format = "{"gsm8k" if "####" in gold else "plain"}"\nchecker = "exact"\nrewards = ["scoring.py:score"]\n')
+    return folder / "source.toml"
 
 
 def rounds(out: Path) -> list[dict]:
@@ -92,6 +110,47 @@ def test_a_node_reads_its_file_as_the_data_source_it_names_wherever_the_servers_
     assert config_from_dict(tree, local_files=False).data.sources[0].path == str(server_rows)
 
 
+def test_a_node_trains_its_data_config_files_source_with_its_own_reward_function(tmp_path, monkeypatch):
+    from fgrpo.data import node_training_config
+    from fgrpo.tasks.rewards import reward_functions
+
+    file = owner_source(tmp_path / "owner", ("question", "solution"), "Worked out: #### {}", 0.25)
+    monkeypatch.chdir(tmp_path)  # neither the owner's folder nor the node's: the file's paths start at its own
+    cfg = load_config(None, ["data.tasks=addition,sorting"])
+    here = {"client-id": "a", "data-config": str(file)}
+    rows = node_dataset(cfg, here)
+    assert len(rows) == 4 and set(rows["task"]) == {"addition"} and all(g.isdigit() for g in rows["gold"])
+    mine = node_training_config(cfg, here)
+    assert mine.data.tasks == [] and [s.name for s in mine.data.sources] == ["addition"]
+    assert mine.data.sources[0].rewards == [f"{(tmp_path / 'owner' / 'scoring.py').resolve()}:score"]
+    [reward] = reward_functions(mine)
+    assert reward(prompts=["p"], completions=["x"], task=["addition"], gold=["1"]) == [0.25]
+    assert node_training_config(cfg, node("a", tmp_path / "owner" / "rows.jsonl")) is cfg  # data-path: as before
+    sorting = node_dataset(cfg, {**here, "data-task": "sorting"})
+    assert set(sorting["task"]) == {"sorting"}
+
+
+def test_a_bad_data_config_is_one_line_naming_the_file_and_key(tmp_path):
+    cfg = load_config(None, ["data.tasks=addition"])
+    file = owner_source(tmp_path / "owner", ("prompt", "answer"), "{}", 1.0)
+    text = file.read_text()
+    cases = {
+        "file not found": None,
+        "expected one [source] table": "name = 'addition'\n",
+        "source.colums: unknown key": text + "colums = {a = 'b'}\n",
+        "one of addition; got 'qa'": text.replace('name = "addition"', 'name = "qa"'),
+        "source.rewards[0]: cannot import reward": text.replace("scoring.py", "nowhere.py"),
+        "source.path: file not found": text.replace("rows.jsonl", "gone.jsonl"),
+    }
+    for message, content in cases.items():
+        target = tmp_path / "missing.toml" if content is None else file
+        if content is not None:
+            file.write_text(content)
+        with pytest.raises(ConfigError, match=re.escape(message)) as err:
+            node_dataset(cfg, {"data-config": str(target)})
+        assert "\n" not in str(err.value) and target.name in str(err.value)
+
+
 def test_a_node_with_neither_a_data_path_nor_a_partition_id_is_refused():
     cfg = load_config(None, ["data.tasks=addition"])
     with pytest.raises(ConfigError, match="neither data-path .* nor partition-id") as err:
@@ -128,19 +187,23 @@ def test_a_client_whose_data_fails_replies_with_an_error_the_server_logs_under_i
 # --- real deployments on loopback --------------------------------------------------------
 
 
-def test_two_supernodes_with_their_own_data_files_train_two_rounds(deploy, tmp_path):
+def test_two_supernodes_with_their_own_data_configs_and_reward_functions_train_two_rounds(deploy, tmp_path):
     deployment = deploy()
     deployment.start_superlink()
-    deployment.start_supernode("node-a", node("owner-a", owner_file(tmp_path, "a", 4, seed=1)))
-    deployment.start_supernode("node-b", node("owner-b", owner_file(tmp_path, "b", 6, seed=2)))
+    for owner, columns, gold, reward, rows in (("a", ("question", "solution"), "Worked out: #### {}", 0.25, 4),
+                                               ("b", ("prompt", "answer"), "{}", 0.75, 6)):
+        config = owner_source(tmp_path / owner, columns, gold, reward, rows)  # as the README's step 5 shows
+        deployment.start_supernode(f"node-{owner}", {"client-id": f"owner-{owner}", "data-config": str(config)})
     deployment.wait_for_nodes(2)
     out = tmp_path / "run"
-    result = deployment.run({**FAST, "output.dir": str(out)}, timeout=400)
+    # no probe rows held out (fedavg asks for no signal): every row of each file trains
+    result = deployment.run({**FAST, "data.probe_size": 0, "output.dir": str(out)}, timeout=400)
     assert result.returncode == 0, result.stdout[-4000:]
     records = rounds(out)
     assert [r["round"] for r in records] == [1, 2]
-    for record in records:  # each node trained on its own file: its row count is its num-examples
+    for record in records:  # each node trained on its own file, scored by its own reward function
         assert {c["client-id"]: c["num-examples"] for c in record["clients"]} == {"owner-a": 4, "owner-b": 6}
+        assert {c["client-id"]: c["reward"] for c in record["clients"]} == {"owner-a": 0.25, "owner-b": 0.75}
         assert record["failures"] == []
     assert (out / "final" / "adapter" / "adapter_model.safetensors").is_file()
 

@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
         out = Path(args.out or cfg.output.dir)
-        cfg.output.dir = str(out)
+        cfg.output.dir = str(out.resolve())  # config.toml's paths are absolute (fgrpo.config_paths)
         claim_fresh(out, args.overwrite)
     from .preflight import check_run  # bad inputs fail here in one line, before Ray or any client starts
 

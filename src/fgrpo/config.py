@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config_tree
+from .config_paths import resolve_tree
 from .config_values import at_least, build, choice, parse_override, within
 from .errors import ConfigError
 from .rl import GRPO_DEFAULTS, RL_PRESETS
@@ -301,11 +302,15 @@ def config_from_flat(flat: dict[str, Any]) -> Config:
     return config_from_dict(config_tree.unflatten(values))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """TOML file (optional) plus ``key=value`` overrides, fully validated."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                overrides_dir: Path | None = None, local_files: bool = True) -> Config:
+    """TOML file (optional) plus ``key=value`` overrides, fully validated.
+
+    Paths resolve against the file's folder, the overrides' against ``overrides_dir`` (default:
+    the current directory, where a ``--set`` is typed); fgrpo.config_paths says which keys."""
     tree: dict[str, Any] = {}
     if path is not None:
-        tree = config_tree.read_toml(Path(path))
+        tree = resolve_tree(config_tree.read_toml(Path(path)), Path(path).parent)
     flat_overrides = dict(parse_override(o) for o in overrides or [])
-    tree = config_tree.merge(tree, config_tree.unflatten(flat_overrides))
-    return config_from_dict(tree)
+    extra = resolve_tree(config_tree.unflatten(flat_overrides), overrides_dir or Path.cwd())
+    return config_from_dict(config_tree.merge(tree, extra), local_files=local_files)

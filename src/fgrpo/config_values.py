@@ -104,6 +104,11 @@ def build(cls: type, values: dict[str, Any], prefix: str = "", moved: Mapping[st
 
 def build_tables(cls: type, value: Any, dotted: str, moved: Mapping[str, str]) -> list[Any]:
     """A TOML array of tables (``[[data.sources]]``), or its JSON form from run_config."""
+    return [build(cls, item, f"{dotted}[{i}].", moved) for i, item in enumerate(as_tables(value, dotted))]
+
+
+def as_tables(value: Any, dotted: str) -> list[dict[str, Any]]:
+    """An array of tables as TOML, a single table or run_config's JSON text hold it."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else []
@@ -113,7 +118,7 @@ def build_tables(cls: type, value: Any, dotted: str, moved: Mapping[str, str]) -
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(dotted, f"expected an array of tables, got {value!r}")
-    return [build(cls, item, f"{dotted}[{i}].", moved) for i, item in enumerate(value)]
+    return value
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -27,6 +27,7 @@ from flwr_datasets.partitioner import (
 )
 
 from .config import Config, ConfigError, SourceConfig
+from .node_data import NODE_DATA_CONFIG, source_file
 from .tasks import get_task
 from .tasks.sources import DataError, evaluation_rows, load_source
 
@@ -167,8 +168,31 @@ def client_partition(cfg: Config, partition_id: int) -> Dataset:
     return partition
 
 
-# Node-config keys of a deployed SuperNode that trains on its owner's own file.
+# Node-config keys of a deployed SuperNode that trains on its owner's own file
+# (data-config: a file describing it as a data source, fgrpo.node_data).
 NODE_DATA_PATH, NODE_DATA_TASK = "data-path", "data-task"
+
+
+def owns_data(node_config: Mapping[str, object]) -> bool:
+    """Whether a node trains on its owner's file (a deployment), not on a simulated partition."""
+    return bool(node_config.get(NODE_DATA_PATH) or node_config.get(NODE_DATA_CONFIG))
+
+
+def own_source(cfg: Config, node_config: Mapping[str, object]) -> SourceConfig:
+    """The source a node that ``owns_data`` reads its file as."""
+    path, task = str(node_config.get(NODE_DATA_PATH, "")), str(node_config.get(NODE_DATA_TASK, ""))
+    if node_config.get(NODE_DATA_CONFIG):
+        return source_file(str(node_config[NODE_DATA_CONFIG]), task, task_names(cfg), path)
+    return node_source(cfg, path, task)
+
+
+def node_training_config(cfg: Config, node_config: Mapping[str, object]) -> Config:
+    """The run's config as this node trains it. With a data-config file, its own source is the
+    only task: its rows are scored, probed and ranged by that source's reward functions and
+    reward_min/reward_max (``grpo.reward_weights``, when set, must fit them); else the run's."""
+    if not node_config.get(NODE_DATA_CONFIG):
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tasks=[], sources=[own_source(cfg, node_config)]))
 
 
 def node_source(cfg: Config, path: str, task: str) -> SourceConfig:
@@ -193,16 +217,14 @@ def node_source(cfg: Config, path: str, task: str) -> SourceConfig:
 
 
 def node_dataset(cfg: Config, node_config: Mapping[str, object]) -> Dataset:
-    """The dataset this node trains on: its owner's file (node config ``data-path``) in a
-    deployment, else its partition of the configured pool (``partition-id``, simulation)."""
-    path = str(node_config.get(NODE_DATA_PATH, ""))
-    if not path:
+    """The dataset this node trains on: its owner's file (node config ``data-path`` or
+    ``data-config``) in a deployment, else its partition of the configured pool (``partition-id``, simulation)."""
+    if not owns_data(node_config):
         if "partition-id" not in node_config:  # a deployed node that forgot its data would train on another's
             raise ConfigError(f"node config {NODE_DATA_PATH}", f"this node has neither {NODE_DATA_PATH} (its owner's "
-                              "file) nor partition-id (a simulated partition); set one in --node-config")
+                              f"file; or {NODE_DATA_CONFIG}) nor partition-id (a simulated partition); set one in --node-config")
         return client_partition(cfg, int(node_config["partition-id"]))  # type: ignore[call-overload]
-    source = node_source(cfg, path, str(node_config.get(NODE_DATA_TASK, "")))
-    rows, _ = load_source(source, cfg.seed, 0)
+    rows, _ = load_source(own_source(cfg, node_config), cfg.seed, 0)
     return Dataset.from_list(_unify_columns(rows))
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from datasets import Dataset
 
 from .config import Config, ConfigError, config_from_dict
-from .data import NODE_DATA_PATH, node_dataset, partitioned_pool, prompt_key
+from .data import node_dataset, owns_data, partitioned_pool, prompt_key
 from .tasks import get_task
 
 # Stream of the generated probe prompts: distinct from the pool's (seed + 0) and the test stream.
@@ -112,7 +112,7 @@ def split_client_rows(cfg: Config, rows: Dataset, partition_id: int, procedural:
 def client_rows(cfg: Config, partition_id: int, node_config: Mapping[str, object]) -> ClientRows:
     """A client's training rows and probe: its owner's file in a deployment (every label a finite
     source), else its simulated partition of the pool (procedural tasks' probes generated)."""
-    procedural = frozenset() if node_config.get(NODE_DATA_PATH) else frozenset(cfg.data.tasks)
+    procedural = frozenset() if owns_data(node_config) else frozenset(cfg.data.tasks)
     return split_client_rows(cfg, node_dataset(cfg, node_config), partition_id, procedural)
 
 

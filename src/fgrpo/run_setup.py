@@ -61,7 +61,7 @@ def resume_config(run: Path, config_path: str | None, overrides: list[str]) -> C
         raise ConfigError("--resume", f"{run} has no config.toml; not an fgrpo run directory")
     saved = load_config(saved_path)
     asked = load_config(config_path or saved_path, overrides)
-    saved.output.dir = asked.output.dir = str(run)
+    saved.output.dir = asked.output.dir = str(run.resolve())
     before, after = saved.flatten(), asked.flatten()
     for key in sorted(set(before) | set(after)):
         if key != EXTENDABLE and before.get(key) != after.get(key):

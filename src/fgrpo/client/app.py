@@ -17,6 +17,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from ..config import Config, config_from_dict
+from ..data import node_training_config
 from ..models.lora import cached_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..probe_rows import client_rows
@@ -68,6 +69,7 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(msg.content["config"]["server-round"])
     learning_rate = float(msg.content["config"][LEARNING_RATE_KEY])
     partition_id, client_id = client_identity(context)
+    cfg = node_training_config(cfg, context.node_config)  # a node's own data-config: its source, its rewards
     rows = client_rows(cfg, partition_id, context.node_config)  # the owner's file, or the simulated partition
     torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
     store = state_store(msg.content["config"].get(CLIENT_STATE_KEY), context.node_config, client_id)

@@ -155,7 +155,7 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
         name = point_name(values)
         overrides = shared + [o for k, v in values.items() for o in _axis_overrides(k, v)]
         try:
-            cfg = load_config(base_file, overrides)
+            cfg = load_config(base_file, overrides, overrides_dir=path.parent)  # the sweep file's paths
         except ConfigError as err:
             raise about_point(name, err) from err
         points.append(Point(name, values, cfg))

@@ -57,7 +57,7 @@ def run_config(run_dir: Path):
     path = run_dir / "config.toml"
     if not path.is_file():
         raise UserInputError(f"{run_dir}: no config.toml (is it an `fgrpo run` directory?)")
-    return load_config(path)
+    return load_config(path, local_files=False)  # only the model is needed: the data may be gone
 
 
 def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force: bool = False) -> Path:

@@ -111,6 +111,12 @@ def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(
         raise ConfigError(f"{key}.name", f"{source.name!r} is a built-in task; choose another name")
     if source.name in taken:
         raise ConfigError(f"{key}.name", f"{source.name!r} is used twice")
+    validate_source_fields(source, key, local_files)
+
+
+def validate_source_fields(source: SourceConfig, key: str, local_files: bool = True) -> None:
+    """Every check of a source but its name's (a node's own source takes a run's label, which
+    may be a built-in task's: fgrpo.node_data)."""
     if bool(source.path) == bool(source.hub):
         raise ConfigError(key, "give exactly one of path (a local file) or hub (a Hugging Face dataset id)")
     if local_files and source.path and not Path(source.path).exists():
@@ -131,6 +137,8 @@ def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(
         if not isinstance(column, str) or not column:
             raise ConfigError(f"{key}.columns.{new}", f"expected the name of a column to copy (e.g. \"gold\"), got {column!r}")
     for j, spec in enumerate(source.rewards):
+        if not local_files and spec.split(":")[0].endswith(".py"):
+            continue  # a file of the config's machine, like its data paths
         try:
             import_object(spec)
         except (ImportError, AttributeError, TypeError, ValueError, SyntaxError) as err:
