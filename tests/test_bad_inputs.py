@@ -161,6 +161,24 @@ def csv_file(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+def raw_file(tmp_path: Path, name: str, bad: bytes, at_line: int, text: str = "") -> str:
+    """A data file of GOOD_ROWS (or ``text``) whose line ``at_line`` (1-based) carries the bytes ``bad``."""
+    path = tmp_path / name
+    if text:
+        path.write_text(text)
+        return str(path)
+    if name.endswith(".csv"):
+        lines = ["question,answer"] + [f"{r['question']},#### {r['answer'].split('#### ')[1]}" for r in GOOD_ROWS]
+    elif name.endswith(".json"):
+        lines = ["["] + [json.dumps(r) + "," for r in GOOD_ROWS[:-1]] + [json.dumps(GOOD_ROWS[-1]), "]"]
+    else:
+        lines = [json.dumps(r) for r in GOOD_ROWS]
+    data = [line.encode() for line in lines]
+    data[at_line - 1] = data[at_line - 1].replace(b"What", b"What" + bad)
+    path.write_bytes(b"\n".join(data) + b"\n")
+    return str(path)
+
+
 DATA_CASES = {
     "missing-file": (lambda t: {"path": str(t / "nope.jsonl")}, "nope.jsonl"),
     "missing-test-file": (lambda t: {"path": jsonl(t, GOOD_ROWS), "test_path": str(t / "test.jsonl")}, "test.jsonl"),
@@ -179,13 +197,59 @@ DATA_CASES = {
                               "on_bad_rows": "skip"}, "no usable training rows"),
     "path-and-hub": (lambda t: {"path": jsonl(t, GOOD_ROWS), "hub": "openai/gsm8k"}, "data.sources[0]"),
     "source-named-like-a-task": (lambda t: {"path": jsonl(t, GOOD_ROWS), "name": "addition"}, "built-in task"),
+    "non-utf8-byte-in-jsonl": (lambda t: {"path": raw_file(t, "data.jsonl", b"\xff", at_line=3)}, "line 3", "UTF-8"),
+    "non-utf8-byte-in-csv": (lambda t: {"path": raw_file(t, "data.csv", "caf\xe9".encode("latin-1"), at_line=5)},
+                             "line 5", "0xe9"),
+    "non-utf8-byte-in-json": (lambda t: {"path": raw_file(t, "data.json", b"\xfe", at_line=2)}, "line 2", "UTF-8"),
+    "column-missing-from-every-row": (lambda t: {"path": jsonl(t, [{"q": r["question"], "answer": r["answer"]}
+                                                                   for r in GOOD_ROWS])}, "line 1", "'question'"),
+    "column-missing-from-row-7-on": (lambda t: {"path": jsonl(t, [r if i < 6 else {"question": r["question"]}
+                                                                  for i, r in enumerate(GOOD_ROWS)])},
+                                     "line 7", "'answer'"),
+    "empty-prompt-named-by-line": (lambda t: {"path": jsonl(t, [*GOOD_ROWS[:9], {"question": "", "answer": "#### 1"},
+                                                                *GOOD_ROWS[9:]])}, "line 10", "empty prompt"),
+    "csv-empty-prompt-cell": (lambda t: {"path": csv_file(t, "question,answer\nWhat is 1+1?,#### 2\n,#### 4\n")},
+                              "row 2 (line 3)", "empty prompt"),
+    "null-answer": (lambda t: {"path": jsonl(t, [*GOOD_ROWS, {"question": "q?", "answer": None}])},
+                    "line 25", "empty answer"),
+    "prompt-is-a-number": (lambda t: {"path": jsonl(t, [*GOOD_ROWS[:2], {"question": 7, "answer": "#### 7"},
+                                                        *GOOD_ROWS[2:]])}, "line 3", "text or a list of chat messages"),
+    "chat-messages-without-roles": (lambda t: {"path": jsonl(t, [{"question": [{"content": "hi"}], "answer": "#### 1"}])},
+                                    "line 1", "chat messages"),
+    "json-file-of-one-object": (lambda t: {"path": raw_file(t, "data.json", b"", at_line=0, text='{"a": 1}')},
+                                "JSON array"),
+    "empty-data-file": (lambda t: {"path": raw_file(t, "data.jsonl", b"", at_line=0, text="\n\n")},
+                        "no usable training rows"),
+    "columns-copies-a-missing-column": (lambda t: {"path": jsonl(t, GOOD_ROWS), "columns": {"solution": "sol"}},
+                                        "line 1", "'sol'"),
+    "reward-max-not-above-min": (lambda t: {"path": jsonl(t, GOOD_ROWS), "reward_min": 1.0, "reward_max": 1.0},
+                                 "reward_max"),
 }
 
 
-@pytest.mark.parametrize(("make", "culprit"), list(DATA_CASES.values()), ids=list(DATA_CASES))
-def test_bad_data(capsys, tmp_path, make, culprit):
-    fails(capsys, source_run(tmp_path, make(tmp_path)), culprit)
+@pytest.mark.parametrize(("make", "culprits"), [(c[0], c[1:]) for c in DATA_CASES.values()], ids=list(DATA_CASES))
+def test_bad_data(capsys, tmp_path, make, culprits):
+    fails(capsys, source_run(tmp_path, make(tmp_path)), *culprits)
     assert not (tmp_path / "run").exists()
+
+
+def test_test_share_that_takes_every_row_says_so(capsys, tmp_path):
+    """6 rows and the default data.test_size (200): the carve-out took them all, which is what to say."""
+    argv = source_run(tmp_path, {"path": jsonl(tmp_path, GOOD_ROWS[:6])}, data__test_size=200)
+    line = fails(capsys, argv, "data.jsonl", "all 6 usable rows", "test_size = 200", "test_size")
+    assert "below 6" in line
+
+
+def test_csv_with_a_byte_order_mark_reads_its_header(tmp_path):
+    """Spreadsheets save UTF-8 CSV with a BOM; the first column must still be called 'question'."""
+    from fgrpo.config import SourceConfig
+    from fgrpo.tasks.sources import load_source
+
+    path = tmp_path / "data.csv"
+    path.write_bytes("\ufeffquestion,answer\n".encode() + "".join(
+        f"{r['question']},#### {r['answer'].split('#### ')[1]}\n" for r in GOOD_ROWS).encode())
+    train, _ = load_source(SourceConfig(name="mine", path=str(path), prompt_column="question", answer_format="gsm8k"), 0, 2)
+    assert len(train) == len(GOOD_ROWS) - 2
 
 
 # --- reward functions: probed with gold, empty and malformed completions -------------------------
