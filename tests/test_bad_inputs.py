@@ -121,6 +121,36 @@ def test_hub_id_in_the_local_cache_is_accepted(tmp_path, monkeypatch):
         check_model("someorg/other-model")
 
 
+@pytest.mark.parametrize(("typo", "meant"), [("tiny-randon", "tiny-random"), ("smollm2-135", "smollm2-135m"),
+                                             ("Tiny", "tiny")])
+def test_mistyped_model_name_suggests_the_registry_name(capsys, tmp_path, typo, meant):
+    """Not the hub's fault: a near-miss of a registry name is named as one at once, with the names."""
+    line = fails(capsys, ["run", *sets(model__name=typo), "--out", str(tmp_path / "run")], repr(typo), f"did you mean {meant!r}")
+    assert "unreachable" not in line and "tiny-vl" in line
+
+
+EMPTY_CONFIGS = {"empty": "", "only-comments": "# my run\n# rounds = 3\n", "only-blank-lines": "\n\n  \n"}
+
+
+@pytest.mark.parametrize("text", list(EMPTY_CONFIGS.values()), ids=list(EMPTY_CONFIGS))
+def test_config_file_without_settings(capsys, tmp_path, text):
+    """An empty file is a wrong or unsaved file: running 400 prompts on the defaults would hide that."""
+    (tmp_path / "c.toml").write_text(text)
+    fails(capsys, ["run", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run")], "c.toml", "empty",
+          "leave out --config")
+
+
+def test_config_file_not_utf8(capsys, tmp_path):
+    (tmp_path / "c.toml").write_bytes("[federation]\n# r\xe9sum\xe9\nrounds = 2\n".encode("latin-1"))
+    fails(capsys, ["run", "--config", str(tmp_path / "c.toml")], "c.toml", "UTF-8")
+
+
+def test_more_clients_than_rows(capsys, tmp_path):
+    rows = [{"question": f"What is {a} + {a}?", "answer": f"#### {2 * a}"} for a in range(1, 51)]  # 2 go to tests
+    argv = source_run(tmp_path, {"path": jsonl(tmp_path, rows)}, federation__num_clients=100)
+    fails(capsys, argv, "federation.num_clients", "48 training rows cannot be split among 100 clients")
+
+
 def test_config_file_missing(capsys, tmp_path):
     fails(capsys, ["run", "--config", str(tmp_path / "nope.toml")], "--config", "nope.toml")
 

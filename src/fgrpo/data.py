@@ -152,6 +152,10 @@ def client_partition(cfg: Config, partition_id: int) -> Dataset:
     if not 0 <= partition_id < cfg.federation.num_clients:
         raise ValueError(f"partition id {partition_id} outside 0..{cfg.federation.num_clients - 1}")
     partitioner = _partitioner_for(cfg.to_json())  # data errors surface here, unchanged
+    rows, clients = len(partitioner.dataset), cfg.federation.num_clients
+    if rows < clients:  # flwr-datasets would report an index out of range, not the cause
+        raise ConfigError("federation.num_clients", f"{rows} training rows cannot be split among {clients} clients; "
+                          "use fewer clients or add data")
     try:
         partition = partitioner.load_partition(partition_id)
     except (ValueError, IndexError) as err:  # Dirichlet cannot meet the minimum size; fewer rows than clients

@@ -9,13 +9,14 @@ download retries.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
 from ..errors import HubUnreachable, UserInputError
 from .registry import KNOWN_MODELS, describe
 
-HUB_TIMEOUT = 10.0  # seconds for the one metadata request about an uncached hub id
+HUB_TIMEOUT = 4.0  # seconds for the one metadata request about an uncached hub id (the hub answers in <1 s)
 
 
 def check_model(name: str, key: str = "model.name") -> None:
@@ -33,6 +34,10 @@ def check_model(name: str, key: str = "model.name") -> None:
         return
     if local.exists():
         raise UserInputError(f"{where} is a file; give a model directory or a hub id")
+    near = difflib.get_close_matches(name, KNOWN_MODELS, n=1, cutoff=0.75)
+    if near and "/" not in name:  # a registry name mistyped: say so now, not after asking the hub
+        raise UserInputError(f"{where} is neither a model name nor a local model directory; did you mean "
+                             f"{near[0]!r}? (names: {', '.join(KNOWN_MODELS)}; `fgrpo models` lists them)")
     _check_hub_id(name, where)
 
 
