@@ -473,6 +473,47 @@ def test_eval_model_that_does_not_exist(capsys):
     fails(capsys, ["eval", "--model", "tiny-randon"], "--model", "tiny-randon")
 
 
+def test_eval_exported_adapter_of_another_base(capsys, tmp_path):
+    """fgrpo_export.json says which base the adapter was trained on: refused before any loading."""
+    adapter = adapter_dir(tmp_path / "adapter", '{"peft_type": "LORA"}', True)
+    (adapter / "fgrpo_export.json").write_text(json.dumps({"base_model": "smollm2-135m", "merged": False}))
+    fails(capsys, ["eval", "--model", "tiny-random", "--adapter", str(adapter)], "--adapter", "'smollm2-135m'",
+          "--model smollm2-135m")
+
+
+def test_eval_adapter_shaped_for_another_base(capsys, tmp_path, monkeypatch):
+    """A run's own adapter (no export record) on a base of another width: one line, not transformers'
+    ``size mismatch for ...lora_B`` traceback."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from fgrpo.models.registry import load_base, tiny_architecture
+
+    model, tokenizer = load_base("tiny-random")
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "adapter")
+    wider = AutoModelForCausalLM.from_config(tiny_architecture(model.config.vocab_size, hidden_size=64, layers=1))
+    wider.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    capsys.readouterr()  # the setup's own progress bars
+    monkeypatch.setattr("transformers.utils.logging._tqdm_active", False)  # the load's bar is not the error
+    fails(capsys, ["eval", "--model", str(tmp_path / "base"), "--adapter", str(tmp_path / "adapter"),
+                   "--set", 'data.tasks=["addition"]', "--set", "data.test_size=2"], "--adapter", "does not fit")
+
+
+def test_eval_prints_binomial_standard_errors(capsys, tmp_path):
+    """Accuracies without their noise invite reading 0.25 vs 0.50 on 4 prompts as progress."""
+    import math
+
+    argv = ["eval", "--model", "tiny-random", "--set", 'data.tasks=["addition"]', "--set", "data.test_size=4",
+            "--set", "eval.max_new_tokens=4", "--json", str(tmp_path / "acc.json")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "acc.json").read_text())
+    p = result["accuracy"]["addition"]
+    assert result["accuracy_se"]["addition"] == pytest.approx(math.sqrt(p * (1 - p) / 4))
+    assert f"± {math.sqrt(p * (1 - p) / 4):.3f}" in out and "standard error" in out
+
+
 def test_build_tiny_model_refuses_a_users_folder(capsys, tmp_path):
     (tmp_path / "mine.txt").write_text("mine")
     fails(capsys, ["build-tiny-model", "--out", str(tmp_path)], "refusing to overwrite")
