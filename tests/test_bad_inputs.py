@@ -311,6 +311,20 @@ def one_number(completions, **kwargs):
 def skips_some(completions, answer, **kwargs):  # legitimate: None skips a sample (TRL allows it)
     return [None if i % 2 else 1.0 for i, _ in enumerate(completions)]
 
+def above_range(completions, **kwargs):  # declared [0, 1] (the default), gives 7 for the gold answer
+    return [7.0 if c[0]["content"].strip() else 0.0 for c in completions]
+
+def below_range(completions, **kwargs):
+    return [-1.0 if not c[0]["content"] else 1.0 for c in completions]
+
+def never_scores(completions, **kwargs):
+    return [None] * len(completions)
+
+def small_batches_only(completions, **kwargs):  # fine on 1-3 completions, breaks on a real step's batch
+    if len(completions) > 3:
+        raise MemoryError("batch of %d" % len(completions))
+    return [1.0] * len(completions)
+
 NOT_A_FUNCTION = 3
 '''
 
@@ -324,6 +338,10 @@ REWARD_CASES = {
     "scalar-not-a-list": ("one_number", "float"),
     "not-callable": ("NOT_A_FUNCTION", "not callable"),
     "missing-function": ("no_such_function", "no attribute"),
+    "above-declared-range": ("above_range", "reward 7 for the gold answer"),
+    "below-declared-range": ("below_range", "outside the task's declared range [0, 1]"),
+    "none-for-every-completion": ("never_scores", "None for every completion"),
+    "raises-on-a-real-step-batch": ("small_batches_only", "batch of 4"),
 }
 
 
