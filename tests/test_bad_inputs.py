@@ -121,6 +121,36 @@ def test_hub_id_in_the_local_cache_is_accepted(tmp_path, monkeypatch):
         check_model("someorg/other-model")
 
 
+@pytest.mark.parametrize(("typo", "meant"), [("tiny-randon", "tiny-random"), ("smollm2-135", "smollm2-135m"),
+                                             ("Tiny", "tiny")])
+def test_mistyped_model_name_suggests_the_registry_name(capsys, tmp_path, typo, meant):
+    """Not the hub's fault: a near-miss of a registry name is named as one at once, with the names."""
+    line = fails(capsys, ["run", *sets(model__name=typo), "--out", str(tmp_path / "run")], repr(typo), f"did you mean {meant!r}")
+    assert "unreachable" not in line and "tiny-vl" in line
+
+
+EMPTY_CONFIGS = {"empty": "", "only-comments": "# my run\n# rounds = 3\n", "only-blank-lines": "\n\n  \n"}
+
+
+@pytest.mark.parametrize("text", list(EMPTY_CONFIGS.values()), ids=list(EMPTY_CONFIGS))
+def test_config_file_without_settings(capsys, tmp_path, text):
+    """An empty file is a wrong or unsaved file: running 400 prompts on the defaults would hide that."""
+    (tmp_path / "c.toml").write_text(text)
+    fails(capsys, ["run", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run")], "c.toml", "empty",
+          "leave out --config")
+
+
+def test_config_file_not_utf8(capsys, tmp_path):
+    (tmp_path / "c.toml").write_bytes("[federation]\n# r\xe9sum\xe9\nrounds = 2\n".encode("latin-1"))
+    fails(capsys, ["run", "--config", str(tmp_path / "c.toml")], "c.toml", "UTF-8")
+
+
+def test_more_clients_than_rows(capsys, tmp_path):
+    rows = [{"question": f"What is {a} + {a}?", "answer": f"#### {2 * a}"} for a in range(1, 51)]  # 2 go to tests
+    argv = source_run(tmp_path, {"path": jsonl(tmp_path, rows)}, federation__num_clients=100)
+    fails(capsys, argv, "federation.num_clients", "48 training rows cannot be split among 100 clients")
+
+
 def test_config_file_missing(capsys, tmp_path):
     fails(capsys, ["run", "--config", str(tmp_path / "nope.toml")], "--config", "nope.toml")
 
@@ -161,6 +191,24 @@ def csv_file(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+def raw_file(tmp_path: Path, name: str, bad: bytes, at_line: int, text: str = "") -> str:
+    """A data file of GOOD_ROWS (or ``text``) whose line ``at_line`` (1-based) carries the bytes ``bad``."""
+    path = tmp_path / name
+    if text:
+        path.write_text(text)
+        return str(path)
+    if name.endswith(".csv"):
+        lines = ["question,answer"] + [f"{r['question']},#### {r['answer'].split('#### ')[1]}" for r in GOOD_ROWS]
+    elif name.endswith(".json"):
+        lines = ["["] + [json.dumps(r) + "," for r in GOOD_ROWS[:-1]] + [json.dumps(GOOD_ROWS[-1]), "]"]
+    else:
+        lines = [json.dumps(r) for r in GOOD_ROWS]
+    data = [line.encode() for line in lines]
+    data[at_line - 1] = data[at_line - 1].replace(b"What", b"What" + bad)
+    path.write_bytes(b"\n".join(data) + b"\n")
+    return str(path)
+
+
 DATA_CASES = {
     "missing-file": (lambda t: {"path": str(t / "nope.jsonl")}, "nope.jsonl"),
     "missing-test-file": (lambda t: {"path": jsonl(t, GOOD_ROWS), "test_path": str(t / "test.jsonl")}, "test.jsonl"),
@@ -179,13 +227,59 @@ DATA_CASES = {
                               "on_bad_rows": "skip"}, "no usable training rows"),
     "path-and-hub": (lambda t: {"path": jsonl(t, GOOD_ROWS), "hub": "openai/gsm8k"}, "data.sources[0]"),
     "source-named-like-a-task": (lambda t: {"path": jsonl(t, GOOD_ROWS), "name": "addition"}, "built-in task"),
+    "non-utf8-byte-in-jsonl": (lambda t: {"path": raw_file(t, "data.jsonl", b"\xff", at_line=3)}, "line 3", "UTF-8"),
+    "non-utf8-byte-in-csv": (lambda t: {"path": raw_file(t, "data.csv", "caf\xe9".encode("latin-1"), at_line=5)},
+                             "line 5", "0xe9"),
+    "non-utf8-byte-in-json": (lambda t: {"path": raw_file(t, "data.json", b"\xfe", at_line=2)}, "line 2", "UTF-8"),
+    "column-missing-from-every-row": (lambda t: {"path": jsonl(t, [{"q": r["question"], "answer": r["answer"]}
+                                                                   for r in GOOD_ROWS])}, "line 1", "'question'"),
+    "column-missing-from-row-7-on": (lambda t: {"path": jsonl(t, [r if i < 6 else {"question": r["question"]}
+                                                                  for i, r in enumerate(GOOD_ROWS)])},
+                                     "line 7", "'answer'"),
+    "empty-prompt-named-by-line": (lambda t: {"path": jsonl(t, [*GOOD_ROWS[:9], {"question": "", "answer": "#### 1"},
+                                                                *GOOD_ROWS[9:]])}, "line 10", "empty prompt"),
+    "csv-empty-prompt-cell": (lambda t: {"path": csv_file(t, "question,answer\nWhat is 1+1?,#### 2\n,#### 4\n")},
+                              "row 2 (line 3)", "empty prompt"),
+    "null-answer": (lambda t: {"path": jsonl(t, [*GOOD_ROWS, {"question": "q?", "answer": None}])},
+                    "line 25", "empty answer"),
+    "prompt-is-a-number": (lambda t: {"path": jsonl(t, [*GOOD_ROWS[:2], {"question": 7, "answer": "#### 7"},
+                                                        *GOOD_ROWS[2:]])}, "line 3", "text or a list of chat messages"),
+    "chat-messages-without-roles": (lambda t: {"path": jsonl(t, [{"question": [{"content": "hi"}], "answer": "#### 1"}])},
+                                    "line 1", "chat messages"),
+    "json-file-of-one-object": (lambda t: {"path": raw_file(t, "data.json", b"", at_line=0, text='{"a": 1}')},
+                                "JSON array"),
+    "empty-data-file": (lambda t: {"path": raw_file(t, "data.jsonl", b"", at_line=0, text="\n\n")},
+                        "no usable training rows"),
+    "columns-copies-a-missing-column": (lambda t: {"path": jsonl(t, GOOD_ROWS), "columns": {"solution": "sol"}},
+                                        "line 1", "'sol'"),
+    "reward-max-not-above-min": (lambda t: {"path": jsonl(t, GOOD_ROWS), "reward_min": 1.0, "reward_max": 1.0},
+                                 "reward_max"),
 }
 
 
-@pytest.mark.parametrize(("make", "culprit"), list(DATA_CASES.values()), ids=list(DATA_CASES))
-def test_bad_data(capsys, tmp_path, make, culprit):
-    fails(capsys, source_run(tmp_path, make(tmp_path)), culprit)
+@pytest.mark.parametrize(("make", "culprits"), [(c[0], c[1:]) for c in DATA_CASES.values()], ids=list(DATA_CASES))
+def test_bad_data(capsys, tmp_path, make, culprits):
+    fails(capsys, source_run(tmp_path, make(tmp_path)), *culprits)
     assert not (tmp_path / "run").exists()
+
+
+def test_test_share_that_takes_every_row_says_so(capsys, tmp_path):
+    """6 rows and the default data.test_size (200): the carve-out took them all, which is what to say."""
+    argv = source_run(tmp_path, {"path": jsonl(tmp_path, GOOD_ROWS[:6])}, data__test_size=200)
+    line = fails(capsys, argv, "data.jsonl", "all 6 usable rows", "test_size = 200", "test_size")
+    assert "below 6" in line
+
+
+def test_csv_with_a_byte_order_mark_reads_its_header(tmp_path):
+    """Spreadsheets save UTF-8 CSV with a BOM; the first column must still be called 'question'."""
+    from fgrpo.config import SourceConfig
+    from fgrpo.tasks.sources import load_source
+
+    path = tmp_path / "data.csv"
+    path.write_bytes("\ufeffquestion,answer\n".encode() + "".join(
+        f"{r['question']},#### {r['answer'].split('#### ')[1]}\n" for r in GOOD_ROWS).encode())
+    train, _ = load_source(SourceConfig(name="mine", path=str(path), prompt_column="question", answer_format="gsm8k"), 0, 2)
+    assert len(train) == len(GOOD_ROWS) - 2
 
 
 # --- reward functions: probed with gold, empty and malformed completions -------------------------
@@ -217,6 +311,20 @@ def one_number(completions, **kwargs):
 def skips_some(completions, answer, **kwargs):  # legitimate: None skips a sample (TRL allows it)
     return [None if i % 2 else 1.0 for i, _ in enumerate(completions)]
 
+def above_range(completions, **kwargs):  # declared [0, 1] (the default), gives 7 for the gold answer
+    return [7.0 if c[0]["content"].strip() else 0.0 for c in completions]
+
+def below_range(completions, **kwargs):
+    return [-1.0 if not c[0]["content"] else 1.0 for c in completions]
+
+def never_scores(completions, **kwargs):
+    return [None] * len(completions)
+
+def small_batches_only(completions, **kwargs):  # fine on 1-3 completions, breaks on a real step's batch
+    if len(completions) > 3:
+        raise MemoryError("batch of %d" % len(completions))
+    return [1.0] * len(completions)
+
 NOT_A_FUNCTION = 3
 '''
 
@@ -230,6 +338,10 @@ REWARD_CASES = {
     "scalar-not-a-list": ("one_number", "float"),
     "not-callable": ("NOT_A_FUNCTION", "not callable"),
     "missing-function": ("no_such_function", "no attribute"),
+    "above-declared-range": ("above_range", "reward 7 for the gold answer"),
+    "below-declared-range": ("below_range", "outside the task's declared range [0, 1]"),
+    "none-for-every-completion": ("never_scores", "None for every completion"),
+    "raises-on-a-real-step-batch": ("small_batches_only", "batch of 4"),
 }
 
 
@@ -377,6 +489,47 @@ def test_eval_adapter_missing(capsys, tmp_path):
 
 def test_eval_model_that_does_not_exist(capsys):
     fails(capsys, ["eval", "--model", "tiny-randon"], "--model", "tiny-randon")
+
+
+def test_eval_exported_adapter_of_another_base(capsys, tmp_path):
+    """fgrpo_export.json says which base the adapter was trained on: refused before any loading."""
+    adapter = adapter_dir(tmp_path / "adapter", '{"peft_type": "LORA"}', True)
+    (adapter / "fgrpo_export.json").write_text(json.dumps({"base_model": "smollm2-135m", "merged": False}))
+    fails(capsys, ["eval", "--model", "tiny-random", "--adapter", str(adapter)], "--adapter", "'smollm2-135m'",
+          "--model smollm2-135m")
+
+
+def test_eval_adapter_shaped_for_another_base(capsys, tmp_path, monkeypatch):
+    """A run's own adapter (no export record) on a base of another width: one line, not transformers'
+    ``size mismatch for ...lora_B`` traceback."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from fgrpo.models.registry import load_base, tiny_architecture
+
+    model, tokenizer = load_base("tiny-random")
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "adapter")
+    wider = AutoModelForCausalLM.from_config(tiny_architecture(model.config.vocab_size, hidden_size=64, layers=1))
+    wider.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    capsys.readouterr()  # the setup's own progress bars
+    monkeypatch.setattr("transformers.utils.logging._tqdm_active", False)  # the load's bar is not the error
+    fails(capsys, ["eval", "--model", str(tmp_path / "base"), "--adapter", str(tmp_path / "adapter"),
+                   "--set", 'data.tasks=["addition"]', "--set", "data.test_size=2"], "--adapter", "does not fit")
+
+
+def test_eval_prints_binomial_standard_errors(capsys, tmp_path):
+    """Accuracies without their noise invite reading 0.25 vs 0.50 on 4 prompts as progress."""
+    import math
+
+    argv = ["eval", "--model", "tiny-random", "--set", 'data.tasks=["addition"]', "--set", "data.test_size=4",
+            "--set", "eval.max_new_tokens=4", "--json", str(tmp_path / "acc.json")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "acc.json").read_text())
+    p = result["accuracy"]["addition"]
+    assert result["accuracy_se"]["addition"] == pytest.approx(math.sqrt(p * (1 - p) / 4))
+    assert f"± {math.sqrt(p * (1 - p) / 4):.3f}" in out and "standard error" in out
 
 
 def test_build_tiny_model_refuses_a_users_folder(capsys, tmp_path):

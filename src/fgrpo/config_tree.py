@@ -15,9 +15,14 @@ def read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("--config", f"file not found: {path}")
     try:
-        return tomllib.loads(path.read_text())
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), f"not UTF-8 text (byte 0x{err.object[err.start]:02x}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(path), f"invalid TOML: {err}") from err
+    if not tree:  # an empty or all-comment file is a wrong or unsaved file, not a request for the defaults
+        raise ConfigError(str(path), "the file is empty (no settings); to use the defaults, leave out --config")
+    return tree
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

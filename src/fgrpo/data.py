@@ -153,6 +153,10 @@ def client_partition(cfg: Config, partition_id: int) -> Dataset:
     if not 0 <= partition_id < cfg.federation.num_clients:
         raise ValueError(f"partition id {partition_id} outside 0..{cfg.federation.num_clients - 1}")
     partitioner = _partitioner_for(cfg.to_json())  # data errors surface here, unchanged
+    rows, clients = len(partitioner.dataset), cfg.federation.num_clients
+    if rows < clients:  # flwr-datasets would report an index out of range, not the cause
+        raise ConfigError("federation.num_clients", f"{rows} training rows cannot be split among {clients} clients; "
+                          "use fewer clients or add data")
     try:
         partition = partitioner.load_partition(partition_id)
     except (ValueError, IndexError) as err:  # Dirichlet cannot meet the minimum size; fewer rows than clients
@@ -238,19 +242,23 @@ def task_counts(cfg: Config) -> list[dict[str, int]]:
     return counts
 
 
-def check_data(cfg: Config, probe_rows: int = 2) -> None:
+def check_data(cfg: Config) -> None:
     """Fail before training starts: build the pool, the test sets and every partition, and
-    probe each reward function on a few rows of every task (fgrpo.tasks.reward_probe)."""
-    from .tasks.reward_probe import check_columns, probe_rewards
-    from .tasks.rewards import reward_functions
+    probe each reward function on one GRPO step's batch of every task (fgrpo.tasks.reward_probe)."""
+    from .tasks.reward_probe import batch_shape, check_columns, probe_rewards
+    from .tasks.rewards import function_weights, reward_functions, reward_ranges
 
     test_sets(cfg)
     for pid in range(cfg.federation.num_clients):
         client_partition(cfg, pid)
     pool = partitioned_pool(cfg)
-    funcs = reward_functions(cfg)
+    funcs, weights, ranges = reward_functions(cfg), function_weights(cfg), reward_ranges(cfg)
     for source in cfg.data.sources:
         check_columns(funcs, source.name, load_source(source, cfg.seed, cfg.data.test_size)[0])
     labels = pool["task"]
+    prompts, generations = batch_shape(cfg.grpo_settings())
     for name in task_names(cfg):
-        probe_rewards(funcs, list(pool.select([i for i, t in enumerate(labels) if t == name][:probe_rows])))
+        rows = [i for i, t in enumerate(labels) if t == name]
+        step = [rows[k % len(rows)] for k in range(prompts)] if rows else []  # a small task's rows repeat, as in TRL
+        probe_rows = list(pool.select(step))
+        probe_rewards(funcs, weights, probe_rows, generations, ranges[name])

@@ -23,6 +23,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from ..config import Config
 from ..models.patches import restored_after
+from ..tasks.reward_probe import batch_shape
 
 
 @dataclass
@@ -73,7 +74,7 @@ def fixed_grpo_args(output_dir: str, seed: int, steps: int) -> dict[str, Any]:
 
 def prompts_per_step(settings: dict[str, Any]) -> int:
     """Distinct prompts one GRPO step samples (each gets num_generations completions)."""
-    return int(settings["per_device_train_batch_size"]) // int(settings["num_generations"])
+    return batch_shape(settings)[0]
 
 
 def stats_from_log(log_history: list[dict[str, Any]], seconds: float) -> RoundStats:

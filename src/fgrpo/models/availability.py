@@ -9,13 +9,15 @@ download retries.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
+from typing import Any
 
 from ..errors import HubUnreachable, UserInputError
 from .registry import KNOWN_MODELS, describe
 
-HUB_TIMEOUT = 10.0  # seconds for the one metadata request about an uncached hub id
+HUB_TIMEOUT = 4.0  # seconds for the one metadata request about an uncached hub id (the hub answers in <1 s)
 
 
 def check_model(name: str, key: str = "model.name") -> None:
@@ -33,6 +35,10 @@ def check_model(name: str, key: str = "model.name") -> None:
         return
     if local.exists():
         raise UserInputError(f"{where} is a file; give a model directory or a hub id")
+    near = difflib.get_close_matches(name, KNOWN_MODELS, n=1, cutoff=0.75)
+    if near and "/" not in name:  # a registry name mistyped: say so now, not after asking the hub
+        raise UserInputError(f"{where} is neither a model name nor a local model directory; did you mean "
+                             f"{near[0]!r}? (names: {', '.join(KNOWN_MODELS)}; `fgrpo models` lists them)")
     _check_hub_id(name, where)
 
 
@@ -87,3 +93,34 @@ def check_adapter_dir(path: str | Path, key: str = "--adapter") -> None:
         raise UserInputError(f"{where}: adapter_config.json has no peft_type (not a PEFT adapter config)")
     if not any((folder / weights).is_file() for weights in (SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME)):
         raise UserInputError(f"{where}: no adapter weights ({SAFETENSORS_WEIGHTS_NAME} or {WEIGHTS_NAME})")
+
+
+def check_adapter_base(path: str | Path, name: str, key: str = "--adapter") -> None:
+    """Refuse an exported adapter whose ``fgrpo_export.json`` names another base model than ``name``
+    (loading it would fail deep in transformers with a size mismatch, or load silently wrong)."""
+    record = Path(path) / "fgrpo_export.json"
+    if not record.is_file():
+        return  # a run's own adapter: load_adapter names a mismatch when it shows
+    try:
+        base = json.loads(record.read_text()).get("base_model")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise UserInputError(f"{key} {path}: fgrpo_export.json is not a JSON object") from None
+    if base and base != name:
+        raise UserInputError(f"{key} {path} was trained on base model {base!r}, not {name!r}; evaluate it with "
+                             f"--model {base}")
+
+
+def load_adapter(model: Any, path: str | Path, name: str, key: str = "--adapter") -> Any:
+    """``model`` with the PEFT adapter at ``path``; an adapter shaped for another base is one line."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(path))
+    except RuntimeError as err:
+        if "size mismatch" not in str(err):
+            raise
+        config = json.loads((Path(path) / "adapter_config.json").read_text())
+        trained_on = config.get("base_model_name_or_path")
+        named = f"adapter_config.json names {trained_on!r}" if trained_on else "adapter_config.json names none"
+        raise UserInputError(f"{key} {path} does not fit base model {name!r}: its LoRA weights have other shapes, "
+                             f"it was trained on another base ({named})") from None

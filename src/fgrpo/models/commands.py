@@ -118,32 +118,35 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # --- fgrpo eval -------------------------------------------------------------------------
-def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None) -> dict[str, float]:
-    """Greedy accuracy per task (and macro) of a base model, optionally with a PEFT adapter."""
+def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(greedy accuracy per task and macro, their binomial standard errors) of a base model,
+    optionally with a PEFT adapter."""
     from ..cpu import torch_threads
     from ..data import test_sets
     from ..devices import resolve_device
-    from ..evaluation import accuracy_by_task
+    from ..evaluation import accuracy_by_task, standard_errors
+    from .availability import load_adapter
     from .registry import load_base
 
     device = resolve_device(cfg.eval.device)  # before the load: a missing GPU costs no loading time
     model, tokenizer = load_base(model_name)
     if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model = load_adapter(model, adapter, model_name)
     model.to(device).eval()
+    held_out = test_sets(cfg)
     with torch_threads(cfg.eval.threads):  # as the server's evaluation (fgrpo.cpu)
-        return accuracy_by_task(model, tokenizer, test_sets(cfg), cfg.eval.max_new_tokens, cfg.eval.batch_size,
-                                concurrent_tasks=cfg.eval.concurrent_tasks)
+        accuracy = accuracy_by_task(model, tokenizer, held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size,
+                                    concurrent_tasks=cfg.eval.concurrent_tasks)
+    return accuracy, standard_errors(accuracy, {task: len(rows) for task, rows in held_out.items()})
 
 
-def accuracy_table(accuracy: dict[str, float], test_size: int) -> str:
+def accuracy_table(accuracy: dict[str, float], se: dict[str, float], test_size: int) -> str:
     width = max(len(k) for k in accuracy)
-    lines = [f"{'task':<{width}}  accuracy", f"{'-' * width}  --------"]
-    lines += [f"{k:<{width}}  {v:8.3f}" for k, v in accuracy.items() if k != "macro"]
-    lines.append(f"{'macro':<{width}}  {accuracy['macro']:8.3f}")
-    lines.append(f"({test_size} held-out prompts per task, greedy decoding)")
+    row = lambda k: f"{k:<{width}}  {accuracy[k]:8.3f}  ± {se[k]:.3f}"  # noqa: E731
+    lines = [f"{'task':<{width}}  accuracy  (± standard error)", f"{'-' * width}  --------"]
+    lines += [row(k) for k in accuracy if k != "macro"]
+    lines.append(row("macro"))
+    lines.append(f"({test_size} held-out prompts per task, greedy decoding; binomial standard errors)")
     return "\n".join(lines)
 
 
@@ -151,22 +154,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..config import load_config
 
     from ..out_dir import check_writable_dir
-    from .availability import check_adapter_dir, check_model
+    from .availability import check_adapter_base, check_adapter_dir, check_model
 
     cfg = load_config(args.config, args.overrides)
     name = args.model or cfg.model.name
     check_model(name, key="--model" if args.model else "model.name")
     if args.adapter:
         check_adapter_dir(args.adapter)
+        check_adapter_base(args.adapter, name)
     if args.json:
         check_writable_dir(Path(args.json).parent, "--json")
         if Path(args.json).is_dir():
             raise UserInputError(f"--json {args.json} is a directory; give a file name")
-    accuracy = evaluate_model(cfg, name, args.adapter)
+    accuracy, se = evaluate_model(cfg, name, args.adapter)
     print(f"model {name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
-    print(accuracy_table(accuracy, cfg.data.test_size))
+    print(accuracy_table(accuracy, se, cfg.data.test_size))
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": name, "adapter": args.adapter, "accuracy": accuracy}, indent=2))
+        Path(args.json).write_text(json.dumps({"model": name, "adapter": args.adapter, "accuracy": accuracy,
+                                               "accuracy_se": se}, indent=2))
     return 0
 
 

@@ -27,7 +27,6 @@ the wrong number of values. Nothing bad is trained on silently.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
 import json
@@ -35,15 +34,16 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import SourceConfig
-from ..errors import ConfigError, HubUnreachable
+from ..errors import ConfigError
 from .images import ImageError, image_digest, load_image
 from .math_datasets import CHECKERS, gold_from_answer
+from .source_files import FILE_TYPES, DataError, Table, tables
 from .source_rewards import import_object
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fgrpo")
 
-FILE_TYPES = (".jsonl", ".json", ".csv", ".parquet")
 # Columns fgrpo adds, and keyword names TRL passes to reward functions: a dataset column with
 # one of these names would be overwritten or collide, so it must be renamed.
 RESERVED_COLUMNS = frozenset(
@@ -59,12 +58,6 @@ RESERVED_COLUMNS = frozenset(
      "log_extra", "log_metric", "environments"}
 )
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class DataError(ConfigError):
-    """A problem with a data owner's data; ``key`` names the file and row (or the source)."""
-
-    kind = "data error"
 
 
 class _BadRow(ValueError):
@@ -147,116 +140,6 @@ def validate_source_fields(source: SourceConfig, key: str, local_files: bool = T
         raise ConfigError(f"{key}.reward_max", f"must exceed reward_min ({source.reward_min}), got {source.reward_max}")
 
 
-# --- reading rows --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _Table:
-    """Raw rows of one split, read lazily, each with a location for error messages."""
-
-    label: str
-    size: int
-    get: Callable[[int], tuple[str, dict[str, Any]]]
-    folder: Path | None = None  # where relative image paths start (a local file's folder)
-
-
-def _read_jsonl(path: Path) -> _Table:
-    rows: list[tuple[str, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(where, f"not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(where, f"expected a JSON object, got {type(row).__name__}")
-            rows.append((where, row))
-    return _Table(str(path), len(rows), rows.__getitem__)
-
-
-def _read_file(path: Path) -> _Table:
-    table = _read_rows(path)
-    table.folder = path.parent
-    return table
-
-
-def _read_rows(path: Path) -> _Table:
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise DataError(str(path), "file not found")
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    if suffix == ".json":
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            return _read_jsonl(path)  # JSON lines under a .json name
-        if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
-            data = next(iter(data.values()))  # {"data": [...]}
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise DataError(str(path), "expected a JSON array of objects or JSON lines")
-        rows = [(f"{path}, row {i + 1}", r) for i, r in enumerate(data)]
-        return _Table(str(path), len(rows), rows.__getitem__)
-    if suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows = [(f"{path}, row {i + 1} (line {reader.line_num})", dict(r)) for i, r in enumerate(reader)]
-        return _Table(str(path), len(rows), rows.__getitem__)
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            records = pq.read_table(path).to_pylist()
-        except Exception as err:  # noqa: BLE001
-            raise DataError(str(path), f"cannot read parquet: {err}") from err
-        rows = [(f"{path}, row {i + 1}", r) for i, r in enumerate(records)]
-        return _Table(str(path), len(rows), rows.__getitem__)
-    raise DataError(str(path), f"unsupported file type {suffix!r}; use {', '.join(FILE_TYPES)}")
-
-
-def _read_hub(source: SourceConfig, split: str) -> _Table:
-    """A split of a hub dataset via ``datasets.load_dataset`` (needs network or the HF cache)."""
-    from datasets import load_dataset
-
-    label = f"{source.hub}" + (f" ({source.subset})" if source.subset else "") + f" [{split}]"
-    try:
-        dataset = load_dataset(source.hub, source.subset or None, split=split)
-    except ConnectionError as err:
-        raise HubUnreachable(f"{label}: not in the local Hugging Face cache and the hub is unreachable") from err
-    except Exception as err:  # noqa: BLE001 - network, unknown id, unknown split...
-        raise DataError(label, f"cannot load from the Hugging Face hub: {type(err).__name__}: {err}") from err
-    return _Table(label, len(dataset), lambda i: (f"{label}, row {i + 1}", dict(dataset[i])))
-
-
-def _file_in(directory: Path, split: str) -> Path | None:
-    for suffix in FILE_TYPES:
-        candidate = directory / f"{split}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _tables(source: SourceConfig) -> tuple[_Table, _Table | None]:
-    """(training table, separate test table or None when tests are carved from training)."""
-    if source.hub:
-        test = _read_hub(source, source.test_split) if source.test_split else None
-        return _read_hub(source, source.split), test
-    path = Path(source.path)
-    test_file = Path(source.test_path) if source.test_path else None
-    if path.is_dir():
-        train_file = _file_in(path, source.split)
-        if train_file is None:
-            raise DataError(str(path), f"no {source.split}{{{','.join(FILE_TYPES)}}} file in this directory")
-        if test_file is None:
-            test_file = _file_in(path, source.test_split or "test")
-        path = train_file
-    return _read_file(path), (_read_file(test_file) if test_file else None)
-
-
 # --- rows -> prompts -----------------------------------------------------------------------
 
 
@@ -332,7 +215,29 @@ def prompt_text(row: dict[str, Any]) -> str:
     return f"{text}\n[image {image_digest(row['image'])}]" if row.get("image") is not None else text
 
 
-def _valid_rows(table: _Table, source: SourceConfig, seed: int, skip: set[str]) -> Iterator[dict[str, Any]]:
+def _defect(raw: dict[str, Any], source: SourceConfig, folder: Path | None) -> str | None:
+    try:
+        prepare_row(raw, source, folder)
+    except (_BadRow, _NoSuchColumn) as err:
+        return str(err)
+    return None
+
+
+def _first_defect(table: Table, source: SourceConfig, found: int, problem: str) -> tuple[str, str]:
+    """(location, problem) of the first bad row in file order; row ``found`` has ``problem``.
+
+    Rows are read in a seeded shuffle, so the row that failed first is a random one: a column
+    missing from every row would be blamed on "line 49". The owner fixes the file from the top.
+    """
+    for i in range(found):
+        where, raw = table.get(i)
+        earlier = _defect(raw, source, table.folder)
+        if earlier is not None:
+            return where, earlier
+    return table.get(found)[0], problem
+
+
+def _valid_rows(table: Table, source: SourceConfig, seed: int, skip: set[str]) -> Iterator[dict[str, Any]]:
     """The table's usable rows in a seeded order; bad rows raise (or are skipped and logged)."""
     order = list(range(table.size))
     random.Random(f"{source.name}:{seed}:{table.label}").shuffle(order)
@@ -342,11 +247,11 @@ def _valid_rows(table: _Table, source: SourceConfig, seed: int, skip: set[str]) 
             where, raw = table.get(i)
             try:
                 row = prepare_row(raw, source, table.folder)
-            except _NoSuchColumn as err:
-                raise DataError(where, f"{err} (data source {source.name!r})") from None
-            except _BadRow as err:
-                if source.on_bad_rows == "error":
-                    raise DataError(where, f"{err} (data source {source.name!r}; on_bad_rows = \"skip\" drops such rows)") from None
+            except (_BadRow, _NoSuchColumn) as err:
+                if isinstance(err, _NoSuchColumn) or source.on_bad_rows == "error":
+                    where, problem = _first_defect(table, source, i, str(err))
+                    hint = "" if isinstance(err, _NoSuchColumn) else '; on_bad_rows = "skip" drops such rows'
+                    raise DataError(where, f"{problem} (data source {source.name!r}{hint})") from None
                 skipped.append(f"{where}: {err}")
                 continue
             if prompt_text(row) not in skip:
@@ -368,7 +273,7 @@ def test_size_of(source: SourceConfig, default: int) -> int:
 @lru_cache(maxsize=16)
 def _load(source_json: str, seed: int, test_size: int) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
     source = SourceConfig(**json.loads(source_json))
-    train_table, test_table = _tables(source)
+    train_table, test_table = tables(source)
     if test_table is not None:
         test = _take(_valid_rows(test_table, source, seed, set()), test_size) if test_size else []
         held_out = {prompt_text(r) for r in test}
@@ -378,6 +283,10 @@ def _load(source_json: str, seed: int, test_size: int) -> tuple[tuple[dict[str, 
         test = _take(rows, test_size) if test_size else []
         held_out = {prompt_text(r) for r in test}
         train = [r for r in _take(rows, source.train_size) if prompt_text(r) not in held_out]
+        if not train and test:
+            raise DataError(train_table.label, f"data source {source.name!r}: all {len(test)} usable rows went to "
+                            f"the held-out test set (test_size = {test_size}); set the source's test_size (or "
+                            f"data.test_size) below {len(test)}, add rows, or give a test_path")
     if not train:
         raise DataError(train_table.label, f"data source {source.name!r} has no usable training rows")
     return tuple(train), tuple(test)
