@@ -69,7 +69,7 @@ def test_probe_quotas_respect_each_tasks_cap():
 
 
 def test_a_sources_probe_rows_are_held_out_for_every_strategy(tmp_path):
-    path = write_jsonl(tmp_path / "qa.jsonl", [{"prompt": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(40)])
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"prompt": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(100)])
     base = ["data.tasks=[]", "federation.num_clients=2", "data.partition=iid", "data.test_size=4",
             f'data.sources=[{{name = "qa", path = "{path}", answer_format = "plain", checker = "exact"}}]']
     by_strategy = {}
@@ -85,7 +85,9 @@ def test_a_sources_probe_rows_are_held_out_for_every_strategy(tmp_path):
             k for keys in by_strategy[strategy] for k in keys)  # centralized: the clients' rows together
     assert len({json.dumps(v) for v in by_strategy.values()}) == 1
     everything = load_config(None, [*base, "data.probe_size=0"])
-    assert sum(len(rows_of(everything, pid).train) for pid in range(2)) == 36  # 40 less the 4 test rows
+    assert sum(len(rows_of(everything, pid).train) for pid in range(2)) == 96  # 100 less the 4 test rows
+    small = load_config(None, [*base, "data.probe_size=64"])  # 48 rows per client: a tenth, 4 each
+    assert [len(rows_of(small, pid).probe) for pid in range(2)] == [4, 4]
 
 
 def test_the_probe_signal_without_probe_rows_is_a_clear_error():

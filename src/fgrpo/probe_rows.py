@@ -9,7 +9,7 @@ the data, not of the strategy:
   task's train share on a stream of their own, minus every prompt of the training pool, so no
   client trains on them and no training row is lost;
 - a data source's rows are finite: ``data.probe_size`` rows of the client's partition, at most
-  half of each source task's rows, are held out of training for *every* strategy (FedAvg and
+  a tenth of each source task's rows, are held out of training for *every* strategy (FedAvg and
   FGRPO then train on the same rows). ``data.probe_size = 0`` holds none out, and refuses the
   probe signal.
 
@@ -34,6 +34,9 @@ from .config import Config, ConfigError, config_from_dict
 from .data import node_dataset, owns_data, partitioned_pool, prompt_key
 from .tasks import get_task
 
+# A data source's probe takes at most a tenth of each of its tasks' rows: every strategy gives them
+# up (FedAvg included), so the share is a validation split's, not the half the probe once carved.
+SOURCE_SHARE = 10
 # Stream of the generated probe prompts: distinct from the pool's (seed + 0) and the test stream.
 PROBE_STREAM = 2_000_003
 
@@ -94,7 +97,7 @@ def split_client_rows(cfg: Config, rows: Dataset, partition_id: int, procedural:
     for i, task in enumerate(rows["task"]):
         by_task[task].append(i)
     counts = {task: len(indices) for task, indices in by_task.items()}
-    caps = {task: size if task in procedural else counts[task] // 2 for task in counts}
+    caps = {task: size if task in procedural else counts[task] // SOURCE_SHARE for task in counts}
     quotas = probe_quotas(counts, size, caps)
     rng = random.Random(cfg.seed * 1_000_003 + partition_id)
     held = sorted(i for task, indices in sorted(by_task.items()) if task not in procedural
