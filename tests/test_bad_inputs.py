@@ -585,3 +585,26 @@ def test_subprocess_missing_model_fails_fast(tmp_path):
     proc = run_cli(["run", *sets(model__name="no-such-org/no-such-model"), "--out", str(tmp_path / "run")], cwd=ROOT)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "no-such-org/no-such-model" in proc.stderr
+
+
+IN_ROUND_REWARD = '''
+def fails_on_what_the_model_writes(completions, **kwargs):
+    """Scores the pre-flight's probes (the gold answer, empty and malformed text); raises on real text."""
+    texts = [c[0]["content"] for c in completions]
+    if any(t and "\\x00" not in t and not t.strip().lstrip("-").isdigit() for t in texts):
+        raise ValueError("cannot score free text")
+    return [0.0] * len(texts)
+'''
+
+
+def test_subprocess_reward_failing_inside_a_round_is_named_on_the_console(tmp_path):
+    (tmp_path / "round_rewards.py").write_text(IN_ROUND_REWARD)
+    argv = source_run(tmp_path, {"path": jsonl(tmp_path, GOOD_ROWS), "rewards": ["round_rewards:fails_on_what_the_model_writes"],
+                                 "answer_format": "gsm8k"},
+                      federation__rounds=1, federation__local_steps=1, eval__every=0, data__probe_size=0,
+                      strategy__name="fedavg", grpo__max_completion_length=8)
+    proc = run_cli(argv, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fgrpo: no round aggregated an update") and "Traceback" not in last
+    assert "round_rewards:fails_on_what_the_model_writes" in last and "cannot score free text" in last

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -49,10 +50,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     with RunConsole(out, cfg.federation.rounds, cfg.federation.local_steps, verbose=args.verbose) as console:
         summary = run_experiment(cfg, out, resume=bool(args.resume), console=console)
     if summary["rounds_aggregated"] == 0:
-        print(f"fgrpo: no round aggregated an update (every client failed or was rejected); "
+        first = _first_failure(out / "metrics.jsonl")
+        print(f"fgrpo: no round aggregated an update (every client failed or was rejected{'; first: ' + first if first else ''}); "
               f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}", file=sys.stderr)
         return 1
     return 0
+
+
+def _first_failure(metrics: Path) -> str | None:
+    """The run's first recorded failure, as the console shows it: usually the reason for all."""
+    from .server.federation import failure_text
+
+    for line in metrics.read_text().splitlines() if metrics.is_file() else []:
+        failures = json.loads(line).get("failures") or []
+        if failures:
+            return failure_text(failures[0])
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

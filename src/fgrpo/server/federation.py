@@ -100,6 +100,15 @@ def name_failures(failures: list[dict[str, Any]], received: list[Message], clien
         failure["client-id"] = failure.get("client-id") or client_of_node.get(failure["node"])
 
 
+def failure_text(failure: dict[str, Any], limit: int = 160) -> str:
+    """One failure as the console shows it: who, what kind, and the client's own reason (a reward
+    function's name and error, say), cut to ``limit`` characters."""
+    reason = " ".join(str(failure.get("reason") or "").split())
+    reason = reason if len(reason) <= limit else reason[: limit - 1] + "…"
+    return f"node {failure['node']} ({failure['client-id'] or 'client unknown'}): {failure['kind']}" + (
+        f" ({reason})" if reason else "")
+
+
 def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     clients = record["clients"]
     parts = [f"round {rnd}/{total}", f"clients {len(clients)}"]
@@ -109,8 +118,7 @@ def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     if not record.get("aggregated", True):
         parts.append(f"NOT aggregated ({record['reason']}): global adapter unchanged")
     if record["failures"]:
-        parts.append("failures " + ", ".join(f"node {f['node']} ({f['client-id'] or 'client unknown'}): {f['kind']}"
-                                           for f in record["failures"]))
+        parts.append("failures " + ", ".join(failure_text(f) for f in record["failures"]))
     if "eval" in record:
         parts.append(macro_text(record))
     parts.append(f"{record['seconds']:.1f}s")
