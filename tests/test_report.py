@@ -124,3 +124,62 @@ def test_report_refuses_a_directory_that_is_no_sweep(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no sweep.json" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure saved, by file name, kept open for its artists to be inspected (savefig itself runs)."""
+    from matplotlib.figure import Figure
+
+    saved, savefig = {}, Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: (saved.__setitem__(Path(path).name, fig), savefig(fig, path, **kw))[1])
+    return saved
+
+
+def bands(ax) -> list:
+    from matplotlib.collections import PolyCollection
+
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def band_height(band) -> float:
+    ys = band.get_paths()[0].vertices[:, 1]
+    return float(ys.max() - ys.min())
+
+
+def integer_ticks(ax) -> bool:
+    return all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def test_sweep_curves_carry_bands_from_zero_with_whole_rounds(sweep_dir, figures):
+    main(["report", str(sweep_dir)])
+    macro, reward = figures["macro.png"].axes, figures["reward.png"].axes
+    three_seeds, one_seed = macro[0], macro[1]  # panels data.alpha=0.1 (3 strategies x 3 seeds), 1.0 (1 seed)
+    assert len(bands(three_seeds)) == 3 and len(bands(one_seed)) == 1
+    assert all(band_height(b) > 0 for b in bands(three_seeds) + bands(one_seed))  # one seed: its binomial se
+    assert "±1 std over 3 seeds" in three_seeds.get_legend_handles_labels()[1][0]
+    assert "±1 binomial se" in one_seed.get_legend_handles_labels()[1][0]
+    assert all(ax.get_ylim()[0] == 0 for ax in macro)  # the y-axis is not zoomed onto the curves
+    for fig in figures.values():
+        assert all(integer_ticks(ax) for ax in fig.axes if ax.get_visible())
+    # the plotted round reward is metrics.jsonl's train.reward (fgrpo's panel of 1 seed: 0.35 and 0.5)
+    assert list(reward[1].lines[0].get_ydata()) == [0.35, 0.5]
+
+
+def test_run_plots_and_console_show_the_logged_round(tmp_path, figures):
+    from fgrpo.experiments.reports import write_plots
+    from fgrpo.server.federation import round_line
+
+    clients = [client("client-0", 9.0, 0.9, 0.0) | {"num-examples": 90}, client("client-1", 0.0, 0.1, 0.0)]
+    # num-examples 90 and 10: the round's reward is 8.1, the unweighted mean of clients 4.5
+    rounds = [{"round": rnd, "aggregated": True, "failures": [], "seconds": 1.0, "clients": clients,
+               "train": {"reward": 8.1}, "eval": evaluation(0.3 + rnd / 10), "eval_se": {k: 0.03 for k in evaluation(0)}}
+              for rnd in (1, 2, 3)]
+    initial = {"eval": evaluation(0.3), "eval_se": {k: 0.03 for k in evaluation(0)}}
+    write_plots(tmp_path, initial, rounds)
+    (accuracy,), (rewards, weights) = figures["accuracy.png"].axes, figures["reward.png"].axes
+    assert len(bands(accuracy)) == 3 and all(band_height(b) > 0.06 for b in bands(accuracy))  # every task's ±se
+    assert "binomial se" in accuracy.get_title() and accuracy.get_ylim() == (0, 1)
+    assert all(integer_ticks(ax) for ax in (accuracy, rewards, weights))
+    assert list(rewards.lines[0].get_ydata()) == [8.1] * 3
+    assert "reward 8.100" in round_line(1, 3, rounds[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -46,7 +47,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.overwrite:
         clear(out)  # only now: a config that fails to validate leaves the old run untouched
     from .experiments.console import RunConsole
+    from .experiments.watchdog import guard, mark
 
+    guard(mark())  # whatever ends this process, Ray's daemons and workers end with it
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a `kill` unwinds as Ctrl-C does: Ray shut down, run.log closed
     with RunConsole(out, cfg.federation.rounds, cfg.federation.local_steps, verbose=args.verbose) as console:
         summary = run_experiment(cfg, out, resume=bool(args.resume), console=console)
     if summary["rounds_aggregated"] == 0:
@@ -114,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split())  # one line, whatever the message held
         print(f"fgrpo: {err.kind}: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what a person asked for, not a failure to explain
+        print("fgrpo: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from matplotlib.ticker import MaxNLocator
-
-from .reports import plt, save_figure
-from .sweep_runs import REFERENCES, Run, curve
+from .reports import band, plt, round_axis, save_figure
+from .sweep_runs import REFERENCES, Run, band_text, curve
 
 MAX_PANELS = 16  # beyond this a figure is unreadable; report.md's tables still list every panel
 
@@ -21,12 +19,13 @@ def _axes(n: int, width: float = 4.2, height: float = 3.2) -> tuple[object, list
     for ax in flat[n:]:
         ax.set_visible(False)
     for ax in flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds
+        round_axis(ax)
     return fig, flat[:n]
 
 
 def plot_curves(out: Path, grouped: dict[str, dict[str, list[Run]]], series: str, ylabel: str) -> Path:
-    """One panel per grid value; one line per strategy, mean ± std over seeds as a band."""
+    """One panel per grid value; one line per strategy with its band (sweep_runs.curve). Accuracy
+    keeps the y-axis from 0: a zoomed axis makes a change within the noise look like learning."""
     panels = list(grouped.items())[:MAX_PANELS]
     fig, axes = _axes(len(panels))
     for ax, (panel, by_strategy) in zip(axes, panels):
@@ -36,10 +35,11 @@ def plot_curves(out: Path, grouped: dict[str, dict[str, list[Run]]], series: str
                 continue
             xs, means, sds = zip(*pts)
             dashed = "--" if strategy in REFERENCES else "-"
-            line, = ax.plot(xs, means, dashed, marker=".", label=f"{strategy} (n={len(runs)})")
-            ax.fill_between(xs, [m - s for m, s in zip(means, sds)], [m + s for m, s in zip(means, sds)],
-                            color=line.get_color(), alpha=0.15)
-        ax.set(xlabel="round", ylabel=ylabel, title=panel)
+            line, = ax.plot(xs, means, dashed, marker=".", label=f"{strategy} (band {band_text(runs)})")
+            band(ax, list(xs), list(means), list(sds), line.get_color())
+        ax.set(ylabel=ylabel, title=panel)
+        if series == "macro":
+            ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
     return save_figure(fig, out / f"{series}.png")
 
@@ -60,15 +60,15 @@ def plot_fgrpo_clients(out: Path, grouped: dict[str, dict[str, list[Run]]]) -> P
             ax_w.plot(xs, weights, marker=".", label=cid)
             ax_g.plot(xs, gains, marker=".", label=cid)
         for ax in (ax_w, ax_g):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax_w.set(xlabel="round", ylabel="aggregation weight", title=f"FGRPO weights: {panel} (seed {run.seed})")
-        ax_g.set(xlabel="round", ylabel="gain", title=f"FGRPO gains: {panel} (seed {run.seed})")
+            round_axis(ax)
+        ax_w.set(ylabel="aggregation weight", title=f"FGRPO weights: {panel} (seed {run.seed})")
+        ax_g.set(ylabel="gain", title=f"FGRPO gains: {panel} (seed {run.seed})")
         ax_w.legend(fontsize=7)
     return save_figure(fig, out / "fgrpo_clients.png")
 
 
 def write_figures(out: Path, grouped: dict[str, dict[str, list[Run]]]) -> list[Path]:
     figures = [plot_curves(out, grouped, "macro", "macro accuracy (held-out)"),
-               plot_curves(out, grouped, "reward", "mean client rollout reward")]
+               plot_curves(out, grouped, "reward", "round reward (train.reward, raw scale)")]
     clients = plot_fgrpo_clients(out, grouped)
     return figures + ([clients] if clients else [])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 Evaluation = dict[str, dict[str, float]]  # {"eval": accuracy per task + macro, "eval_se": their standard errors}
@@ -32,6 +32,23 @@ def accuracy_series(initial: Evaluation | None, rounds: list[dict[str, Any]]) ->
     return series
 
 
+def train_reward(record: dict[str, Any]) -> float | None:
+    """The round's reward, one definition for the console, metrics.jsonl and every plot: Flower's
+    ``train`` metrics aggregate, the clients' mean rollout rewards weighted by their num-examples."""
+    return record.get("train", {}).get("reward")
+
+
+def round_axis(ax: Any) -> None:
+    """Rounds are whole numbers: no 1.5 tick on any plot."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("round")
+
+
+def band(ax: Any, xs: list[int], ys: list[float], spread: list[float], color: Any) -> None:
+    """The uncertainty band of a curve: ys ± spread (a PolyCollection the tests look for)."""
+    ax.fill_between(xs, [y - e for y, e in zip(ys, spread)], [y + e for y, e in zip(ys, spread)], color=color, alpha=0.15)
+
+
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
@@ -44,17 +61,20 @@ def plot_accuracy(out: Path, initial: Evaluation | None, rounds: list[dict[str, 
     for task, pts in accuracy_series(initial, rounds).items():
         xs, ys, ses = (list(v) for v in zip(*pts))
         macro = task == "macro"
-        ax.plot(xs, ys, marker="o", lw=2.5 if macro else 1.2, label=task + (" ± se" if macro else ""),
-                color="black" if macro else None)
-        if macro:
-            ax.fill_between(xs, [y - e for y, e in zip(ys, ses)], [y + e for y, e in zip(ys, ses)], color="black", alpha=0.15)
-    ax.set(xlabel="round", ylabel="greedy accuracy (held-out)", title="Accuracy per task", ylim=(-0.02, 1.02))
+        line, = ax.plot(xs, ys, marker="o", lw=2.5 if macro else 1.2, label=task, color="black" if macro else None)
+        band(ax, xs, ys, ses, line.get_color())
+    # the whole [0, 1] scale: a zoomed axis makes a change within the noise look like learning
+    ax.set(ylabel="greedy accuracy (held-out)", title="Accuracy per task (band: ±1 binomial se)", ylim=(0, 1))
+    round_axis(ax)
     ax.legend(fontsize=8)
     return save_figure(fig, out / "accuracy.png")
 
 
 def plot_reward(out: Path, rounds: list[dict[str, Any]]) -> Path:
     fig, (ax_r, ax_w) = plt.subplots(1, 2, figsize=(10, 4))
+    trained = [(r["round"], train_reward(r)) for r in rounds if train_reward(r) is not None]
+    if trained:
+        ax_r.plot(*zip(*trained), "k-", lw=2.5, label="round (train.reward)")
     per_client: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for r in rounds:
         for c in r["clients"]:
@@ -63,8 +83,12 @@ def plot_reward(out: Path, rounds: list[dict[str, Any]]) -> Path:
         xs = [p[0] for p in pts]
         ax_r.plot(xs, [p[1]["reward"] for p in pts], marker=".", label=cid)
         ax_w.plot(xs, [p[1]["weight"] for p in pts], marker=".", label=cid)
-    ax_r.set(xlabel="round", ylabel="mean rollout reward (raw scale)", title="Client reward")
-    ax_w.set(xlabel="round", ylabel="aggregation weight", title="Client weight")
+    # raw scale: each client's own task mix; the round's line weights them by num-examples
+    ax_r.set(ylabel="mean rollout reward (raw scale)", title="Client reward")
+    ax_w.set(ylabel="aggregation weight", title="Client weight", ylim=(0, None))
+    for ax in (ax_r, ax_w):
+        round_axis(ax)
+    ax_r.legend(fontsize=7)
     ax_w.legend(fontsize=7)
     return save_figure(fig, out / "reward.png")
 
@@ -97,9 +121,7 @@ def summarise(cfg_name: str, initial: Evaluation | None, rounds: list[dict[str, 
         "best_macro": best["eval"]["macro"] if best else None,
         "macro_gain": gain,
         "macro_gain_se": gain_se,  # of independent samples: conservative, the prompts are the same
-        "mean_client_reward_by_round": [
-            fmean(c["reward"] for c in r["clients"]) if r["clients"] else None for r in rounds
-        ],
+        "train_reward_by_round": [train_reward(r) for r in rounds],
         "failures": sum(len(r.get("failures", [])) for r in rounds),
     }
     local = [r["local"] for r in rounds if "local" in r]

@@ -11,12 +11,11 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 from ..errors import UserInputError
 from .grid import values_label
-from .reports import accuracy_series
+from .reports import accuracy_series, train_reward
 from .stats import mean_std
 
 STRATEGY_KEY = "strategy.name"  # its values are the lines of a panel; other strategy.* keys make panels
@@ -35,18 +34,20 @@ class Run:
     rounds: list[dict[str, Any]]
     resources: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def macro(self) -> list[tuple[int, float]]:
-        """(round, macro accuracy), round 0 the starting model."""
+    def points(self, series: str) -> list[tuple[int, float, float]]:
+        """(round, value, standard error) of ``series``: "macro" accuracy (round 0 the starting model,
+        binomial se) or the round's "reward" (train.reward; no se is logged for it)."""
+        if series == "reward":
+            return [(r["round"], train_reward(r), 0.0) for r in self.rounds if train_reward(r) is not None]
         initial = None
         if self.summary.get("initial_eval"):
             initial = {"eval": self.summary["initial_eval"], "eval_se": self.summary["initial_eval_se"]}
-        return [(r, acc) for r, acc, _ in accuracy_series(initial, self.rounds).get("macro", [])]
+        return accuracy_series(initial, self.rounds).get(series, [])
 
     @property
-    def reward(self) -> list[tuple[int, float]]:
-        """(round, mean client rollout reward)."""
-        return [(r["round"], fmean(c["reward"] for c in r["clients"])) for r in self.rounds if r.get("clients")]
+    def macro(self) -> list[tuple[int, float]]:
+        """(round, macro accuracy), round 0 the starting model."""
+        return [(r, acc) for r, acc, _ in self.points("macro")]
 
     def rounds_to(self, target: float) -> int | None:
         return next((r for r, acc in self.macro if acc >= target), None)
@@ -86,7 +87,15 @@ def groups(runs: list[Run]) -> dict[str, dict[str, list[Run]]]:
 
 
 def curve(runs: list[Run], series: str) -> list[tuple[int, float, float]]:
-    """(round, mean, std) over seeds of ``series`` ("macro" or "reward"), at rounds every seed has."""
-    points = [dict(getattr(r, series)) for r in runs]
+    """(round, mean, spread) of ``series`` ("macro" or "reward") at rounds every seed has: the spread
+    is the std over seeds, or for a single seed its own standard error (a lone curve is not exact)."""
+    if len(runs) == 1:
+        return runs[0].points(series)
+    points = [{x: v for x, v, _ in r.points(series)} for r in runs]
     common = sorted(set.intersection(*(set(p) for p in points))) if points else []
     return [(x, *mean_std([p[x] for p in points])) for x in common]
+
+
+def band_text(runs: list[Run]) -> str:
+    """What a curve's band is, for its legend."""
+    return "±1 binomial se" if len(runs) == 1 else f"±1 std over {len(runs)} seeds"

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY
 from ..client.persistence import CLIENT_STATE_KEY, client_state_record
 from ..config import Config
+from ..experiments.reports import train_reward
 from ..models.transport import adapter_state, to_arrayrecord
 from .aggregation import aggregate_round, reply_screen
 from .journal import RunJournal, macro_text
@@ -112,8 +112,9 @@ def failure_text(failure: dict[str, Any], limit: int = 160) -> str:
 def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     clients = record["clients"]
     parts = [f"round {rnd}/{total}", f"clients {len(clients)}"]
+    if train_reward(record) is not None:
+        parts.append(f"reward {train_reward(record):.3f}")  # metrics.jsonl's train.reward, as the plots show it
     if clients:
-        parts.append(f"reward {np.mean([c['reward'] for c in clients]):.3f}")
         parts.append("weights " + " ".join(f"{c['client-id']} {c['weight']:.2f}" for c in sorted(clients, key=lambda c: c["client-id"])))
     if not record.get("aggregated", True):
         parts.append(f"NOT aggregated ({record['reason']}): global adapter unchanged")
