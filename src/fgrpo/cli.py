@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 from .config import ConfigError, load_config
@@ -50,15 +53,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .experiments.watchdog import guard, mark
 
     guard(mark())  # whatever ends this process, Ray's daemons and workers end with it
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a `kill` unwinds as Ctrl-C does: Ray shut down, run.log closed
     with RunConsole(out, cfg.federation.rounds, cfg.federation.local_steps, verbose=args.verbose) as console:
-        summary = run_experiment(cfg, out, resume=bool(args.resume), console=console)
+        previous = {sig: signal.signal(sig, _stop_now(out, console)) for sig in (signal.SIGINT, signal.SIGTERM)}
+        import ray._private.utils as ray_utils
+
+        ray_sets = ray_utils.set_sigterm_handler
+        # ray.init replaces SIGTERM's handler with sys.exit, whose unwinding through Flower's loop and
+        # Ray's threads aborts the process (status -6); ours exits at once and the watchdog ends Ray
+        ray_utils.set_sigterm_handler = lambda _handler: None
+        try:
+            summary = run_experiment(cfg, out, resume=bool(args.resume), console=console)
+        finally:
+            ray_utils.set_sigterm_handler = ray_sets
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     if summary["rounds_aggregated"] == 0:
         first = _first_failure(out / "metrics.jsonl")
         print(f"fgrpo: no round aggregated an update (every client failed or was rejected{'; first: ' + first if first else ''}); "
               f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stop_now(out: Path, console: Any) -> Callable[[int, Any], None]:
+    """Ctrl-C or SIGTERM during a run: stop at once. Flower's simulation loop answers a
+    KeyboardInterrupt by waiting for its ServerApp thread to finish every round, so the process
+    exits here instead; the watchdog then ends Ray's daemons and workers, and the run directory
+    keeps its last completed round (its checkpoint is written atomically) for --resume."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        console.abort(f"fgrpo: interrupted ({signal.Signals(signum).name}); continue with --resume {out}")
+        os._exit(128 + signum)
+
+    return handler
 
 
 def _first_failure(metrics: Path) -> str | None:

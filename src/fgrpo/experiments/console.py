@@ -120,6 +120,16 @@ class RunConsole:
         if not self.verbose:
             print(text, flush=True)  # stdout is run.log here
 
+    def abort(self, text: str) -> None:
+        """The run ends now (a signal): the terminal back as it was, and ``text`` on it and in run.log."""
+        self._stop.set()
+        self.display.stop()
+        if not self.verbose:
+            print(text, flush=True)  # stdout is run.log here
+        if self._saved_fds is not None:
+            self._restore_output()
+        print(text, file=sys.stderr, flush=True)
+
     def status(self, text: str) -> None:
         """Replace the rounds row's text (a run with no federated rounds to count)."""
         self.display.update(self.rounds_row, description=text)
