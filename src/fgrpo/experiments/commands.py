@@ -27,7 +27,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UserInputError(f"{directory}: no such sweep directory")
-    path = write_report(directory, target=args.target)
+    path = write_report(directory, target=args.target, seeds=args.seeds)
     print(f"report: {path}")
     return 0
 
@@ -44,4 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("dir", help="the directory `fgrpo sweep --out` wrote")
     report.add_argument("--target", type=float, help="macro accuracy for 'rounds to target' "
                         "(default: the runs' mean starting accuracy + 0.05)")
+    report.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="report only these seeds' runs, into DIR/report-seeds-SEED... (e.g. one seed's view)")
     report.set_defaults(func=cmd_report)

@@ -107,13 +107,18 @@ def report_markdown(manifest: dict[str, Any], runs: list[Run], target: float, fi
     return "\n".join(lines) + "\n"
 
 
-def write_report(directory: Path, target: float | None = None) -> Path:
-    """DIR/report/report.md and its PNG figures; returns the markdown's path."""
+def write_report(directory: Path, target: float | None = None, seeds: list[int] | None = None) -> Path:
+    """DIR/report/report.md and its PNG figures (``seeds``: only those seeds' runs, in
+    DIR/report-seeds-...); returns the markdown's path."""
     manifest, runs = load_runs(directory)
+    if seeds is not None:
+        runs = [r for r in runs if r.seed in seeds]
+        manifest = {**manifest, "points": [p for p in manifest["points"] if p["name"] in {r.name for r in runs}]}
     if not runs:
-        raise UserInputError(f"{directory}: no finished point (no summary.json) to report on yet")
+        raise UserInputError(f"{directory}: no finished point (no summary.json) to report on"
+                             + (f" for seed(s) {', '.join(map(str, seeds))}" if seeds is not None else " yet"))
     target = default_target(runs) if target is None else target
-    out = directory / "report"
+    out = directory / ("report" if seeds is None else "report-seeds-" + "-".join(map(str, sorted(seeds))))
     out.mkdir(exist_ok=True)
     figures = write_figures(out, groups(runs))
     path = out / "report.md"
