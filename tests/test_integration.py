@@ -31,6 +31,8 @@ def check_run_dir(out: Path, rounds: int, clients: int) -> list[dict]:
         for c in record["clients"]:
             assert {"client-id", "num-examples", "reward", "baseline", "gain", "weight"} <= set(c)
             assert c["num-examples"] > 0 and np.isfinite(c["reward"])
+        assert 0 <= record["reward"]["normalised"] <= 1  # the round's reward, as a fraction of each task's range
+        assert set(record["reward"]["by_task"]) <= {"sorting", "addition"}
         assert set(record["eval"]) >= {"sorting", "addition", "macro"}
         assert 0 < record["train"]["generate-seconds"] < record["train"]["train-seconds"]  # rollouts: part of a step
     assert len({c["client-id"] for r in records for c in r["clients"]}) == clients

@@ -17,6 +17,7 @@ from fgrpo.config import load_config
 from fgrpo.data import prompt_key
 from fgrpo.models.lora import fresh_adapter_model
 from fgrpo.models.transport import adapter_state, to_arrayrecord
+from fgrpo.round_reward import TASK_REWARDS_KEY, read_task_rewards
 from fgrpo.server.federation import round_config
 from fgrpo.server.strategies import build_strategy
 
@@ -51,6 +52,8 @@ def rows_and_sizes(strategy: str, monkeypatch) -> dict[int, tuple[list[str], int
         answer = client_app.train(msg, context)
         assert not answer.has_error(), answer.error if answer.has_error() else ""
         out[pid] = (seen[-1], int(answer.content["metrics"]["num-examples"]))
+        tallied = read_task_rewards(answer.content.config_records[TASK_REWARDS_KEY])  # every strategy's reply
+        assert tallied and set(tallied) <= {"sorting", "addition"} and all(n > 0 for _, n in tallied.values())
     return out
 
 

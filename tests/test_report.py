@@ -10,6 +10,7 @@ import tomli_w
 
 from fgrpo.cli import main
 from fgrpo.experiments.grid import point_name
+from fgrpo.round_reward import round_reward
 from fgrpo.experiments.stats import paired_interval, t_critical
 
 INITIAL = 0.2
@@ -24,9 +25,10 @@ def evaluation(macro: float) -> dict[str, float]:
     return {"addition": macro + 0.1, "sorting": macro - 0.1, "macro": macro}
 
 
-def client(cid: str, reward: float, weight: float, gain: float) -> dict:
+def client(cid: str, reward: float, weight: float, gain: float, task: str = "addition", rollouts: float = 4.0) -> dict:
     return {"client-id": cid, "num-examples": 10, "reward": reward, "baseline": None, "gain": gain, "weight": weight,
-            "tasks": {"addition": {"signal": reward, "rollouts": 4.0, "baseline": 0.0, "gain": gain}}}
+            "tasks": {task: {"signal": reward, "rollouts": rollouts, "baseline": 0.0, "gain": gain}},
+            "task-reward": {task: {"mean": reward, "rollouts": rollouts}}}
 
 
 def write_run(run: Path, strategy: str, seed: int, final: float) -> None:
@@ -37,16 +39,17 @@ def write_run(run: Path, strategy: str, seed: int, final: float) -> None:
     rounds = []
     for rnd, macro in ((1, middle), (2, final)):
         zero = {k: 0.01 for k in evaluation(macro)}
-        rounds.append({"round": rnd, "aggregated": True, "failures": [], "seconds": 10.0,
-                       "clients": [client("client-0", macro, 0.6, 0.5 * rnd), client("client-1", macro - 0.1, 0.4, 0.1)],
-                       "train": {"reward": macro}, "eval": evaluation(macro), "eval_se": zero})
+        clients = [client("client-0", macro, 0.6, 0.5 * rnd), client("client-1", macro - 0.1, 0.4, 0.1)]
+        rounds.append({"round": rnd, "aggregated": True, "failures": [], "seconds": 10.0, "clients": clients,
+                       "train": {"reward": macro}, "reward": round_reward(clients, {"addition": (0.0, 1.0)}),
+                       "eval": evaluation(macro), "eval_se": zero})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rounds))
     se = {k: 0.01 for k in evaluation(final)}
     (run / "summary.json").write_text(json.dumps({
         "strategy": strategy, "rounds": 2, "rounds_aggregated": 2, "seconds": 42.0,
         "initial_eval": evaluation(INITIAL), "initial_eval_se": se, "final_eval": evaluation(final), "final_eval_se": se,
         "best_round": 2, "best_macro": final, "macro_gain": final - INITIAL, "macro_gain_se": 0.014,
-        "mean_client_reward_by_round": [r["train"]["reward"] - 0.05 for r in rounds], "failures": 0}))
+        "train_reward_by_round": [r["reward"]["normalised"] for r in rounds], "failures": 0}))
     (run / "resources.json").write_text(json.dumps({"wall_seconds": 42.0, "cpu_percent_mean": 150.5, "peak_rss_mb": 900.0}))
 
 
@@ -162,24 +165,35 @@ def test_sweep_curves_carry_bands_from_zero_with_whole_rounds(sweep_dir, figures
     assert all(ax.get_ylim()[0] == 0 for ax in macro)  # the y-axis is not zoomed onto the curves
     for fig in figures.values():
         assert all(integer_ticks(ax) for ax in fig.axes if ax.get_visible())
-    # the plotted round reward is metrics.jsonl's train.reward (fgrpo's panel of 1 seed: 0.35 and 0.5)
-    assert list(reward[1].lines[0].get_ydata()) == [0.35, 0.5]
+    # the plotted round reward is metrics.jsonl's reward.normalised: fgrpo's panel of 1 seed, clients at
+    # macro and macro - 0.1 over 4 rollouts each of addition ([0, 1]): 0.35 - 0.05 and 0.5 - 0.05
+    assert list(reward[1].lines[0].get_ydata()) == pytest.approx([0.30, 0.45])
+    assert all(ax.get_ylim() == (0, 1) for ax in reward if ax.get_visible())
 
 
 def test_run_plots_and_console_show_the_logged_round(tmp_path, figures):
     from fgrpo.experiments.reports import write_plots
     from fgrpo.server.federation import round_line
 
-    clients = [client("client-0", 9.0, 0.9, 0.0) | {"num-examples": 90}, client("client-1", 0.0, 0.1, 0.0)]
-    # num-examples 90 and 10: the round's reward is 8.1, the unweighted mean of clients 4.5
+    clients = [client("client-0", 9.0, 0.9, 0.0, task="multiplication", rollouts=12.0) | {"num-examples": 90},
+               client("client-1", 0.0, 0.1, 0.0)]
+    # multiplication 9 of [0, 10] over 12 rollouts, addition 0 of [0, 1] over 4: the round's reward is
+    # (12 * 0.9 + 4 * 0) / 16 = 0.675 of the tasks' ranges (raw: 8.1 weighted by num-examples, 4.5 unweighted)
+    reward = round_reward(clients, {"multiplication": (0.0, 10.0), "addition": (0.0, 1.0)})
+    assert reward["normalised"] == pytest.approx(0.675) and reward["by_task_normalised"] == pytest.approx(
+        {"addition": 0.0, "multiplication": 0.9})
     rounds = [{"round": rnd, "aggregated": True, "failures": [], "seconds": 1.0, "clients": clients,
-               "train": {"reward": 8.1}, "eval": evaluation(0.3 + rnd / 10), "eval_se": {k: 0.03 for k in evaluation(0)}}
-              for rnd in (1, 2, 3)]
+               "train": {"reward": 8.1}, "reward": reward, "eval": evaluation(0.3 + rnd / 10),
+               "eval_se": {k: 0.03 for k in evaluation(0)}} for rnd in (1, 2, 3)]
     initial = {"eval": evaluation(0.3), "eval_se": {k: 0.03 for k in evaluation(0)}}
     write_plots(tmp_path, initial, rounds)
     (accuracy,), (rewards, weights) = figures["accuracy.png"].axes, figures["reward.png"].axes
     assert len(bands(accuracy)) == 3 and all(band_height(b) > 0.06 for b in bands(accuracy))  # every task's ±se
     assert "binomial se" in accuracy.get_title() and accuracy.get_ylim() == (0, 1)
     assert all(integer_ticks(ax) for ax in (accuracy, rewards, weights))
-    assert list(rewards.lines[0].get_ydata()) == [8.1] * 3
-    assert "reward 8.100" in round_line(1, 3, rounds[0])
+    plotted = {line.get_label(): list(line.get_ydata()) for line in rewards.lines}
+    assert sorted(plotted) == ["addition", "multiplication", "round"]
+    assert plotted["multiplication"] == pytest.approx([0.9] * 3) and plotted["round"] == pytest.approx([0.675] * 3)
+    assert plotted["addition"] == [0.0] * 3
+    assert rewards.get_ylim() == (0, 1)
+    assert "reward 0.675" in round_line(1, 3, rounds[0])

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 
+from fgrpo.round_reward import TASK_REWARDS_KEY
 from fgrpo.client.failure import reports_failure
 from fgrpo.config import ConfigError, load_config
 from fgrpo.models.transport import BF16_SUFFIX, DELTA_SUFFIX, reply_record, to_arrayrecord
@@ -244,6 +245,18 @@ def test_fgrpo_signals_and_local_only_task_mix_are_screened_by_their_strategy():
     kept, failures = reply_screen(local, load_config(None, []), SENT).screen([good("no-mix"), mixed])
     assert [m.content["client"]["client-id"] for m in kept] == ["m"]
     assert "'task-mix' must map tasks to example counts" in failures[0]["reason"]
+
+
+def test_a_non_finite_task_reward_is_refused_and_a_good_one_reaches_the_ledger():
+    bad, fine = good("bad"), good("fine")
+    bad.content[TASK_REWARDS_KEY] = ConfigRecord({"mean/addition": float("inf"), "rollouts/addition": 4})
+    fine.content[TASK_REWARDS_KEY] = ConfigRecord({"mean/addition": 0.5, "rollouts/addition": 4})
+    kept, failures = screen_replies([bad, fine], SENT)
+    assert [m.content["client"]["client-id"] for m in kept] == ["fine"]
+    assert "task reward of 'addition' is not a finite mean" in failures[0]["reason"]
+    strategy = fedavg()
+    outcome = aggregate_round(strategy, 1, kept, SENT, min_clients=1)
+    assert outcome.ledger[0]["task-reward"] == {"addition": {"mean": 0.5, "rollouts": 4.0}}
 
 
 def test_a_round_below_min_clients_leaves_the_adapter_unchanged():

@@ -21,14 +21,15 @@ from ..data import node_training_config
 from ..models.lora import cached_adapter_model
 from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from ..probe_rows import client_rows
-from ..tasks.rewards import reward_functions
+from ..round_reward import TASK_REWARDS_KEY, task_reward_record
+from ..tasks.rewards import function_weights, reward_functions
 from .algorithms import plan_round, start_adapter
 from .failure import reports_failure
 from .grpo import train_locally, training_device
 from .persistence import CLIENT_STATE_KEY, state_store
 from .privacy import clip_when_asked
 from .progress import route_output_to_run_log, step_reporters
-from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, plan_signal
+from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, RolloutRecorder, plan_signal
 
 CONFIG_KEY = "fgrpo-config"
 LEARNING_RATE_KEY = "learning-rate"  # this round's local rate, from the server's schedule
@@ -81,10 +82,10 @@ def train(msg: Message, context: Context) -> Message:
     # common random numbers must pair with the "after" one) and the FedProx and SCAFFOLD hooks
     model.to(training_device())
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
-    rewards = reward_functions(cfg)
+    tally = RolloutRecorder(reward_functions(cfg), skip_steps=0, weights=function_weights(cfg))  # the round's reward per task
     # FGRPO's signal (asked for in the message); the training rows are the same whatever it asks
     signal = plan_signal(msg.content["config"].get(SIGNAL_REQUEST_KEY), cfg, partition_id,
-                         rows, rewards, (model, tokenizer), context.state)
+                         rows, tally.reward_funcs, (model, tokenizer), context.state)
     plan = plan_round(msg, context, model, client_id, signal.dataset)  # FedProx / SCAFFOLD / local-only hooks
     reporters = step_reporters(client_id, server_round, cfg.federation.local_steps)  # `fgrpo run`'s progress display
     plan.trainer_kwargs.setdefault("callbacks", []).extend(reporters)
@@ -110,6 +111,8 @@ def train(msg: Message, context: Context) -> Message:
             "client": ConfigRecord({"client-id": client_id}),
         }
     )
+    if tally.rollouts:
+        content[TASK_REWARDS_KEY] = ConfigRecord(task_reward_record(tally.signals()))
     if signal.measure is not None:
         content[SIGNALS_RECORD_KEY] = ConfigRecord(signal.measure())
     for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix

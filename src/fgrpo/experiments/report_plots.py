@@ -24,8 +24,8 @@ def _axes(n: int, width: float = 4.2, height: float = 3.2) -> tuple[object, list
 
 
 def plot_curves(out: Path, grouped: dict[str, dict[str, list[Run]]], series: str, ylabel: str) -> Path:
-    """One panel per grid value; one line per strategy with its band (sweep_runs.curve). Accuracy
-    keeps the y-axis from 0: a zoomed axis makes a change within the noise look like learning."""
+    """One panel per grid value; one line per strategy with its band (sweep_runs.curve). The y-axis
+    spans [0, 1]: a zoomed axis makes a change within the noise look like learning."""
     panels = list(grouped.items())[:MAX_PANELS]
     fig, axes = _axes(len(panels))
     for ax, (panel, by_strategy) in zip(axes, panels):
@@ -38,8 +38,7 @@ def plot_curves(out: Path, grouped: dict[str, dict[str, list[Run]]], series: str
             line, = ax.plot(xs, means, dashed, marker=".", label=f"{strategy} (band {band_text(runs)})")
             band(ax, list(xs), list(means), list(sds), line.get_color())
         ax.set(ylabel=ylabel, title=panel)
-        if series == "macro":
-            ax.set_ylim(bottom=0)
+        ax.set_ylim(0, 1)  # accuracy and the range-normalised reward: the whole scale, never a zoom
         ax.legend(fontsize=7)
     return save_figure(fig, out / f"{series}.png")
 
@@ -68,7 +67,8 @@ def plot_fgrpo_clients(out: Path, grouped: dict[str, dict[str, list[Run]]]) -> P
 
 
 def write_figures(out: Path, grouped: dict[str, dict[str, list[Run]]]) -> list[Path]:
-    figures = [plot_curves(out, grouped, "macro", "macro accuracy (held-out)"),
-               plot_curves(out, grouped, "reward", "round reward (train.reward, raw scale)")]
+    figures = [plot_curves(out, grouped, "macro", "macro accuracy (held-out)")]
+    if any(curve(runs, "reward") for by_strategy in grouped.values() for runs in by_strategy.values()):
+        figures.append(plot_curves(out, grouped, "reward", "round reward (fraction of each task's range)"))
     clients = plot_fgrpo_clients(out, grouped)
     return figures + ([clients] if clients else [])

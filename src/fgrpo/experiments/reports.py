@@ -33,9 +33,11 @@ def accuracy_series(initial: Evaluation | None, rounds: list[dict[str, Any]]) ->
 
 
 def train_reward(record: dict[str, Any]) -> float | None:
-    """The round's reward, one definition for the console, metrics.jsonl and every plot: Flower's
-    ``train`` metrics aggregate, the clients' mean rollout rewards weighted by their num-examples."""
-    return record.get("train", {}).get("reward")
+    """The round's reward, one definition for the console, metrics.jsonl and every plot: the
+    rollout-weighted fraction of each task's declared reward range reached (fgrpo.round_reward;
+    ``reward.normalised`` in metrics.jsonl). None for a round without it (a run logged before it:
+    its ``train.reward`` mixes the tasks' scales and is not plotted)."""
+    return (record.get("reward") or {}).get("normalised")
 
 
 def round_axis(ax: Any) -> None:
@@ -72,19 +74,23 @@ def plot_accuracy(out: Path, initial: Evaluation | None, rounds: list[dict[str, 
 
 def plot_reward(out: Path, rounds: list[dict[str, Any]]) -> Path:
     fig, (ax_r, ax_w) = plt.subplots(1, 2, figsize=(10, 4))
+    by_task: dict[str, list[tuple[int, float]]] = {}
+    for r in rounds:
+        for task, fraction in (r.get("reward") or {}).get("by_task_normalised", {}).items():
+            by_task.setdefault(task, []).append((r["round"], fraction))
+    for task, pts in sorted(by_task.items()):
+        ax_r.plot(*zip(*pts), marker=".", lw=1.2, label=task)
     trained = [(r["round"], train_reward(r)) for r in rounds if train_reward(r) is not None]
     if trained:
-        ax_r.plot(*zip(*trained), "k-", lw=2.5, label="round (train.reward)")
-    per_client: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        ax_r.plot(*zip(*trained), "k-", lw=2.5, label="round")
+    per_client: dict[str, list[tuple[int, float]]] = {}
     for r in rounds:
         for c in r["clients"]:
-            per_client.setdefault(c["client-id"], []).append((r["round"], c))
+            per_client.setdefault(c["client-id"], []).append((r["round"], c["weight"]))
     for cid, pts in sorted(per_client.items()):
-        xs = [p[0] for p in pts]
-        ax_r.plot(xs, [p[1]["reward"] for p in pts], marker=".", label=cid)
-        ax_w.plot(xs, [p[1]["weight"] for p in pts], marker=".", label=cid)
-    # raw scale: each client's own task mix; the round's line weights them by num-examples
-    ax_r.set(ylabel="mean rollout reward (raw scale)", title="Client reward")
+        ax_w.plot(*zip(*pts), marker=".", label=cid)
+    # each task on its own declared range: raw rewards ({0, 1} beside {0, 10}) are not comparable
+    ax_r.set(ylabel="rollout reward (fraction of the task's range)", title="Training reward per task", ylim=(0, 1))
     ax_w.set(ylabel="aggregation weight", title="Client weight", ylim=(0, None))
     for ax in (ax_r, ax_w):
         round_axis(ax)

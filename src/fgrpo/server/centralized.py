@@ -20,11 +20,14 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..client.grpo import RoundScheduledGRPOTrainer, stats_from_log, train_locally
+from ..client.signal import RolloutRecorder, per_task_means
 from ..config import Config
 from ..cpu import torch_threads
-from ..probe_rows import pooled_training_rows
+from ..experiments.reports import train_reward
 from ..models.transport import adapter_state
-from ..tasks.rewards import reward_functions
+from ..probe_rows import pooled_training_rows
+from ..round_reward import round_reward
+from ..tasks.rewards import function_weights, reward_functions, reward_ranges
 from .journal import RunJournal, macro_text
 from .strategies.weighted import ClientReport, ledger_row
 
@@ -67,11 +70,17 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
     per_round, steps = total_steps(cfg)
     rounds = cfg.federation.rounds
     journal.start(adapter_state(model), {"steps": 0})
-    clock = {"round": time.perf_counter()}
+    clock = {"round": time.perf_counter(), "rollouts": 0}
+    tally = RolloutRecorder(reward_functions(cfg), skip_steps=0, weights=function_weights(cfg))
+    ranges = reward_ranges(cfg)
 
     def on_round(rnd: int, logged: list[dict[str, Any]]) -> None:
         stats = stats_from_log(logged, time.perf_counter() - clock["round"])
-        report = ClientReport(client_id=CLIENT_ID, num_examples=len(pool), reward=stats.reward, metrics={}, signals={})
+        this_round = tally.rollouts[clock["rollouts"]:]  # the round-equivalent's rollouts only
+        clock["rollouts"] = len(tally.rollouts)
+        by_task = per_task_means([t for _, t, _ in this_round], [r for _, _, r in this_round])
+        report = ClientReport(client_id=CLIENT_ID, num_examples=len(pool), reward=stats.reward, metrics={}, signals={},
+                              task_rewards={t: (m, float(n)) for t, (m, n) in by_task.items()})
         record: dict[str, Any] = {
             "round": rnd,
             "clients": [ledger_row(report, 1.0, steps=stats.steps)],
@@ -83,6 +92,9 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
                 "completion-length": stats.completion_length,
             },
         }
+        reward = round_reward(record["clients"], ranges)
+        if reward is not None:
+            record["reward"] = reward
         if journal.eval_due(rnd):
             record.update(journal.evaluate())
             model.train()
@@ -93,7 +105,7 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
     journal.progress(f"centralized: {steps} GRPO steps on {len(pool)} pooled prompts ({per_round} per round-equivalent)")
     with torch_threads(cfg.federation.client_cpus):  # the threads one client trains with
         train_locally(
-            model, tokenizer, pool, reward_functions(cfg), cfg, seed=cfg.seed, steps=steps,
+            model, tokenizer, pool, tally.reward_funcs, cfg, seed=cfg.seed, steps=steps,
             trainer_cls=RoundScheduledGRPOTrainer, learning_rate=cfg.round_learning_rate(1),
             lr_by_round=cfg.round_learning_rate,
             steps_per_round=per_round, callbacks=[RoundBoundaries(per_round, on_round)],
@@ -102,7 +114,8 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
 
 
 def _round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
-    parts = [f"round {rnd}/{total}", "centralized", f"reward {record['train']['reward']:.3f}"]
+    reward = train_reward(record)
+    parts = [f"round {rnd}/{total}", "centralized", *([f"reward {reward:.3f}"] if reward is not None else [])]
     if "eval" in record:
         parts.append(macro_text(record))
     parts.append(f"{record['seconds']:.1f}s")

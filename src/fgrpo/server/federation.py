@@ -22,6 +22,8 @@ from ..client.persistence import CLIENT_STATE_KEY, client_state_record
 from ..config import Config
 from ..experiments.reports import train_reward
 from ..models.transport import adapter_state, to_arrayrecord
+from ..round_reward import round_reward
+from ..tasks.rewards import reward_ranges
 from .aggregation import aggregate_round, reply_screen
 from .journal import RunJournal, macro_text
 from .screening import claimed_client_id, missing_replies
@@ -54,6 +56,7 @@ def run_federation(
     client_state = client_state_record(journal.client_state_info(), clients_dir)
     client_of_node: dict[int, str] = {}  # learnt from replies, to name the clients that fail later
 
+    ranges = reward_ranges(cfg)
     for rnd in range(journal.next_round, cfg.federation.rounds + 1):
         round_start = time.perf_counter()
         config = round_config(cfg, rnd)
@@ -78,6 +81,9 @@ def run_federation(
             "failures": failures,
             "train": outcome.train,
         }
+        reward = round_reward(outcome.ledger, ranges)
+        if reward is not None:
+            record["reward"] = reward  # the round's reward (fgrpo.round_reward): what console and plots show
         if journal.eval_due(rnd) and isinstance(strategy, LocalOnly) and strategy.client_models:
             record["local"] = strategy.evaluate_clients(journal.evaluate)  # each client's own adapter
             record["eval"], record["eval_se"] = record["local"]["mean"]["global"], record["local"]["mean"]["global_se"]
@@ -113,7 +119,7 @@ def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     clients = record["clients"]
     parts = [f"round {rnd}/{total}", f"clients {len(clients)}"]
     if train_reward(record) is not None:
-        parts.append(f"reward {train_reward(record):.3f}")  # metrics.jsonl's train.reward, as the plots show it
+        parts.append(f"reward {train_reward(record):.3f}")  # of each task's range: metrics.jsonl's reward.normalised, as plotted
     if clients:
         parts.append("weights " + " ".join(f"{c['client-id']} {c['weight']:.2f}" for c in sorted(clients, key=lambda c: c["client-id"])))
     if not record.get("aggregated", True):

@@ -7,7 +7,7 @@ Only the weights differ from FedAvg; the weighted average itself is Flower's
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
+from ...round_reward import TASK_REWARDS_KEY, read_task_rewards
 from .server_lr import ServerLearningRate
 
 WEIGHT_KEY = "aggregation-weight"
@@ -32,6 +33,7 @@ class ClientReport:
     reward: float
     metrics: dict[str, float]
     signals: dict[str, float]  # the SIGNALS_RECORD_KEY record (FGRPO), empty otherwise
+    task_rewards: dict[str, tuple[float, float]] = field(default_factory=dict)  # {task: (mean, rollouts)}
 
 
 def read_report(content: RecordDict) -> ClientReport:
@@ -43,6 +45,7 @@ def read_report(content: RecordDict) -> ClientReport:
         reward=float(metrics.get("reward", float("nan"))),
         metrics={k: float(v) for k, v in metrics.items() if not isinstance(v, list)},
         signals={k: float(v) for k, v in content.config_records.get(SIGNALS_RECORD_KEY, ConfigRecord()).items()},
+        task_rewards=read_task_rewards(content.config_records.get(TASK_REWARDS_KEY)),
     )
 
 
@@ -55,6 +58,8 @@ def ledger_row(report: ClientReport, weight: float, **extra: Any) -> dict[str, A
         "baseline": None,
         "gain": None,
         "weight": float(weight),
+        **({"task-reward": {t: {"mean": m, "rollouts": n} for t, (m, n) in report.task_rewards.items()}}
+           if report.task_rewards else {}),
         **extra,
     }
 
