@@ -39,7 +39,7 @@ def plot_curves(out: Path, grouped: dict[str, dict[str, list[Run]]], series: str
             band(ax, list(xs), list(means), list(sds), line.get_color())
         ax.set(ylabel=ylabel, title=panel)
         ax.set_ylim(0, 1)  # accuracy and the range-normalised reward: the whole scale, never a zoom
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right")
     return save_figure(fig, out / f"{series}.png")
 
 
