@@ -82,7 +82,7 @@ def test_fgrpo_eval_runs_with_eval_threads(monkeypatch):
 
     cfg = load_config(None, ["data.test_size=3", "data.tasks=addition", "eval.threads=1"])
     seen = []
-    monkeypatch.setattr(evaluation, "accuracy_by_task", lambda *a, **k: seen.append(torch.get_num_threads()) or {"macro": 1.0})
+    monkeypatch.setattr(evaluation, "accuracy_by_task", lambda *a, **k: seen.append(torch.get_num_threads()) or {"addition": 1.0, "macro": 1.0})
     with torch_threads(2):
         evaluate_model(cfg, "tiny-random")
         assert torch.get_num_threads() == 2

@@ -103,7 +103,8 @@ def test_grpo_step_on_figures_feeds_the_vision_tower_and_moves_the_adapter(vl_mo
 def test_two_clients_one_round_on_figures(tmp_path) -> None:
     from fgrpo.experiments.runner import run_experiment
 
-    # FGRPO with its probe signal: each client also decodes greedy answers to figures it holds out
+    # FGRPO with its probe signal: each client also decodes greedy answers to probe figures drawn beside
+    # the training pool (the same question text as pool figures: the probe must tell them apart)
     cfg = load_config(None, VL + ["federation.num_clients=2", "federation.rounds=1", "federation.local_steps=1",
                                   "strategy.name=fgrpo", "data.probe_size=4"])
     run_experiment(cfg, tmp_path)

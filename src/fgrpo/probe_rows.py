@@ -77,14 +77,22 @@ def generated_probe(cfg: Config, task: str, count: int, partition_id: int, pool_
     except ValueError as err:
         raise ConfigError("data.probe_size", f"task {task}: too few distinct prompts beside the training "
                           f"pool for a probe of {count} rows ({err})") from err
-    return [row for row in rows if prompt_key(row) not in pool_prompts][:count]
+    return [row for row in rows if row_identity(row) not in pool_prompts][:count]
+
+
+def row_identity(row: dict[str, Any]) -> str:
+    """A problem's identity: its prompt, and for a figure task what is drawn (geometry asks the same
+    question of many figures, so the text alone would take every pool figure's twins for it)."""
+    return prompt_key(row) + "\x00" + str(row.get("figure") or "")
 
 
 @lru_cache(maxsize=4)
 def _pool_prompts(config_json: str, task: str) -> tuple[frozenset[str], int]:
     """The training pool's prompts of one task (no client may be probed on a prompt anyone trains on)."""
     pool = partitioned_pool(config_from_dict(json.loads(config_json)))
-    keys = [prompt_key({"prompt": p}) for p, t in zip(pool["prompt"], pool["task"], strict=True) if t == task]
+    figures = pool["figure"] if "figure" in pool.column_names else [None] * len(pool)
+    keys = [row_identity({"prompt": p, "figure": f})
+            for p, t, f in zip(pool["prompt"], pool["task"], figures, strict=True) if t == task]
     return frozenset(keys), len(keys)
 
 
