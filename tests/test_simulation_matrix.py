@@ -63,6 +63,10 @@ def test_two_clients_two_rounds(strategy: str, overrides: list[str], tmp_path: P
         assert all(np.isfinite(w) and w >= 0 for w in weights) and sum(weights) == pytest.approx(1.0)
         assert all(np.isfinite(row["reward"]) for row in rows)
         assert set(record["eval"]) >= {"sorting", "addition", "macro"}
+        if "strategy.baseline_at=client" in overrides:  # per-task rewards stay on the client
+            assert "reward" not in record and all("task-reward" not in row for row in rows)
+        else:  # every strategy's round reward, centralized's too: a fraction of the tasks' ranges
+            assert 0 <= record["reward"]["normalised"] <= 1 and set(record["reward"]["by_task"]) <= {"sorting", "addition"}
     if strategy in STATEFUL:
         assert [r["train"]["client-state-rounds"] for r in records] == [1.0, 2.0]
     if strategy.startswith("fgrpo") and "strategy.gain=delta" not in overrides:  # delta needs no history

@@ -111,7 +111,7 @@ def train(msg: Message, context: Context) -> Message:
             "client": ConfigRecord({"client-id": client_id}),
         }
     )
-    if tally.rollouts:
+    if tally.rollouts and cfg.strategy.baseline_at != "client":  # client-side baselines: per-task rewards stay home
         content[TASK_REWARDS_KEY] = ConfigRecord(task_reward_record(tally.signals()))
     if signal.measure is not None:
         content[SIGNALS_RECORD_KEY] = ConfigRecord(signal.measure())
