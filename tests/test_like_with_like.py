@@ -85,11 +85,12 @@ def test_with_equal_gains_fgrpo_weights_are_fedavgs_on_a_size_skew_partition(gai
         assert [row["weight"] for row in strategy.ledger] == pytest.approx([n / sum(sizes) for n in sizes])
 
 
-@pytest.mark.parametrize("gain", ["default", "range", "ratio"])
+@pytest.mark.parametrize("gain", ["default", "range", "ratio", "zscore"])
 def test_one_probe_row_flipping_moves_no_weight_more_than_2x_against_fedavg(gain):
     """The audit's case, everywhere: the demo partition's real probes, every task scoring 0 (b = 0,
-    where the old ratio gain divided by 1e-6), then one row of one task of one client flips to the
-    task's maximum; every client's weight stays within 2x of its FedAvg weight."""
+    where the old ratio gain divided by 1e-6; past zscore's warm-up, with no spread yet), then one
+    row of one task of one client flips to the task's maximum; every client's weight stays within
+    2x of its FedAvg weight."""
     from fgrpo.probe_rows import client_rows
     from fgrpo.tasks.rewards import reward_ranges
 
@@ -111,8 +112,11 @@ def test_one_probe_row_flipping_moves_no_weight_more_than_2x_against_fedavg(gain
     for k, probe in enumerate(probes):
         for task in probe:
             strategy = build_strategy(cfg)
-            strategy.aggregate_train(1, replies(None))  # every baseline at the task's minimum
-            strategy.aggregate_train(2, replies((k, task)))
+            quiet = max(1, cfg.strategy.warmup_reports)  # zscore counts a gain from its warm-up report on
+            for rnd in range(1, quiet + 1):
+                strategy.aggregate_train(rnd, replies(None))  # every baseline at the task's minimum
+            strategy.aggregate_train(quiet + 1, replies((k, task)))
+            assert strategy.ledger[k]["gain"] > 0  # the flip counted
             weights = [row["weight"] for row in strategy.ledger]
             worst = max(worst, *(max(w / f, f / w) for w, f in zip(weights, fedavg, strict=True)))
     assert worst <= 2.0

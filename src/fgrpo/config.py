@@ -71,11 +71,12 @@ class FederationConfig:
 class StrategyConfig:
     name: str = "fgrpo"
     # FGRPO (see README "FGRPO aggregation"): every symbol of the rule.
-    # probe/ratio at tau 0.3: the mode benchmarks/fgrpo_signal.py favours (results/fgrpo_signal.md)
+    # probe/zscore at tau 3: the mode benchmarks/fgrpo_signal.py favours (results/fgrpo_signal.md,
+    # 2026-12-02, like-with-like data); within noise of the others on the laptop testbed
     signal: str = field(default="probe", metadata=choice("train-reward", "probe"))
-    gain: str = field(default="ratio", metadata=choice("range", "ratio", "zscore", "difference", "delta"))
+    gain: str = field(default="zscore", metadata=choice("range", "ratio", "zscore", "difference", "delta"))
     beta: float = field(default=0.8, metadata=within(0.0, 1.0))
-    tau: float = field(default=0.3, metadata=at_least(1e-9))
+    tau: float = field(default=3.0, metadata=at_least(1e-9))
     gamma: float = field(default=1.0, metadata=at_least(0.0))
     g_max: float = field(default=5.0, metadata=at_least(0.0))
     floor: float = field(default=0.0, metadata=within(0.0, 1.0))
