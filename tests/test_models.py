@@ -173,7 +173,7 @@ def test_an_in_memory_base_travels_with_the_export_and_loads_offline(tmp_path):
     card = (out / "README.md").read_text()
     for fact in ("`tiny-random`", "| tasks | addition, multiplication, sorting, countdown, modular |",
                  "| rounds | 3 of 3, 2 local GRPO steps per client, 4 clients |",
-                 "| strategy | fgrpo (signal probe, gain ratio, τ 0.3) |",
+                 "| strategy | fgrpo (signal probe, gain zscore, τ 3.0) |",
                  "0.375 ± 0.020 (round 0: 0.200 ± 0.020)", "addition 0.250, sorting 0.500",
                  f'AutoPeftModelForCausalLM.from_pretrained("{out.resolve()}")'):
         assert fact in card, fact
