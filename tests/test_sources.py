@@ -445,6 +445,7 @@ def test_gsm8k_source_with_two_reward_paths_runs_a_federated_round(tmp_path: Pat
     assert code == 0
     rounds = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rounds) == 1 and not rounds[0]["failures"]
-    assert len(rounds[0]["clients"]) == 2 and all(c["num-examples"] == 8 for c in rounds[0]["clients"])
+    # 8 rows each, one held out as the client's probe (for every strategy: fgrpo.probe_rows)
+    assert len(rounds[0]["clients"]) == 2 and all(c["num-examples"] == 7 for c in rounds[0]["clients"])
     assert set(rounds[0]["eval"]) == {"gsm8k", "macro"}
     assert (out / "final" / "adapter").is_dir()

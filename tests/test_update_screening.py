@@ -340,8 +340,10 @@ def test_a_run_in_which_every_client_fails_exits_1_with_one_line_and_keeps_its_m
     proc, out = faulty_run(tmp_path, "[]", "iid")  # every client holds only 'bad'
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("fgrpo:")]
-    assert errors == [f"fgrpo: no round aggregated an update (every client failed or was rejected); the adapter "
-                      f"is untrained; see 'failures' in {out / 'metrics.jsonl'}"]
+    (error,) = errors  # one line, naming the first failure's client, reward function and its error
+    assert error.startswith("fgrpo: no round aggregated an update (every client failed or was rejected; first: node ")
+    assert "explode.py:explode" in error and "reward model offline" in error
+    assert error.endswith(f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}")
     assert "Traceback" not in proc.stderr.split(errors[0])[-1]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["aggregated"], len(r["failures"])) for r in records] == [(False, 2), (False, 2)]

@@ -162,7 +162,7 @@ class DataConfig:
     format_reward: float = field(default=0.0, metadata=at_least(0.0))
     # Rows of each client's probe (FGRPO's probe signal), laid out the same for every strategy
     # (fgrpo.probe_rows): procedural tasks' probes are generated beside the training pool; a data
-    # source's probe rows (at most a tenth of each task's rows) are held out of training whatever the
+    # source's probe rows (a tenth of each task's rows, one from a small task) are held out of training whatever the
     # strategy, so every strategy trains on the same rows. 0: no probe (the probe signal is refused).
     probe_size: int = field(default=64, metadata=at_least(0))
     # Bring-your-own datasets, each one more task label ([[data.sources]] tables).

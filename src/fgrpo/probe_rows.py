@@ -9,7 +9,7 @@ the data, not of the strategy:
   task's train share on a stream of their own, minus every prompt of the training pool, so no
   client trains on them and no training row is lost;
 - a data source's rows are finite: ``data.probe_size`` rows of the client's partition, at most
-  a tenth of each source task's rows, are held out of training for *every* strategy (FedAvg and
+  a tenth of each source task's rows (one from a task of 2 to 19), are held out of training for *every* strategy (FedAvg and
   FGRPO then train on the same rows). ``data.probe_size = 0`` holds none out, and refuses the
   probe signal.
 
@@ -34,8 +34,9 @@ from .config import Config, ConfigError, config_from_dict
 from .data import node_dataset, owns_data, partitioned_pool, prompt_key
 from .tasks import get_task
 
-# A data source's probe takes at most a tenth of each of its tasks' rows: every strategy gives them
-# up (FedAvg included), so the share is a validation split's, not the half the probe once carved.
+# A data source's probe takes at most a tenth of each of its tasks' rows (one from a task of 2-19
+# rows): every strategy gives them up (FedAvg included), so the share is a validation split's, not
+# the half the probe once carved.
 SOURCE_SHARE = 10
 # Stream of the generated probe prompts: distinct from the pool's (seed + 0) and the test stream.
 PROBE_STREAM = 2_000_003
@@ -47,6 +48,12 @@ class ClientRows:
 
     train: Dataset
     probe: list[dict[str, Any]]
+
+
+def source_cap(rows: int) -> int:
+    """Probe rows a source task of ``rows`` rows can give: a tenth, and one from a small file (two
+    rows or more) so that FGRPO's probe still has something to score there."""
+    return max(1, rows // SOURCE_SHARE) if rows >= 2 else 0
 
 
 def probe_quotas(task_counts: dict[str, int], take: int, caps: dict[str, int]) -> dict[str, int]:
@@ -105,7 +112,7 @@ def split_client_rows(cfg: Config, rows: Dataset, partition_id: int, procedural:
     for i, task in enumerate(rows["task"]):
         by_task[task].append(i)
     counts = {task: len(indices) for task, indices in by_task.items()}
-    caps = {task: size if task in procedural else counts[task] // SOURCE_SHARE for task in counts}
+    caps = {task: size if task in procedural else source_cap(counts[task]) for task in counts}
     quotas = probe_quotas(counts, size, caps)
     rng = random.Random(cfg.seed * 1_000_003 + partition_id)
     held = sorted(i for task, indices in sorted(by_task.items()) if task not in procedural

@@ -170,8 +170,7 @@ def plan_signal(
     if request == "probe":  # the seed does not depend on the round: the same draws every round
         if not rows.probe:
             raise ConfigError("data.probe_size", "the probe signal needs probe rows: this client has none "
-                              "(data.probe_size = 0, or a data source with fewer than 10 rows of each task: "
-                              "its probe takes at most a tenth)")
+                              "(data.probe_size = 0, or a data source with a single row of each task)")
         sampling = ProbeSampling(cfg.strategy.probe_samples, cfg.strategy.probe_temperature,
                                  cfg.seed * 1_000_003 + partition_id)
         score = functools.partial(probe_signals, *model_and_tokenizer, rows.probe, reward_funcs,

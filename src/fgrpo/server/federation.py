@@ -106,7 +106,7 @@ def name_failures(failures: list[dict[str, Any]], received: list[Message], clien
         failure["client-id"] = failure.get("client-id") or client_of_node.get(failure["node"])
 
 
-def failure_text(failure: dict[str, Any], limit: int = 160) -> str:
+def failure_text(failure: dict[str, Any], limit: int = 240) -> str:
     """One failure as the console shows it: who, what kind, and the client's own reason (a reward
     function's name and error, say), cut to ``limit`` characters."""
     reason = " ".join(str(failure.get("reason") or "").split())
