@@ -9,9 +9,9 @@ the data, not of the strategy:
   task's train share on a stream of their own, minus every prompt of the training pool, so no
   client trains on them and no training row is lost;
 - a data source's rows are finite: ``data.probe_size`` rows of the client's partition, at most
-  a tenth of each source task's rows (one from a task of 2 to 19), are held out of training for *every* strategy (FedAvg and
-  FGRPO then train on the same rows). ``data.probe_size = 0`` holds none out, and refuses the
-  probe signal.
+  a tenth of each source task's rows (one from a task of 2 to 19), are held out of training for
+  *every* strategy (FedAvg and FGRPO then train on the same rows). ``data.probe_size = 0`` holds
+  none out, and refuses the probe signal.
 
 Quotas are stratified by the partition's task mix (one row for every task the client holds, the
 rest in proportion), so the probe mirrors what the client trains on. Everything is deterministic
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 
 from .config import Config, ConfigError, config_from_dict
 from .data import node_dataset, owns_data, partitioned_pool, prompt_key
@@ -135,11 +135,11 @@ def client_rows(cfg: Config, partition_id: int, node_config: Mapping[str, object
 
 
 def pooled_training_rows(cfg: Config) -> Dataset:
-    """The pool less every client's held-out source probe rows: what ``centralized`` trains on, so
-    that it sees exactly the rows the federation's clients train on together."""
-    pool = partitioned_pool(cfg)
+    """What ``centralized`` trains on: the rows the federation's clients train on, together. Without
+    a data source nothing is held out and that is the whole pool; with one, the clients' training
+    rows themselves (matching held-out rows back by prompt would also drop a source's other rows
+    that share a prompt text, such as figure questions)."""
     if cfg.data.probe_size == 0 or not cfg.data.sources:
-        return pool
-    held = {prompt_key(row) for pid in range(cfg.federation.num_clients)
-            for row in client_rows(cfg, pid, {"partition-id": pid}).probe if row["task"] not in cfg.data.tasks}
-    return pool.select([i for i, p in enumerate(pool["prompt"]) if prompt_key({"prompt": p}) not in held])
+        return partitioned_pool(cfg)
+    return concatenate_datasets([client_rows(cfg, pid, {"partition-id": pid}).train
+                                 for pid in range(cfg.federation.num_clients)])
