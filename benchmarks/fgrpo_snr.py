@@ -42,12 +42,16 @@ def meets(snr: float, tau: float, rng: np.random.Generator) -> bool:
     tv = 0.5 * np.abs(iid - 1 / CLIENTS).sum(axis=-1)
     learners = snr + rng.standard_normal((DRAWS, CLIENTS - 1))
     stalled = weights(np.concatenate([np.zeros((DRAWS, 1)), learners], axis=1), tau)[:, 0]
-    return bool(np.median(tv) <= TV_MEDIAN and np.median(tv.max(axis=1)) <= TV_MAX
-                and stalled.mean() * CLIENTS <= STALLED_RATIO)
+    return bool(
+        np.median(tv) <= TV_MEDIAN
+        and np.median(tv.max(axis=1)) <= TV_MAX
+        and stalled.mean() * CLIENTS <= STALLED_RATIO
+    )
 
 
 def needed_snr(seed: int = 0) -> dict[str, float]:
-    """The smallest signal-to-noise (grid of 0.1) at which some τ (σ units) meets every threshold."""
+    """The smallest signal-to-noise (grid of 0.1) at which some τ (σ units) meets every
+    threshold."""
     taus = np.geomspace(0.05, 50, 120)
     for snr in np.arange(0.1, 30.0, 0.1):
         for tau in taus:
@@ -65,28 +69,44 @@ def measured(path: Path) -> dict[str, dict[str, float]]:
             if group == "stalled" or not g["n"] or not g["se"]:
                 continue
             sd = g["se"] * math.sqrt(g["n"])
-            out[f"{mode} {group}"] = {"mean": g["mean"], "sd": sd, "snr": g["mean"] / sd, "n": g["n"],
-                                      "local_steps": doc["setting"]["local_steps"]}
+            out[f"{mode} {group}"] = {
+                "mean": g["mean"],
+                "sd": sd,
+                "snr": g["mean"] / sd,
+                "n": g["n"],
+                "local_steps": doc["setting"]["local_steps"],
+            }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="+", help="fgrpo_signal.py JSON files")
-    parser.add_argument("--out", default=str(RESULTS / "fgrpo_snr"), help="writes OUT.json and OUT.md")
+    parser.add_argument(
+        "--out", default=str(RESULTS / "fgrpo_snr"), help="writes OUT.json and OUT.md"
+    )
     args = parser.parse_args(argv)
     need = needed_snr()
     rows = {f"{Path(p).name}: {k}": v for p in args.results for k, v in measured(Path(p)).items()}
     doc = {"needed": need, "measured": rows, **provenance("fgrpo_snr.py", argv)}
     Path(args.out).with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
-    lines = ["# FGRPO's per-round gain: the signal-to-noise issue 10's thresholds need, and what was measured", "",
-             f"- command: `{doc['command']}`", f"- machine: {doc['machine']}", f"- date: {doc['date']}", "",
-             f"Needed (4 clients, delta gain, model in the script's docstring): mean/sd per client-round >= "
-             f"**{need['snr']}** (at τ = {need['tau_in_sigma']} σ).", "",
-             "| result file: mode, clients | local steps | mean gain per round | sd | mean/sd | client-rounds |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {k} | {v['local_steps']} | {v['mean']:+.4f} | {v['sd']:.4f} | {v['snr']:.2f} | {v['n']} |"
-              for k, v in rows.items()]
+    lines = [
+        "# FGRPO's per-round gain: the signal-to-noise issue 10's thresholds need, and what was measured",
+        "",
+        f"- command: `{doc['command']}`",
+        f"- machine: {doc['machine']}",
+        f"- date: {doc['date']}",
+        "",
+        f"Needed (4 clients, delta gain, model in the script's docstring): mean/sd per client-round >= "
+        f"**{need['snr']}** (at τ = {need['tau_in_sigma']} σ).",
+        "",
+        "| result file: mode, clients | local steps | mean gain per round | sd | mean/sd | client-rounds |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {k} | {v['local_steps']} | {v['mean']:+.4f} | {v['sd']:.4f} | {v['snr']:.2f} | {v['n']} |"
+        for k, v in rows.items()
+    ]
     Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -1,4 +1,5 @@
-"""How far FGRPO's weights moved from FedAvg's in the laptop profile, from its committed run directories.
+"""How far FGRPO's weights moved from FedAvg's in the laptop profile, from its committed run
+directories.
 
 Per round of every distinct FGRPO run under ``benchmarks/results/laptop/*/`` (a run whose resolved
 config another slice already ran, e.g. the alpha slice's alpha 0.5 runs, counted once): the
@@ -40,13 +41,19 @@ def main(argv: list[str] | None = None) -> int:
             record = json.loads(line)
             tvs.append(tv_from_fedavg(record["clients"]))
             if any(c["gain"] is not None and abs(c["gain"]) >= g_max for c in record["clients"]):
-                saturated.append(f"{config.parent.relative_to(args.laptop)} round {record['round']}")
+                saturated.append(
+                    f"{config.parent.relative_to(args.laptop)} round {record['round']}"
+                )
     tvs.sort()
     result = {
-        "runs": len(seen), "rounds": len(tvs),
-        "tv_median": median(tvs), "tv_p90": tvs[int(0.9 * len(tvs))], "tv_max": tvs[-1],
+        "runs": len(seen),
+        "rounds": len(tvs),
+        "tv_median": median(tvs),
+        "tv_p90": tvs[int(0.9 * len(tvs))],
+        "tv_max": tvs[-1],
         "rounds_tv_above_0.3": sum(tv > 0.3 for tv in tvs),
-        "rounds_with_a_gain_at_g_max": len(saturated), "saturated": saturated,
+        "rounds_with_a_gain_at_g_max": len(saturated),
+        "saturated": saturated,
         **provenance("laptop_weights.py", argv),
     }
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -47,8 +47,11 @@ def _client_setup(config: str, overrides: list[str]):
 
 def _cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
     """Cumulative seconds of the outermost calls of one function (recursion counted once)."""
-    return sum(entry[3] for (path, _, func), entry in stats.stats.items()  # type: ignore[attr-defined]
-               if func == name and path.endswith(suffix))
+    return sum(
+        entry[3]
+        for (path, _, func), entry in stats.stats.items()  # type: ignore[attr-defined]
+        if func == name and path.endswith(suffix)
+    )
 
 
 def _breakdown(stats: pstats.Stats, total: float, steps: int) -> dict[str, float]:
@@ -65,18 +68,34 @@ def _plain_generate(model, tokenizer, dataset, cfg, repeats: int) -> list[float]
     settings = cfg.grpo_settings()
     args = grpo_args(cfg, "/tmp", cfg.seed, 1)
     rows = dataset.select(range(prompts_per_step(settings)))
-    texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
+    texts = [
+        tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
+        for r in rows
+    ]
     texts = [t for t in texts for _ in range(args.num_generations)]
-    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-    sampling = {"do_sample": True, "temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
-                "min_p": args.min_p, "repetition_penalty": args.repetition_penalty}
+    encoded = tokenizer(
+        texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+    )
+    sampling = {
+        "do_sample": True,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "min_p": args.min_p,
+        "repetition_penalty": args.repetition_penalty,
+    }
     model.eval()
     seconds = []
     with torch.no_grad():
         for _ in range(repeats + 1):  # the first call warms up
             started = time.perf_counter()
-            model.generate(**encoded, max_new_tokens=args.max_completion_length, pad_token_id=tokenizer.pad_token_id,
-                           eos_token_id=tokenizer.eos_token_id, **sampling)
+            model.generate(
+                **encoded,
+                max_new_tokens=args.max_completion_length,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **sampling,
+            )
             seconds.append(time.perf_counter() - started)
     model.train()
     return seconds[1:]
@@ -89,8 +108,15 @@ def probe_step(config: str, overrides: list[str], steps: int) -> dict:
     cfg, dataset, model, tokenizer, rewards = _client_setup(config, overrides)
     train_locally(model, tokenizer, dataset, rewards, cfg, seed=0, steps=1)  # warm-up
     rounds, generate = [], []
-    for repeat in range(3):  # interleaved: a GRPO round of `steps` steps, then as many plain generates
-        rounds.append(train_locally(model, tokenizer, dataset, rewards, cfg, seed=1 + repeat, steps=steps).seconds / steps)
+    for repeat in range(
+        3
+    ):  # interleaved: a GRPO round of `steps` steps, then as many plain generates
+        rounds.append(
+            train_locally(
+                model, tokenizer, dataset, rewards, cfg, seed=1 + repeat, steps=steps
+            ).seconds
+            / steps
+        )
         generate += _plain_generate(model, tokenizer, dataset, cfg, steps)
     profiler = cProfile.Profile()
     started = time.perf_counter()
@@ -101,16 +127,22 @@ def probe_step(config: str, overrides: list[str], steps: int) -> dict:
     stats = pstats.Stats(profiler)
     step, plain = statistics.median(rounds), statistics.median(generate)
     breakdown = _breakdown(stats, profiled, steps)
-    top = sorted(((e[2], f"{Path(p).name}:{n}") for (p, _, n), e in stats.stats.items()), reverse=True)[:12]  # type: ignore[attr-defined]
+    top = sorted(
+        ((e[2], f"{Path(p).name}:{n}") for (p, _, n), e in stats.stats.items()), reverse=True
+    )[:12]  # type: ignore[attr-defined]
     settings = cfg.grpo_settings()
     return {
         "batch": f"{settings['per_device_train_batch_size']} completions ({settings['num_generations']} per prompt) "
-                 f"x {settings['max_completion_length']} tokens max",
-        "grpo_step_seconds": round(step, 4), "generate_seconds": round(plain, 4), "ratio": round(step / plain, 3),
+        f"x {settings['max_completion_length']} tokens max",
+        "grpo_step_seconds": round(step, 4),
+        "generate_seconds": round(plain, 4),
+        "ratio": round(step / plain, 3),
         "round_step_seconds": [round(x, 4) for x in rounds],
         "profiled_step_seconds": round(profiled / steps, 4),
         "breakdown_profiled": breakdown,
-        "top_self_time": [{"function": name, "seconds_per_step": round(t / steps, 4)} for t, name in top],
+        "top_self_time": [
+            {"function": name, "seconds_per_step": round(t / steps, 4)} for t, name in top
+        ],
     }
 
 
@@ -121,7 +153,9 @@ def probe_bytes(config: str, overrides: list[str]) -> dict:
 
     cfg, _, model, _, _ = _client_setup(config, overrides)
     sent = adapter_state(model)
-    new = {k: v + np.float32(1e-3) for k, v in sent.items()}  # any update: sizes do not depend on values
+    new = {
+        k: v + np.float32(1e-3) for k, v in sent.items()
+    }  # any update: sizes do not depend on values
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
 
     def size(record) -> int:
@@ -130,10 +164,15 @@ def probe_bytes(config: str, overrides: list[str]) -> dict:
     down = size(to_arrayrecord(sent))
     fp32, bf16 = size(reply_record(new, sent, "fp32")), size(reply_record(new, sent, "bf16"))
     return {
-        "model": cfg.model.name, "model_parameters": sum(p.numel() for p in model.parameters()),
-        "adapter_parameters": int(sum(v.size for v in sent.values())), "model_bytes_fp32": model_bytes,
-        "down_bytes_per_client_round": down, "up_bytes_fp32": fp32, "up_bytes_bf16_delta": bf16,
-        "up_fp32_over_model": round(fp32 / model_bytes, 4), "up_bf16_over_model": round(bf16 / model_bytes, 4),
+        "model": cfg.model.name,
+        "model_parameters": sum(p.numel() for p in model.parameters()),
+        "adapter_parameters": int(sum(v.size for v in sent.values())),
+        "model_bytes_fp32": model_bytes,
+        "down_bytes_per_client_round": down,
+        "up_bytes_fp32": fp32,
+        "up_bytes_bf16_delta": bf16,
+        "up_fp32_over_model": round(fp32 / model_bytes, 4),
+        "up_bf16_over_model": round(bf16 / model_bytes, 4),
     }
 
 
@@ -146,7 +185,11 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    result = probe_step(args.config, args.overrides, args.steps) if args.what == "step" else probe_bytes(args.config, args.overrides)
+    result = (
+        probe_step(args.config, args.overrides, args.steps)
+        if args.what == "step"
+        else probe_bytes(args.config, args.overrides)
+    )
     Path(args.out).write_text(json.dumps(result, indent=1))
 
 

@@ -31,8 +31,16 @@ import sys
 import tomllib
 from pathlib import Path
 
-PARTS = ("wall", "outside the run", "round 0 and saving", "GRPO", "of which generate", "evaluation",
-         "worker start-up", "rest")
+PARTS = (
+    "wall",
+    "outside the run",
+    "round 0 and saving",
+    "GRPO",
+    "of which generate",
+    "evaluation",
+    "worker start-up",
+    "rest",
+)
 
 
 def breakdown(run: Path, wall: float, cpus: int) -> dict[str, float] | None:
@@ -47,19 +55,39 @@ def breakdown(run: Path, wall: float, cpus: int) -> dict[str, float] | None:
         return None
     workers = max(1, int(cpus // cfg["federation"]["client_cpus"]))
     summary = json.loads((run / "summary.json").read_text())
-    rounds = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    share = [math.ceil(len(r["clients"]) / workers) for r in rounds]  # each worker's clients, one after another
+    rounds = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    share = [
+        math.ceil(len(r["clients"]) / workers) for r in rounds
+    ]  # each worker's clients, one after another
     train = [k * r["train"]["train-seconds"] for k, r in zip(share, rounds, strict=True)]
     overhead = [r["seconds"] - t for r, t in zip(rounds, train, strict=True)]
-    quiet = [o for r, o in zip(rounds, overhead, strict=True) if r.get("eval") is None and r["round"] > 1]
+    quiet = [
+        o for r, o in zip(rounds, overhead, strict=True) if r.get("eval") is None and r["round"] > 1
+    ]
     base = statistics.median(quiet) if quiet else 0.0
-    evaluation = sum(o - base for r, o in zip(rounds, overhead, strict=True) if r.get("eval") is not None and r["round"] > 1)
+    evaluation = sum(
+        o - base
+        for r, o in zip(rounds, overhead, strict=True)
+        if r.get("eval") is not None and r["round"] > 1
+    )
     warmup = overhead[0] - base  # with eval.every = 1 this also holds round 1's evaluation
-    out = {"wall": wall, "outside the run": wall - summary["seconds"],
-           # the run's clock starts with the server's model: its load, round-0 evaluation (or cache), final save
-           "round 0 and saving": summary["seconds"] - sum(r["seconds"] for r in rounds), "GRPO": sum(train),
-           "of which generate": sum(k * r["train"]["generate-seconds"] for k, r in zip(share, rounds, strict=True)),
-           "evaluation": evaluation, "worker start-up": warmup}
+    out = {
+        "wall": wall,
+        "outside the run": wall - summary["seconds"],
+        # the run's clock starts with the server's model: its load, round-0 evaluation (or cache),
+        # final save
+        "round 0 and saving": summary["seconds"] - sum(r["seconds"] for r in rounds),
+        "GRPO": sum(train),
+        "of which generate": sum(
+            k * r["train"]["generate-seconds"] for k, r in zip(share, rounds, strict=True)
+        ),
+        "evaluation": evaluation,
+        "worker start-up": warmup,
+    }
     out["rest"] = wall - sum(v for k, v in out.items() if k not in ("wall", "of which generate"))
     return out
 
@@ -67,7 +95,11 @@ def breakdown(run: Path, wall: float, cpus: int) -> dict[str, float] | None:
 def sweep_points(directory: Path) -> list[dict[str, float]]:
     manifest = json.loads((directory / "sweep.json").read_text())
     cpus = manifest["machine"]["cpus"]
-    found = [breakdown(directory / p["name"], p["seconds"], cpus) for p in manifest["points"] if p.get("seconds")]
+    found = [
+        breakdown(directory / p["name"], p["seconds"], cpus)
+        for p in manifest["points"]
+        if p.get("seconds")
+    ]
     return [b for b in found if b is not None]
 
 
@@ -76,18 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweeps", nargs="+", help="fgrpo sweep --out directories")
     parser.add_argument("--md", help="also write the table here")
     args = parser.parse_args(argv)
-    lines = ["| sweep | points | " + " | ".join(PARTS) + " |", "| --- | --- |" + " --- |" * len(PARTS)]
+    lines = [
+        "| sweep | points | " + " | ".join(PARTS) + " |",
+        "| --- | --- |" + " --- |" * len(PARTS),
+    ]
     for directory in args.sweeps:
         points = sweep_points(Path(directory))
         if not points:
             continue
         means = [statistics.fmean(p[k] for p in points) for k in PARTS]
-        lines.append(f"| {directory} | {len(points)} | " + " | ".join(f"{m:.1f}" for m in means) + " |")
+        lines.append(
+            f"| {directory} | {len(points)} | " + " | ".join(f"{m:.1f}" for m in means) + " |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.md:
-        Path(args.md).write_text(f"Mean seconds per federated point: `python benchmarks/point_breakdown.py "
-                                 f"{' '.join(args.sweeps)}`\n\n" + text)
+        Path(args.md).write_text(
+            f"Mean seconds per federated point: `python benchmarks/point_breakdown.py "
+            f"{' '.join(args.sweeps)}`\n\n" + text
+        )
     return 0
 
 

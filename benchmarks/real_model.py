@@ -7,8 +7,9 @@ at the start, every ``eval.every`` rounds and at the end. FGRPO runs with its de
 Each run is a real Flower simulation (``fgrpo.experiments.runner.run_experiment``, the path
 ``fgrpo run`` takes).
 
-    .venv/bin/python benchmarks/real_model.py                    # configs/smollm2.toml, ~1 h on 2 cores
-    .venv/bin/python benchmarks/real_model.py --set federation.rounds=1 --set data.test_size=10 --work runs/rm_smoke
+    .venv/bin/python benchmarks/real_model.py                    # configs/smollm2.toml, ~1 h on 2
+    cores .venv/bin/python benchmarks/real_model.py --set federation.rounds=1 --set
+    data.test_size=10 --work runs/rm_smoke
 
 Per GRPO step it reports the seconds a client spent and, of those, the seconds in
 ``model.generate`` (sampling the rollouts; the clients report both). The verdict compares the
@@ -31,6 +32,7 @@ from statistics import fmean
 from typing import Any
 
 from bench_common import RESULTS, provenance
+
 from fgrpo.config import Config, ConfigError, load_config
 from fgrpo.experiments.runner import run_experiment
 from fgrpo.experiments.sweep import same_config
@@ -61,18 +63,26 @@ def evaluations(out: Path) -> list[dict[str, Any]]:
     for line in (out / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
         if record.get("eval"):
-            points.append({"round": record["round"], "accuracy": record["eval"], "se": record["eval_se"]})
+            points.append(
+                {"round": record["round"], "accuracy": record["eval"], "se": record["eval_se"]}
+            )
     return points
 
 
 def step_seconds(out: Path, local_steps: int) -> dict[str, float]:
     """Mean seconds per GRPO step of a client over the rounds, and the part spent generating
     (the rounds' ``train`` metrics: the clients' averages)."""
-    rounds = [json.loads(line)["train"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rounds = [
+        json.loads(line)["train"] for line in (out / "metrics.jsonl").read_text().splitlines()
+    ]
     total = fmean(r["train-seconds"] for r in rounds) / local_steps
     generate = fmean(r.get("generate-seconds", 0.0) for r in rounds) / local_steps
-    return {"per_step": round(total, 2), "generate": round(generate, 2), "rest": round(total - generate, 2),
-            "generate_share": round(generate / total, 3) if total else 0.0}
+    return {
+        "per_step": round(total, 2),
+        "generate": round(generate, 2),
+        "rest": round(total - generate, 2),
+        "generate_share": round(generate / total, 3) if total else 0.0,
+    }
 
 
 def rise(points: list[dict[str, Any]]) -> dict[str, float]:
@@ -80,32 +90,45 @@ def rise(points: list[dict[str, Any]]) -> dict[str, float]:
     start, final = points[0], points[-1]
     delta = final["accuracy"]["macro"] - start["accuracy"]["macro"]
     se = math.sqrt(start["se"]["macro"] ** 2 + final["se"]["macro"] ** 2)
-    return {"start": start["accuracy"]["macro"], "final": final["accuracy"]["macro"], "rise": round(delta, 4),
-            "se_of_rise": round(se, 4), "rise_in_se": round(delta / se, 2) if se else 0.0}
+    return {
+        "start": start["accuracy"]["macro"],
+        "final": final["accuracy"]["macro"],
+        "rise": round(delta, 4),
+        "se_of_rise": round(se, 4),
+        "rise_in_se": round(delta / se, 2) if se else 0.0,
+    }
 
 
 def verdict(runs: dict[str, dict[str, Any]]) -> str:
     best_name = max(runs, key=lambda n: runs[n]["rise"]["rise_in_se"])
     best = runs[best_name]["rise"]
     if best["rise_in_se"] >= BAR:
-        return (f"PASS: {best_name} raised macro greedy accuracy from {best['start']:.3f} to {best['final']:.3f} "
-                f"(+{best['rise']:.3f}, {best['rise_in_se']:.1f} standard errors; bar {BAR:.0f}).")
+        return (
+            f"PASS: {best_name} raised macro greedy accuracy from {best['start']:.3f} to {best['final']:.3f} "
+            f"(+{best['rise']:.3f}, {best['rise_in_se']:.1f} standard errors; bar {BAR:.0f})."
+        )
     missing = BAR * best["se_of_rise"] - best["rise"]
-    return (f"MISS: the best strategy, {best_name}, moved macro greedy accuracy from {best['start']:.3f} to "
-            f"{best['final']:.3f} ({best['rise']:+.3f}, {best['rise_in_se']:.1f} standard errors); the bar of "
-            f"{BAR:.0f} standard errors needed {missing:.3f} more.")
+    return (
+        f"MISS: the best strategy, {best_name}, moved macro greedy accuracy from {best['start']:.3f} to "
+        f"{best['final']:.3f} ({best['rise']:+.3f}, {best['rise_in_se']:.1f} standard errors); the bar of "
+        f"{BAR:.0f} standard errors needed {missing:.3f} more."
+    )
 
 
 def table(result: dict[str, Any]) -> list[str]:
     tasks = result["setting"]["tasks"]
     names = list(result["runs"])
-    lines = ["| round | " + " | ".join(f"{n} {t}" for n in names for t in [*tasks, "macro"]) + " |",
-             "|---|" + "---|" * (len(names) * (len(tasks) + 1))]
+    lines = [
+        "| round | " + " | ".join(f"{n} {t}" for n in names for t in [*tasks, "macro"]) + " |",
+        "|---|" + "---|" * (len(names) * (len(tasks) + 1)),
+    ]
     rounds = sorted({p["round"] for r in result["runs"].values() for p in r["evaluations"]})
     for rnd in rounds:
         cells = []
         for name in names:
-            point = next((p for p in result["runs"][name]["evaluations"] if p["round"] == rnd), None)
+            point = next(
+                (p for p in result["runs"][name]["evaluations"] if p["round"] == rnd), None
+            )
             for t in [*tasks, "macro"]:
                 cells.append(f"{point['accuracy'][t]:.3f} ± {point['se'][t]:.3f}" if point else "")
         lines.append(f"| {rnd} | " + " | ".join(cells) + " |")
@@ -115,21 +138,31 @@ def table(result: dict[str, Any]) -> list[str]:
 def markdown(result: dict[str, Any]) -> str:
     s = result["setting"]
     lines = [
-        "# SmolLM2-135M-Instruct under federated GRPO: FedAvg vs. FGRPO", "",
-        f"- command: `{result['command']}`", f"- machine: {result['machine']}", f"- date: {result['date']}",
+        "# SmolLM2-135M-Instruct under federated GRPO: FedAvg vs. FGRPO",
+        "",
+        f"- command: `{result['command']}`",
+        f"- machine: {result['machine']}",
+        f"- date: {result['date']}",
         f"- setting: {s['config']}; {s['clients']} clients, {s['partition']} split of {', '.join(s['tasks'])}; "
         f"{s['rounds']} rounds x {s['local_steps']} local GRPO steps per client; {s['test_size']} held-out prompts "
         f"per task, greedy, {s['max_new_tokens']} new tokens; FGRPO signal {s['fgrpo_signal']}/{s['fgrpo_gain']}",
-        f"- recipe: {json.dumps(s['recipe'])}", "",
-        "## Greedy accuracy ± binomial standard error (round 0 is the shared start)", "", *table(result), "",
-        "## Rise and time", "",
+        f"- recipe: {json.dumps(s['recipe'])}",
+        "",
+        "## Greedy accuracy ± binomial standard error (round 0 is the shared start)",
+        "",
+        *table(result),
+        "",
+        "## Rise and time",
+        "",
         "| strategy | start | final | rise | rise / se | s per GRPO step | of which generation | run seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, run in result["runs"].items():
         r, t = run["rise"], run["step_seconds"]
-        lines.append(f"| {name} | {r['start']:.3f} | {r['final']:.3f} | {r['rise']:+.3f} | {r['rise_in_se']:.1f} | "
-                     f"{t['per_step']:.1f} | {t['generate']:.1f} ({100 * t['generate_share']:.0f}%) | {run['seconds']:.0f} |")
+        lines.append(
+            f"| {name} | {r['start']:.3f} | {r['final']:.3f} | {r['rise']:+.3f} | {r['rise_in_se']:.1f} | "
+            f"{t['per_step']:.1f} | {t['generate']:.1f} ({100 * t['generate_share']:.0f}%) | {run['seconds']:.0f} |"
+        )
     lines += ["", f"**{result.get('verdict', 'incomplete: not every run finished')}**", ""]
     if result.get("notes"):
         lines += ["## Notes", "", *[f"- {n}" for n in result["notes"]], ""]
@@ -142,8 +175,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, run in result["runs"].items():
         points = run["evaluations"]
-        ax.errorbar([p["round"] for p in points], [p["accuracy"]["macro"] for p in points],
-                    yerr=[p["se"]["macro"] for p in points], marker="o", capsize=3, label=name)
+        ax.errorbar(
+            [p["round"] for p in points],
+            [p["accuracy"]["macro"] for p in points],
+            yerr=[p["se"]["macro"] for p in points],
+            marker="o",
+            capsize=3,
+            label=name,
+        )
     ax.set_xlabel("round")
     ax.set_ylabel("macro greedy accuracy (held-out)")
     ax.set_title("SmolLM2-135M-Instruct, federated GRPO")
@@ -155,16 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/smollm2.toml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated, run in this order")
+    parser.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help="comma-separated, run in this order"
+    )
     parser.add_argument("--work", default="runs/real_model", help="run directories go here")
-    parser.add_argument("--name", default="real_model", help="result file stem under benchmarks/results/")
-    parser.add_argument("--note", action="append", default=[], help="a line for the result's notes (what was tried)")
+    parser.add_argument(
+        "--name", default="real_model", help="result file stem under benchmarks/results/"
+    )
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the result's notes (what was tried)"
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.strategies.split(",") if n.strip()]
     try:
         unknown = [n for n in names if n not in STRATEGIES]
         if unknown:
-            raise ConfigError("--strategies", f"unknown {', '.join(unknown)}; known: {', '.join(STRATEGIES)}")
+            raise ConfigError(
+                "--strategies", f"unknown {', '.join(unknown)}; known: {', '.join(STRATEGIES)}"
+            )
         configs = {n: load_config(args.config, [*args.overrides, *STRATEGIES[n]]) for n in names}
     except ConfigError as err:
         print(f"real_model: {err}", file=sys.stderr)
@@ -174,15 +221,32 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         **provenance("real_model.py", argv if argv is not None else sys.argv[1:]),
         "setting": {
-            "config": args.config, "model": cfg.model.name, "clients": cfg.federation.num_clients,
-            "partition": cfg.data.partition, "tasks": cfg.data.tasks, "rounds": cfg.federation.rounds,
-            "local_steps": cfg.federation.local_steps, "test_size": cfg.data.test_size,
-            "max_new_tokens": cfg.eval.max_new_tokens, "eval_every": cfg.eval.every,
-            "fgrpo_signal": configs.get("fgrpo", cfg).strategy.signal, "fgrpo_gain": configs.get("fgrpo", cfg).strategy.gain,
-            "recipe": {k: settings[k] for k in ("learning_rate", "per_device_train_batch_size", "num_generations",
-                                                "max_completion_length", "temperature")},
+            "config": args.config,
+            "model": cfg.model.name,
+            "clients": cfg.federation.num_clients,
+            "partition": cfg.data.partition,
+            "tasks": cfg.data.tasks,
+            "rounds": cfg.federation.rounds,
+            "local_steps": cfg.federation.local_steps,
+            "test_size": cfg.data.test_size,
+            "max_new_tokens": cfg.eval.max_new_tokens,
+            "eval_every": cfg.eval.every,
+            "fgrpo_signal": configs.get("fgrpo", cfg).strategy.signal,
+            "fgrpo_gain": configs.get("fgrpo", cfg).strategy.gain,
+            "recipe": {
+                k: settings[k]
+                for k in (
+                    "learning_rate",
+                    "per_device_train_batch_size",
+                    "num_generations",
+                    "max_completion_length",
+                    "temperature",
+                )
+            },
         },
-        "bar_in_se": BAR, "notes": args.note, "runs": {},
+        "bar_in_se": BAR,
+        "notes": args.note,
+        "runs": {},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS / f"{args.name}.json"
@@ -190,9 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.work) / name
         how = run_once(configs[name], out)
         points = evaluations(out)
-        result["runs"][name] = {  # seconds: the run's own (summary.json), whether it ran now or earlier
-            "run_dir": str(out), "how": how, "seconds": json.loads((out / "summary.json").read_text())["seconds"],
-            "evaluations": points, "rise": rise(points),
+        result["runs"][
+            name
+        ] = {  # seconds: the run's own (summary.json), whether it ran now or earlier
+            "run_dir": str(out),
+            "how": how,
+            "seconds": json.loads((out / "summary.json").read_text())["seconds"],
+            "evaluations": points,
+            "rise": rise(points),
             "step_seconds": step_seconds(out, configs[name].federation.local_steps),
         }
         print(f"{name}: {how}; {json.dumps(result['runs'][name]['rise'])}", flush=True)

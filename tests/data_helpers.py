@@ -14,10 +14,12 @@ def gsm8k_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
     rows = []
     for _ in range(n):
         a, b = rng.randint(1, 500), rng.randint(1, 500)
-        rows.append({
-            "question": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
-            "answer": f"He has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n#### {a + b}",
-        })
+        rows.append(
+            {
+                "question": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
+                "answer": f"He has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n#### {a + b}",
+            }
+        )
     return rows
 
 

@@ -5,6 +5,7 @@ when the test ends. Flower's CLI reads its SuperLink connections from a temporar
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -38,23 +39,42 @@ def _pem(key: ec.EllipticCurvePrivateKey, fmt: serialization.PrivateFormat) -> b
 
 
 def make_tls(folder: Path) -> dict[str, Path]:
-    """A CA and a server certificate for 127.0.0.1/localhost signed by it (what `openssl` would make)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, server_key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+    """A CA and a server certificate for 127.0.0.1/localhost signed by it (what `openssl` would
+    make)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP384R1()),
+        ec.generate_private_key(ec.SECP384R1()),
+    )
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fgrpo test CA")])
 
-    def certificate(subject: x509.Name, key: ec.EllipticCurvePrivateKey, is_ca: bool) -> x509.CertificateBuilder:
-        return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
+    def certificate(
+        subject: x509.Name, key: ec.EllipticCurvePrivateKey, is_ca: bool
+    ) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        )
 
     ca = certificate(ca_name, ca_key, True).sign(ca_key, hashes.SHA256())
-    server = (certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]), server_key, False)
-              .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                             critical=False)
-              .sign(ca_key, hashes.SHA256()))
+    server = (
+        certificate(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]), server_key, False
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     files = {"ca": folder / "ca.crt", "cert": folder / "server.pem", "key": folder / "server.key"}
     files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files["cert"].write_bytes(server.public_bytes(serialization.Encoding.PEM))
@@ -67,8 +87,11 @@ def make_node_key(folder: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP384R1())
     private, public = folder / name, folder / f"{name}.pub"
     private.write_bytes(_pem(key, serialization.PrivateFormat.OpenSSH))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                                     serialization.PublicFormat.OpenSSH))
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+    )
     return private, public
 
 
@@ -86,17 +109,28 @@ class Deployment:
             f'[superlink]\ndefault = "{FEDERATION}"\n\n[superlink.{FEDERATION}]\n'
             f'address = "127.0.0.1:{self.port}"\n{connection}\n'
         )
-        self.env = {**os.environ, "FLWR_HOME": str(home), "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-                    "FLWR_DISABLE_UPDATE_CHECK": "1", "PYTHONPATH": str(ROOT / "src"),
-                    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.env = {
+            **os.environ,
+            "FLWR_HOME": str(home),
+            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+            "PYTHONPATH": str(ROOT / "src"),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text(errors="replace")
 
     def _start(self, name: str, cmd: list[str]) -> subprocess.Popen:
         with open(self.folder / f"{name}.log", "wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.folder,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.folder,
+                start_new_session=True,
+            )
         self.procs[name] = proc
         return proc
 
@@ -104,30 +138,66 @@ class Deployment:
         if not self.tls:
             return ["--insecure"]
         if server:
-            return ["--ssl-ca-certfile", str(self.tls["ca"]), "--ssl-certfile", str(self.tls["cert"]),
-                    "--ssl-keyfile", str(self.tls["key"])]
+            return [
+                "--ssl-ca-certfile",
+                str(self.tls["ca"]),
+                "--ssl-certfile",
+                str(self.tls["cert"]),
+                "--ssl-keyfile",
+                str(self.tls["key"]),
+            ]
         return ["--root-certificates", str(self.tls["ca"])]
 
     def start_superlink(self, *extra: str, timeout: float = 60) -> None:
-        self._start("superlink", [str(BIN / "flower-superlink"), *self._security(True), "--host", "127.0.0.1",
-                                  "--port", str(self.port), "--disable-runtime-dependency-installation", *extra])
+        self._start(
+            "superlink",
+            [
+                str(BIN / "flower-superlink"),
+                *self._security(True),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--disable-runtime-dependency-installation",
+                *extra,
+            ],
+        )
         deadline = time.monotonic() + timeout
         while "Uvicorn running" not in self.log("superlink"):
             assert self.procs["superlink"].poll() is None, self.log("superlink")[-3000:]
-            assert time.monotonic() < deadline, "SuperLink did not start:\n" + self.log("superlink")[-3000:]
+            assert time.monotonic() < deadline, (
+                "SuperLink did not start:\n" + self.log("superlink")[-3000:]
+            )
             time.sleep(0.2)
 
-    def start_supernode(self, name: str, node_config: dict[str, str], *extra: str) -> subprocess.Popen:
+    def start_supernode(
+        self, name: str, node_config: dict[str, str], *extra: str
+    ) -> subprocess.Popen:
         config = " ".join(f"{k}={json.dumps(v)}" for k, v in node_config.items())
-        return self._start(name, [str(BIN / "flower-supernode"), *self._security(False), "--superlink",
-                                  f"127.0.0.1:{self.port}", "--port", str(free_port()), "--node-config", config,
-                                  "--max-retries", "3", *extra])
+        return self._start(
+            name,
+            [
+                str(BIN / "flower-supernode"),
+                *self._security(False),
+                "--superlink",
+                f"127.0.0.1:{self.port}",
+                "--port",
+                str(free_port()),
+                "--node-config",
+                config,
+                "--max-retries",
+                "3",
+                *extra,
+            ],
+        )
 
     def wait_for_nodes(self, n: int, timeout: float = 90) -> None:
         """Until the SuperLink has activated ``n`` SuperNodes (so round 1 samples them all)."""
         deadline = time.monotonic() + timeout
         while self.log("superlink").count("Activated node_id=") < n:
-            assert time.monotonic() < deadline, f"{n} SuperNodes did not connect:\n" + self.log("superlink")[-3000:]
+            assert time.monotonic() < deadline, (
+                f"{n} SuperNodes did not connect:\n" + self.log("superlink")[-3000:]
+            )
             time.sleep(0.2)
 
     def flwr(self, *args: str, timeout: float = 120, name: str = "") -> subprocess.CompletedProcess:
@@ -144,30 +214,32 @@ class Deployment:
         return self._start(name, [str(BIN / "flwr"), *args])
 
     def run_args(self, app_config: dict[str, object]) -> list[str]:
-        """`flwr run` arguments: this app on this federation, ``app_config`` as run-config overrides."""
+        """`flwr run` arguments: this app on this federation, ``app_config`` as run-config
+        overrides."""
         overrides = self.folder / "run_config.toml"
-        overrides.write_text("".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in app_config.items()))
+        overrides.write_text(
+            "".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in app_config.items())
+        )
         return ["run", str(ROOT), FEDERATION, "--run-config", str(overrides), "--stream"]
 
-    def run(self, app_config: dict[str, object], timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(
+        self, app_config: dict[str, object], timeout: float = 600
+    ) -> subprocess.CompletedProcess:
         return self.flwr(*self.run_args(app_config), timeout=timeout, name="run")
 
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
-        """SIGKILL the process, its group and every descendant (Flower's SuperExec starts its own session)."""
+        """SIGKILL the process, its group and every descendant (Flower's SuperExec starts its own
+        session)."""
         try:
             family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         except psutil.NoSuchProcess:
             family = []
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         for member in family:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 member.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(family, timeout=10)
         proc.wait(timeout=10)
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.supercore.task_identity import TaskIdentity
-
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 
 from fgrpo.server.strategies.fgrpo import SIGNALS_RECORD_KEY, task_metrics
 
@@ -29,9 +36,13 @@ def reply(
     _as_server_task()
     content = RecordDict(
         {
-            "arrays": ArrayRecord({k: Array(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}),
+            "arrays": ArrayRecord(
+                {k: Array(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}
+            ),
             "metrics": MetricRecord({"num-examples": num_examples, "reward": reward, **metrics}),
-            SIGNALS_RECORD_KEY: ConfigRecord(task_metrics(tasks if tasks is not None else {"addition": (reward, 1)})),
+            SIGNALS_RECORD_KEY: ConfigRecord(
+                task_metrics(tasks if tasks is not None else {"addition": (reward, 1)})
+            ),
             "client": ConfigRecord({"client-id": client_id}),
         }
     )

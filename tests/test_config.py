@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.config import GRPO_DEFAULTS, Config, ConfigError, config_from_dict, config_from_flat, load_config, parse_override
+from fgrpo.config import (
+    GRPO_DEFAULTS,
+    Config,
+    ConfigError,
+    config_from_dict,
+    config_from_flat,
+    load_config,
+    parse_override,
+)
 from fgrpo.tasks.registry import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,14 +26,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_public_keys_exist_with_their_names():
     flat = Config().flatten()
-    for key in ["seed", "model.name", "federation.num_clients", "federation.rounds", "federation.local_steps",
-                "federation.fraction_train", "strategy.name", "data.partition", "data.alpha", "eval.every"]:
+    for key in [
+        "seed",
+        "model.name",
+        "federation.num_clients",
+        "federation.rounds",
+        "federation.local_steps",
+        "federation.fraction_train",
+        "strategy.name",
+        "data.partition",
+        "data.alpha",
+        "eval.every",
+    ]:
         assert key in flat
 
 
 def test_demo_config_loads_and_overrides_apply():
-    cfg = load_config(ROOT / "configs" / "demo.toml", ["federation.rounds=2", "federation.num_clients=3",
-                                                     "strategy.name=fedavg", "grpo.learning_rate=1e-4"])
+    cfg = load_config(
+        ROOT / "configs" / "demo.toml",
+        [
+            "federation.rounds=2",
+            "federation.num_clients=3",
+            "strategy.name=fedavg",
+            "grpo.learning_rate=1e-4",
+        ],
+    )
     assert cfg.federation.rounds == 2 and cfg.federation.num_clients == 3
     assert cfg.strategy.name == "fedavg"
     assert cfg.grpo_settings()["learning_rate"] == 1e-4
@@ -64,8 +89,16 @@ def test_override_values_are_toml():
 
 
 def test_json_and_flat_forms_round_trip():
-    cfg = load_config(None, ["data.tasks=[\"addition\", \"sorting\"]", "data.reward_scale={sorting = 3.0}",
-                             "grpo.temperature=0.7", "data.format_reward=0.5", "grpo.reward_weights=[2.0, 0.5]"])
+    cfg = load_config(
+        None,
+        [
+            'data.tasks=["addition", "sorting"]',
+            "data.reward_scale={sorting = 3.0}",
+            "grpo.temperature=0.7",
+            "data.format_reward=0.5",
+            "grpo.reward_weights=[2.0, 0.5]",
+        ],
+    )
     assert config_from_dict(json.loads(cfg.to_json())) == cfg
     assert config_from_flat(cfg.flatten()) == cfg  # a list of numbers travels as JSON
 
@@ -87,20 +120,34 @@ def test_flower_app_defaults_in_pyproject_mirror_the_config_defaults():
     flat = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
     tables = config_tables()
     assert {"data.reward_scale", "federation.client_lr_scale", "grpo"} <= set(tables)
-    entries = {t: {k[len(t) + 1:]: v for k, v in flat.items() if k.startswith(t + ".")} for t in tables}
+    entries = {
+        t: {k[len(t) + 1 :]: v for k, v in flat.items() if k.startswith(t + ".")} for t in tables
+    }
     for table, declared in entries.items():
-        assert declared, f"pyproject.toml declares no key of {table}: `--run-config {table}.<key>=...` is refused"
+        assert declared, (
+            f"pyproject.toml declares no key of {table}: `--run-config {table}.<key>=...` is refused"
+        )
     assert entries["grpo"] == GRPO_DEFAULTS
     assert entries["data.reward_scale"] == {task: 1.0 for task in TASKS}
-    assert entries["federation.client_lr_scale"] == {str(p): 1.0 for p in range(Config().federation.num_clients)}
+    assert entries["federation.client_lr_scale"] == {
+        str(p): 1.0 for p in range(Config().federation.num_clients)
+    }
     scalars = {k: v for k, v in flat.items() if not any(k.startswith(t + ".") for t in tables)}
     assert scalars == Config().flatten()
-    assert config_from_flat(flat) == Config(grpo=dict(GRPO_DEFAULTS))  # declared entries change nothing
+    assert config_from_flat(flat) == Config(
+        grpo=dict(GRPO_DEFAULTS)
+    )  # declared entries change nothing
 
 
 def test_a_multiplier_of_one_is_no_entry_and_others_stay():
-    cfg = config_from_flat({"data.reward_scale.sorting": 1000.0, "data.reward_scale.addition": 1.0,
-                            "federation.client_lr_scale.0": 0.0, "federation.client_lr_scale.1": 1.0})
+    cfg = config_from_flat(
+        {
+            "data.reward_scale.sorting": 1000.0,
+            "data.reward_scale.addition": 1.0,
+            "federation.client_lr_scale.0": 0.0,
+            "federation.client_lr_scale.1": 1.0,
+        }
+    )
     assert cfg.data.reward_scale == {"sorting": 1000.0}
     assert cfg.federation.client_lr_scale == {"0": 0.0}
 
@@ -108,7 +155,10 @@ def test_a_multiplier_of_one_is_no_entry_and_others_stay():
 def test_cli_reports_a_bad_key_in_one_line_with_exit_2():
     proc = subprocess.run(
         [sys.executable, "-m", "fgrpo", "run", "--set", "federation.roundz=2"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

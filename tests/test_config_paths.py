@@ -56,25 +56,40 @@ def project(folder: Path) -> Path:
     return folder / "config.toml"
 
 
-def test_a_configs_paths_resolve_against_its_folder_and_set_overrides_against_the_current_one(tmp_path, monkeypatch):
+def test_a_configs_paths_resolve_against_its_folder_and_set_overrides_against_the_current_one(
+    tmp_path, monkeypatch
+):
     config = project(tmp_path / "a")
     elsewhere = tmp_path / "b"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     source = load_config(config).data.sources[0]
     a = config.parent.resolve()
-    assert (source.path, source.test_path) == (str(a / "problems.jsonl"), str(a / "held_out" / "test.jsonl"))
+    assert (source.path, source.test_path) == (
+        str(a / "problems.jsonl"),
+        str(a / "held_out" / "test.jsonl"),
+    )
     assert source.rewards == [f"{a / 'my_rewards.py'}:longer"]
     write_jsonl(elsewhere / "mine.jsonl", gsm8k_rows(3))
     assert load_config(config, ["output.dir=out"]).output.dir == str(elsewhere.resolve() / "out")
-    (config.parent / "models" / "mine").mkdir(parents=True)  # a local model directory, named as a path
-    assert load_config(config, ["model.name=../a/models/mine"]).model.name == str(a / "models" / "mine")
-    assert load_config(config, ["model.name=org/hub-model"]).model.name == "org/hub-model"  # a hub id stays
+    (config.parent / "models" / "mine").mkdir(
+        parents=True
+    )  # a local model directory, named as a path
+    assert load_config(config, ["model.name=../a/models/mine"]).model.name == str(
+        a / "models" / "mine"
+    )
+    assert (
+        load_config(config, ["model.name=org/hub-model"]).model.name == "org/hub-model"
+    )  # a hub id stays
     sources = '[{name = "mine", path = "mine.jsonl", prompt_column = "question"}]'
-    assert load_config(config, [f"data.sources={sources}"]).data.sources[0].path == str(elsewhere.resolve() / "mine.jsonl")
+    assert load_config(config, [f"data.sources={sources}"]).data.sources[0].path == str(
+        elsewhere.resolve() / "mine.jsonl"
+    )
 
 
-def test_run_made_with_relative_paths_resumes_and_exports_from_another_directory(tmp_path, monkeypatch, capsys):
+def test_run_made_with_relative_paths_resumes_and_exports_from_another_directory(
+    tmp_path, monkeypatch, capsys
+):
     config = project(tmp_path / "a")
     for folder in ("b", "c"):
         (tmp_path / folder).mkdir()
@@ -84,10 +99,14 @@ def test_run_made_with_relative_paths_resumes_and_exports_from_another_directory
     stored = tomllib.loads((run / "config.toml").read_text())
     source = stored["data"]["sources"][0]
     assert Path(source["path"]).is_absolute() and Path(source["test_path"]).is_absolute()
-    assert Path(source["rewards"][0].split(":")[0]).is_absolute() and stored["output"]["dir"] == str(run)
+    assert Path(source["rewards"][0].split(":")[0]).is_absolute() and stored["output"][
+        "dir"
+    ] == str(run)
 
     monkeypatch.chdir(tmp_path / "c")
-    assert main(["run", "--resume", str(run), "--set", "federation.rounds=2", "--dry-run"]) == 0, capsys.readouterr().err
+    assert main(["run", "--resume", str(run), "--set", "federation.rounds=2", "--dry-run"]) == 0, (
+        capsys.readouterr().err
+    )
     assert main(["eval", "--config", str(run / "config.toml")]) == 0, capsys.readouterr().err
     for gone in ("problems.jsonl", "my_rewards.py", "held_out/test.jsonl"):
         (config.parent / gone).unlink()  # export reads the run, never its data
@@ -96,11 +115,15 @@ def test_run_made_with_relative_paths_resumes_and_exports_from_another_directory
     capsys.readouterr()  # export's own progress output
     assert main(["run", "--resume", str(run), "--set", "federation.rounds=2", "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "problems.jsonl" in err  # resuming does need the data: one line says so
+    assert (
+        "\n" not in err and "problems.jsonl" in err
+    )  # resuming does need the data: one line says so
 
 
 @pytest.mark.parametrize("name", ["problems.jsonl", "held_out/test.jsonl"])
-def test_a_missing_file_is_named_by_its_resolved_path_in_one_line(tmp_path, monkeypatch, capsys, name):
+def test_a_missing_file_is_named_by_its_resolved_path_in_one_line(
+    tmp_path, monkeypatch, capsys, name
+):
     config = project(tmp_path / "a")
     (config.parent / name).unlink()
     monkeypatch.chdir(tmp_path)

@@ -14,7 +14,9 @@ from fgrpo.data_cli import describe_partitions
 
 
 def cfg_with(*overrides: str):
-    return load_config(None, ["federation.num_clients=4", "data.train_size=200", "data.test_size=10", *overrides])
+    return load_config(
+        None, ["federation.num_clients=4", "data.train_size=200", "data.test_size=10", *overrides]
+    )
 
 
 def test_pool_is_deterministic_and_excludes_test_prompts() -> None:
@@ -37,7 +39,9 @@ def test_partitions_are_disjoint_cover_and_repeat(partition: str) -> None:
     if partition != "pathological":
         assert len(keys) == len(_partitioner_for(cfg.to_json()).dataset)
     _partitioner_for.cache_clear()  # a fresh process rebuilds exactly the same partitions
-    assert [client_partition(cfg, pid).to_list() for pid in range(4)] == [p.to_list() for p in parts]
+    assert [client_partition(cfg, pid).to_list() for pid in range(4)] == [
+        p.to_list() for p in parts
+    ]
 
 
 def test_dirichlet_depends_on_seed_and_alpha() -> None:
@@ -53,14 +57,19 @@ def test_iid_mixes_every_task_and_small_alpha_concentrates() -> None:
     def top_share(counts):  # mean share of a client's largest task
         return sum(max(c.values()) / sum(c.values()) for c in counts) / len(counts)
 
-    iid, skewed = task_counts(cfg_with('data.partition="iid"')), task_counts(cfg_with("data.alpha=0.1"))
+    iid, skewed = (
+        task_counts(cfg_with('data.partition="iid"')),
+        task_counts(cfg_with("data.alpha=0.1")),
+    )
     assert all(n == 5 for n in tasks_per_client(iid))
     assert top_share(skewed) > top_share(iid) + 0.15
 
 
 def test_pathological_gives_k_tasks_per_client() -> None:
     for k in (1, 2):
-        counts = task_counts(cfg_with('data.partition="pathological"', f"data.tasks_per_client={k}"))
+        counts = task_counts(
+            cfg_with('data.partition="pathological"', f"data.tasks_per_client={k}")
+        )
         assert all(sum(1 for v in c.values() if v) == k for c in counts)
 
 
@@ -70,17 +79,36 @@ def test_size_skew_gives_growing_partitions() -> None:
 
 
 def test_empty_partition_is_a_clear_error() -> None:
-    cfg = load_config(None, ["federation.num_clients=12", 'data.partition="size-skew"', "data.train_size=20"])
+    cfg = load_config(
+        None, ["federation.num_clients=12", 'data.partition="size-skew"', "data.train_size=20"]
+    )
     with pytest.raises(ConfigError, match="size-skew partitioning failed"):
         client_partition(cfg, 0)
 
 
-def test_describe_dirichlet_vs_iid_visibly_differs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_describe_dirichlet_vs_iid_visibly_differs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     outputs = {}
     for name, setting in (("iid", 'data.partition="iid"'), ("dirichlet", "data.alpha=0.1")):
         png = tmp_path / f"{name}.png"
-        assert main(["data", "describe", "--set", "federation.num_clients=4", "--set", 'data.partition="dirichlet"',
-                     "--set", setting, "--heatmap", str(png)]) == 0
+        assert (
+            main(
+                [
+                    "data",
+                    "describe",
+                    "--set",
+                    "federation.num_clients=4",
+                    "--set",
+                    'data.partition="dirichlet"',
+                    "--set",
+                    setting,
+                    "--heatmap",
+                    str(png),
+                ]
+            )
+            == 0
+        )
         outputs[name] = capsys.readouterr().out
         assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
     iid, dirichlet = outputs["iid"], outputs["dirichlet"]
@@ -93,7 +121,8 @@ def test_describe_dirichlet_vs_iid_visibly_differs(capsys: pytest.CaptureFixture
 
     iid_rows, dir_rows = client_rows(iid), client_rows(dirichlet)
     assert iid_rows != dir_rows
-    # IID: every client holds every one of the 5 tasks; Dirichlet(0.1): some clients miss tasks entirely.
+    # IID: every client holds every one of the 5 tasks; Dirichlet(0.1): some clients miss tasks
+    # entirely.
     assert all(row[-1] == 5 for row in iid_rows)
     assert any(row[-1] < 5 for row in dir_rows) and any(0 in row[:5] for row in dir_rows)
     text, names, counts = describe_partitions(cfg_with("data.alpha=0.1"))

@@ -35,11 +35,23 @@ def test_a_federation_of_the_shipped_model_in_bfloat16_completes_on_the_cpu(tmp_
     """The round-0 cache key hashed the weights through numpy, which has no bfloat16."""
     from fgrpo.experiments.runner import run_experiment
 
-    cfg = load_config(ROOT / "configs" / "demo.toml", [
-        f"model.name={TINY_DIR}", "model.dtype=bfloat16", "federation.num_clients=2", "federation.rounds=1",
-        "federation.local_steps=1", 'data.tasks=["sorting", "addition"]', 'data.partition="iid"', "data.train_size=32",
-        "data.test_size=4", "grpo.max_completion_length=16", "grpo.per_device_train_batch_size=8", "eval.device=cpu",
-    ])
+    cfg = load_config(
+        ROOT / "configs" / "demo.toml",
+        [
+            f"model.name={TINY_DIR}",
+            "model.dtype=bfloat16",
+            "federation.num_clients=2",
+            "federation.rounds=1",
+            "federation.local_steps=1",
+            'data.tasks=["sorting", "addition"]',
+            'data.partition="iid"',
+            "data.train_size=32",
+            "data.test_size=4",
+            "grpo.max_completion_length=16",
+            "grpo.per_device_train_batch_size=8",
+            "eval.device=cpu",
+        ],
+    )
     run_experiment(cfg, tmp_path)
     [record] = check_run_dir(tmp_path, rounds=1, clients=2)
     assert all(np.isfinite(c["reward"]) for c in record["clients"])
@@ -47,7 +59,12 @@ def test_a_federation_of_the_shipped_model_in_bfloat16_completes_on_the_cpu(tmp_
 
 # --- the client's tensors follow its parameters ----------------------------------------------
 
-CLIENT = ["model.name=tiny-random", 'data.tasks=["sorting"]', "data.train_size=32", "federation.num_clients=1"]
+CLIENT = [
+    "model.name=tiny-random",
+    'data.tasks=["sorting"]',
+    "data.train_size=32",
+    "federation.num_clients=1",
+]
 
 
 def planned_round(strategy: str):
@@ -64,8 +81,16 @@ def planned_round(strategy: str):
     s = make(strategy)
     if strategy == "scaffold":
         s.control = {k: np.full_like(v, 0.5) for k, v in x.items()}
-    message = next(iter(s.configure_train(1, to_arrayrecord(x), ConfigRecord({"fgrpo-config": "{}"}), FakeGrid(1))))
-    return model, plan_round(message, client_context(1), model, "client-0", client_partition(cfg, 0))
+    message = next(
+        iter(
+            s.configure_train(
+                1, to_arrayrecord(x), ConfigRecord({"fgrpo-config": "{}"}), FakeGrid(1)
+            )
+        )
+    )
+    return model, plan_round(
+        message, client_context(1), model, "client-0", client_partition(cfg, 0)
+    )
 
 
 # Moving the model after the plan, as TRL's trainer moves it to the GPU: on a CPU-only machine a
@@ -85,7 +110,10 @@ def test_the_fedprox_anchor_follows_the_parameters_the_trainer_moved():
             p.add_(0.1)
     term = proximal()
     assert term.dtype == MOVED
-    assert all(proximal.anchor[k].dtype == MOVED and proximal.anchor[k].device == p.device for k, p in params.items())
+    assert all(
+        proximal.anchor[k].dtype == MOVED and proximal.anchor[k].device == p.device
+        for k, p in params.items()
+    )
     count = sum(p.numel() for p in params.values())
     assert term.item() == pytest.approx(0.5 * proximal.mu * 0.01 * count, rel=1e-6)
 
@@ -101,22 +129,34 @@ def test_the_scaffold_correction_follows_the_parameters_the_trainer_moved():
     optimizer = torch.optim.SGD(params.values(), lr=0.2)
     correction.on_optimizer_step(None, None, None, optimizer=optimizer)
     for k, p in params.items():
-        assert correction.correction[k].dtype == MOVED and correction.correction[k].device == p.device
-        torch.testing.assert_close(p.detach(), before[k] - 0.2 * 0.5)  # c − c_i = 0.5 − 0 in a first round
+        assert (
+            correction.correction[k].dtype == MOVED and correction.correction[k].device == p.device
+        )
+        torch.testing.assert_close(
+            p.detach(), before[k] - 0.2 * 0.5
+        )  # c − c_i = 0.5 − 0 in a first round
 
 
 def test_the_client_prepares_its_round_on_the_device_trl_trains_on(tmp_path):
     from fgrpo.client.grpo import grpo_args, training_device
 
     args = grpo_args(load_config(None, CLIENT), str(tmp_path), seed=0, steps=1)
-    assert torch.empty(0, device=args.device).device == torch.empty(0, device=training_device()).device
+    assert (
+        torch.empty(0, device=args.device).device == torch.empty(0, device=training_device()).device
+    )
 
 
 # --- eval.device --------------------------------------------------------------------------------
 
 
 def test_eval_device_auto_is_the_accelerator_when_there_is_one():
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else "mps"
+        if torch.backends.mps.is_available()
+        else "cpu"
+    )
     assert resolve_device("auto").type == expected
     assert resolve_device("cpu") == torch.device("cpu")
 
@@ -129,13 +169,29 @@ def test_a_malformed_eval_device_is_refused_with_the_key(value):
 
 @pytest.mark.skipif(torch.cuda.device_count() > 7, reason="this machine has a cuda:7")
 def test_a_device_the_machine_lacks_stops_fgrpo_run_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fgrpo", "run", "--out", str(tmp_path / "run"), "--set",
-                           "model.name=tiny-random", "--set", "eval.device=cuda:7"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fgrpo",
+            "run",
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "model.name=tiny-random",
+            "--set",
+            "eval.device=cuda:7",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"fgrpo: config error: eval.device: 'cuda:7' asked for, but torch sees {torch.cuda.device_count()} "
-        "CUDA device(s) here; use auto or cpu"]
+        "CUDA device(s) here; use auto or cpu"
+    ]
 
 
 def test_the_server_evaluates_its_model_on_eval_device(tmp_path):
@@ -161,27 +217,61 @@ def test_the_server_evaluates_its_model_on_eval_device(tmp_path):
 
 def test_gpu_smoke_runs_one_round_step_by_step_on_the_cpu(tmp_path):
     out = tmp_path / "smoke.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "--device", "cpu", "--model",
-                           "tiny", "--local-steps", "1", "--test-size", "4", "--out", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_smoke.py"),
+            "--device",
+            "cpu",
+            "--model",
+            "tiny",
+            "--local-steps",
+            "1",
+            "--test-size",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
-    assert doc["command"].startswith("python benchmarks/gpu_smoke.py --device cpu") and doc["date"] and doc["machine"]
-    assert (doc["client_device"], doc["eval_device"], doc["base_dtype"]) == ("cpu", "cpu", "torch.bfloat16")
+    assert (
+        doc["command"].startswith("python benchmarks/gpu_smoke.py --device cpu")
+        and doc["date"]
+        and doc["machine"]
+    )
+    assert (doc["client_device"], doc["eval_device"], doc["base_dtype"]) == (
+        "cpu",
+        "cpu",
+        "torch.bfloat16",
+    )
     names = [s["step"] for s in doc["steps"]]
     assert names[-2:] == ["server: aggregation", "server: evaluation"]
     assert sum(name.startswith("client ") and "GRPO" in name for name in names) == 2
     assert all(s["seconds"] >= 0 and s["peak_rss_mib"] > 0 for s in doc["steps"])
     assert sorted(c["client-id"] for c in doc["clients"]) == ["client-0", "client-1"]
     assert sum(c["weight"] for c in doc["clients"]) == pytest.approx(1.0)
-    assert all(any("before" in key for key in c["signals"]) for c in doc["clients"])  # the delta probe's first half
+    assert all(
+        any("before" in key for key in c["signals"]) for c in doc["clients"]
+    )  # the delta probe's first half
     assert 0 <= doc["eval"]["macro"] <= 1
 
 
 def test_gpu_smoke_without_a_gpu_says_so_in_one_line():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "--model", "tiny"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "--model", "tiny"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["gpu_smoke: --device cuda, but torch sees no CUDA device here; use --device cpu"]
+    assert proc.stderr.strip().splitlines() == [
+        "gpu_smoke: --device cuda, but torch sees no CUDA device here; use --device cpu"
+    ]

@@ -16,7 +16,9 @@ SUPERLINK = 1
 
 
 def sent_to(node: int, message_id: str) -> Message:
-    message = Message(RecordDict({"config": ConfigRecord({"x": 1})}), dst_node_id=node, message_type="train")
+    message = Message(
+        RecordDict({"config": ConfigRecord({"x": 1})}), dst_node_id=node, message_type="train"
+    )
     message.metadata.__dict__["_message_id"] = message_id  # what Grid.push_messages does
     return message
 
@@ -29,9 +31,13 @@ def test_a_node_lost_mid_round_is_logged_under_its_own_node_and_client_id():
     kept, failures = screen_replies([ok], {"w": np.zeros(1, dtype=np.float32)})
     known: dict[int, str] = {}
     name_failures(failures, kept, known)  # round 1: node 7 says it is client-3
-    kept, failures = screen_replies([lost], {"w": np.zeros(1, dtype=np.float32)}, {"m9": 9, "m7": 7})
+    kept, failures = screen_replies(
+        [lost], {"w": np.zeros(1, dtype=np.float32)}, {"m9": 9, "m7": 7}
+    )
     name_failures(failures, kept, known)
-    assert failures == [{"node": 9, "reason": "node unavailable", "kind": "error", "client-id": None}]
+    assert failures == [
+        {"node": 9, "reason": "node unavailable", "kind": "error", "client-id": None}
+    ]
     lost = Message(Error(code=0, reason="gone"), reply_to=sent_to(7, "m7b"))
     lost.metadata.__dict__["_src_node_id"] = SUPERLINK
     _, failures = screen_replies([lost], {"w": np.zeros(1, dtype=np.float32)}, {"m7b": 7})
@@ -42,20 +48,32 @@ def test_a_node_lost_mid_round_is_logged_under_its_own_node_and_client_id():
 def test_screening_rebuilds_a_bf16_update_against_the_sent_adapter_and_measures_it():
     sent = {"w": np.array([1.0, 2.0], dtype=np.float32)}
     message = reply("a", {"w": [0.0, 0.0]}, 10, 0.5)
-    message.content["arrays"] = reply_record({"w": np.array([1.5, 2.0], dtype=np.float32)}, sent, "bf16")
-    message.content[DELTA_VARIATE_KEY] = ArrayRecord({"w": Array(np.asarray([0.5, 0.0], dtype=np.float32))})
+    message.content["arrays"] = reply_record(
+        {"w": np.array([1.5, 2.0], dtype=np.float32)}, sent, "bf16"
+    )
+    message.content[DELTA_VARIATE_KEY] = ArrayRecord(
+        {"w": Array(np.asarray([0.5, 0.0], dtype=np.float32))}
+    )
     kept, failures = screen_replies([message], sent)
     assert not failures
     np.testing.assert_array_equal(kept[0].content["arrays"]["w"].numpy(), [1.5, 2.0])
     assert kept[0].content["metrics"]["update-norm"] == 0.5
     wrong = reply("b", {"w": [0.0]}, 10, 0.5)
-    wrong.content["arrays"] = reply_record({"v": np.ones(1, dtype=np.float32)}, {"v": np.zeros(1)}, "bf16")
+    wrong.content["arrays"] = reply_record(
+        {"v": np.ones(1, dtype=np.float32)}, {"v": np.zeros(1)}, "bf16"
+    )
     kept, failures = screen_replies([wrong], sent)
-    assert not kept and failures[0]["kind"] == "rejected" and "unknown tensor 'v'" in failures[0]["reason"]
+    assert (
+        not kept
+        and failures[0]["kind"] == "rejected"
+        and "unknown tensor 'v'" in failures[0]["reason"]
+    )
 
 
 def test_console_weights_are_labelled_by_client_id_in_id_order():
-    clients = [{"client-id": "client-1", "reward": 1.0, "weight": 0.75},
-               {"client-id": "client-0", "reward": 0.0, "weight": 0.25}]
+    clients = [
+        {"client-id": "client-1", "reward": 1.0, "weight": 0.75},
+        {"client-id": "client-0", "reward": 0.0, "weight": 0.25},
+    ]
     line = round_line(2, 5, {"clients": clients, "failures": [], "seconds": 1.0})
     assert "weights client-0 0.25 client-1 0.75" in line

@@ -21,6 +21,8 @@ def test_weights_are_fgrpo_softmax_of_gains_over_tau():
 
 def test_a_clean_signal_meets_the_thresholds_and_a_noisy_one_cannot():
     rng = np.random.default_rng
-    assert meets(20.0, 10.0, rng(0))  # 20 sd of signal: τ = 10 sd keeps the null flat and halves the stalled
+    assert meets(
+        20.0, 10.0, rng(0)
+    )  # 20 sd of signal: τ = 10 sd keeps the null flat and halves the stalled
     taus = np.geomspace(0.05, 50, 40)
     assert not any(meets(1.0, float(t), rng(0)) for t in taus)  # 1 sd: no τ does both

@@ -24,7 +24,9 @@ def _fake_superlink(folder: Path, home: Path) -> subprocess.Popen:
     script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(600)\n")
     script.chmod(0o755)
     log_file = home / "local-superlink" / "superlink.log"
-    return subprocess.Popen([str(script), "--insecure", "--simulation", "--log-file", str(log_file)])
+    return subprocess.Popen(
+        [str(script), "--insecure", "--simulation", "--log-file", str(log_file)]
+    )
 
 
 def test_flwr_stop_ends_only_the_superlink_of_this_flower_home(tmp_path):
@@ -45,38 +47,81 @@ def test_flwr_stop_ends_only_the_superlink_of_this_flower_home(tmp_path):
 
 
 @pytest.mark.slow
-def test_flwr_run_simulates_a_round_on_the_projects_federation_and_the_superlink_is_stopped(tmp_path):
+def test_flwr_run_simulates_a_round_on_the_projects_federation_and_the_superlink_is_stopped(
+    tmp_path,
+):
     home, out = tmp_path / "flwr-home", tmp_path / "run"
     port = free_port()
-    env = {**os.environ, "FLWR_HOME": str(home), "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-           "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(port),
-           "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()), "PYTHONPATH": str(ROOT / "src"),
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    run_config = {"federation.rounds": 1, "federation.local_steps": 1, "model.name": "tiny-random",
-                  "data.train_size": 64, "data.test_size": 10, "grpo.per_device_train_batch_size": 8,
-                  "data.reward_scale.sorting": 2.0, "output.dir": str(out)}  # a table entry, as the README shows
+    env = {
+        **os.environ,
+        "FLWR_HOME": str(home),
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(port),
+        "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
+        "PYTHONPATH": str(ROOT / "src"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    run_config = {
+        "federation.rounds": 1,
+        "federation.local_steps": 1,
+        "model.name": "tiny-random",
+        "data.train_size": 64,
+        "data.test_size": 10,
+        "grpo.per_device_train_batch_size": 8,
+        "data.reward_scale.sorting": 2.0,
+        "output.dir": str(out),
+    }  # a table entry, as the README shows
     overrides = tmp_path / "run_config.toml"
-    overrides.write_text("".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in run_config.items()))
+    overrides.write_text(
+        "".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in run_config.items())
+    )
     try:
-        proc = subprocess.run([str(BIN / "flwr"), "run", str(ROOT), "--federation-config",
-                               str(ROOT / "configs" / "flwr_federation.toml"), "--run-config", str(overrides),
-                               "--stream"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [
+                str(BIN / "flwr"),
+                "run",
+                str(ROOT),
+                "--federation-config",
+                str(ROOT / "configs" / "flwr_federation.toml"),
+                "--run-config",
+                str(overrides),
+                "--stream",
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
-        stop = subprocess.run([sys.executable, "-m", "fgrpo", "flwr-stop"], env=env, capture_output=True,
-                              text=True, timeout=60)
+        stop = subprocess.run(
+            [sys.executable, "-m", "fgrpo", "flwr-stop"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds_aggregated"] == 1
     (line,) = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(line["clients"]) == 4  # configs/flwr_federation.toml's 4 SuperNodes, fgrpo's 4 clients
-    assert tomllib.loads((out / "config.toml").read_text())["data"]["reward_scale"] == {"sorting": 2.0}
-    assert stop.returncode == 0 and "stopped the local SuperLink" in stop.stdout, stop.stdout + stop.stderr
+    assert (
+        len(line["clients"]) == 4
+    )  # configs/flwr_federation.toml's 4 SuperNodes, fgrpo's 4 clients
+    assert tomllib.loads((out / "config.toml").read_text())["data"]["reward_scale"] == {
+        "sorting": 2.0
+    }
+    assert stop.returncode == 0 and "stopped the local SuperLink" in stop.stdout, (
+        stop.stdout + stop.stderr
+    )
     assert not processes_of_flwr_home(str(home))
 
 
 def test_the_fab_flwr_run_packs_is_the_app_with_a_manifest_flower_can_read():
-    """`flwr run .` ships the project as a FAB whose manifest has one "path,sha256,bits" line per file;
-    a committed sweep directory (names with commas) inside it made the ServerApp fail at install."""
+    """`flwr run .` ships the project as a FAB whose manifest has one "path,sha256,bits" line per
+    file; a committed sweep directory (names with commas) inside it made the ServerApp fail at
+    install."""
     import io
     import zipfile
 

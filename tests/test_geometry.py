@@ -1,4 +1,5 @@
-"""The procedural geometry task: figures, answers recomputed from the drawn numbers, reward, split."""
+"""The procedural geometry task: figures, answers recomputed from the drawn numbers, reward,
+split."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ import random
 import pytest
 from PIL import Image
 
-from fgrpo.config import load_config
 from fgrpo import data
+from fgrpo.config import load_config
 from fgrpo.tasks import get_task
-from fgrpo.tasks.geometry import KINDS, QUESTIONS, TRIPLES, circle, parallel, right_triangle, triangle
+from fgrpo.tasks.geometry import (
+    KINDS,
+    QUESTIONS,
+    TRIPLES,
+    circle,
+    parallel,
+    right_triangle,
+    triangle,
+)
 from fgrpo.tasks.split import share_of
 
 GEOMETRY = get_task("geometry")
@@ -28,7 +37,11 @@ def expected_answer(key: str) -> str:
         assert answer * answer in (x * x + y * y, y * y - x * x)  # hypotenuse, or the missing leg
         return str(answer)
     radius, asked = int(values[1]), values[2]
-    return {"radius": str(radius), "diameter": str(2 * radius), "circumference": f"{2 * radius}\\pi"}[asked]
+    return {
+        "radius": str(radius),
+        "diameter": str(2 * radius),
+        "circumference": f"{2 * radius}\\pi",
+    }[asked]
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
@@ -37,7 +50,9 @@ def test_every_kind_answers_what_its_numbers_imply(kind) -> None:
         figure = kind(random.Random(i), 1)
         assert figure.answer == expected_answer(figure.key), figure.key
         assert figure.question in QUESTIONS.values()
-        assert not any(ch.isdigit() for ch in figure.question)  # the numbers are only in the picture
+        assert not any(
+            ch.isdigit() for ch in figure.question
+        )  # the numbers are only in the picture
 
 
 def test_parallel_angles_are_equal_or_supplementary() -> None:
@@ -61,8 +76,12 @@ def test_rows_carry_an_image_and_a_text_prompt_trl_can_fill() -> None:
 
     row = GEOMETRY.generate(1, seed=0)[0]
     assert isinstance(row["image"], Image.Image) and row["image"].size == (224, 224)
-    assert isinstance(row["prompt"][0]["content"], str) and "<answer>" in row["prompt"][0]["content"]
-    filled = prepare_multimodal_messages(row["prompt"], images=[row["image"]])  # what GRPOTrainer does
+    assert (
+        isinstance(row["prompt"][0]["content"], str) and "<answer>" in row["prompt"][0]["content"]
+    )
+    filled = prepare_multimodal_messages(
+        row["prompt"], images=[row["image"]]
+    )  # what GRPOTrainer does
     assert filled[0]["content"][0] == {"type": "image", "image": row["image"]}
 
 
@@ -91,7 +110,7 @@ def test_reward_is_math_verify() -> None:
 
 
 def test_split_is_by_the_figures_numbers_and_disjoint() -> None:
-    cfg = load_config(None, ["data.tasks=[\"geometry\"]", "data.train_size=300", "data.test_size=60"])
+    cfg = load_config(None, ['data.tasks=["geometry"]', "data.train_size=300", "data.test_size=60"])
     rng = random.Random(0)
     keys = {GEOMETRY.figure(rng, 1).key for _ in range(30_000)}
     assert len(keys) > 3000  # a large problem space (~4,000 at difficulty 1)

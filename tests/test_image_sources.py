@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from fgrpo import data as fdata
 from fgrpo.cli import main
 from fgrpo.config import config_from_dict
-from fgrpo import data as fdata
 from fgrpo.tasks.sources import DataError, load_source
 
 
@@ -29,8 +29,13 @@ def geoqa_rows(n: int, folder: Path) -> list[dict]:
     for i in range(n):
         figure(i).save(folder / "images" / f"{i}.png")
         # the same question text over different figures: still different problems
-        rows.append({"problem": "As shown in the figure, find the angle x.", "solution": f"<answer>{20 + i}°</answer>",
-                     "image": f"images/{i}.png"})
+        rows.append(
+            {
+                "problem": "As shown in the figure, find the angle x.",
+                "solution": f"<answer>{20 + i}°</answer>",
+                "image": f"images/{i}.png",
+            }
+        )
     return rows
 
 
@@ -40,11 +45,20 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def geoqa_config(location: Path, model: str = "tiny-vl", **extra) -> dict:
-    source = {"name": "geoqa", "path": str(location), "prompt_column": "problem", "answer_column": "solution",
-              "image_column": "image", **extra}
-    return {"model": {"name": model}, "federation": {"num_clients": 2},
-            "data": {"tasks": [], "partition": "iid", "test_size": 3, "sources": [source]},
-            "grpo": {"per_device_train_batch_size": 8}}
+    source = {
+        "name": "geoqa",
+        "path": str(location),
+        "prompt_column": "problem",
+        "answer_column": "solution",
+        "image_column": "image",
+        **extra,
+    }
+    return {
+        "model": {"name": model},
+        "federation": {"num_clients": 2},
+        "data": {"tasks": [], "partition": "iid", "test_size": 3, "sources": [source]},
+        "grpo": {"per_device_train_batch_size": 8},
+    }
 
 
 def test_jsonl_with_relative_image_paths(tmp_path: Path) -> None:
@@ -56,7 +70,9 @@ def test_jsonl_with_relative_image_paths(tmp_path: Path) -> None:
     row = train[0]
     assert isinstance(row["image"], Image.Image) and row["image"].size == (40, 30)
     assert row["gold"].isdigit()
-    assert row["prompt"] == [{"role": "user", "content": "As shown in the figure, find the angle x."}]
+    assert row["prompt"] == [
+        {"role": "user", "content": "As shown in the figure, find the angle x."}
+    ]
     held_out = fdata.test_sets(cfg)["geoqa"]
     assert all(isinstance(r["image"], Image.Image) for r in held_out) and len(held_out) == 3
     pool = fdata.training_pool(cfg)
@@ -82,20 +98,36 @@ def test_parquet_with_embedded_images(tmp_path: Path) -> None:
         figure(i).save(buffer, format="PNG")
         return buffer.getvalue()
 
-    table = pa.table({"problem": [f"Find x ({i})." for i in range(8)], "solution": [str(i) for i in range(8)],
-                      "image": [{"bytes": png(i), "path": f"{i}.png"} for i in range(8)]})
+    table = pa.table(
+        {
+            "problem": [f"Find x ({i})." for i in range(8)],
+            "solution": [str(i) for i in range(8)],
+            "image": [{"bytes": png(i), "path": f"{i}.png"} for i in range(8)],
+        }
+    )
     pq.write_table(table, tmp_path / "geo.parquet")
-    train, test = load_source(config_from_dict(geoqa_config(tmp_path / "geo.parquet")).data.sources[0], 0, 2)
-    assert len(train) == 6 and all(r["image"].tobytes() == figure(int(r["gold"])).tobytes() for r in train + test)
+    train, test = load_source(
+        config_from_dict(geoqa_config(tmp_path / "geo.parquet")).data.sources[0], 0, 2
+    )
+    assert len(train) == 6 and all(
+        r["image"].tobytes() == figure(int(r["gold"])).tobytes() for r in train + test
+    )
 
 
 def test_hub_dataset_images_pass_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets
 
-    rows = [{"problem": f"Find x ({i}).", "solution": f"<answer>{i}</answer>", "image": figure(i)} for i in range(8)]
+    rows = [
+        {"problem": f"Find x ({i}).", "solution": f"<answer>{i}</answer>", "image": figure(i)}
+        for i in range(8)
+    ]
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.Dataset.from_list(rows))
     tree = geoqa_config(tmp_path)
-    tree["data"]["sources"][0] = {**tree["data"]["sources"][0], "path": "", "hub": "someone/geoqa-like"}
+    tree["data"]["sources"][0] = {
+        **tree["data"]["sources"][0],
+        "path": "",
+        "hub": "someone/geoqa-like",
+    }
     train, _ = load_source(config_from_dict(tree).data.sources[0], 0, 2)
     assert len(train) == 6 and all(isinstance(r["image"], Image.Image) for r in train)
 
@@ -103,11 +135,19 @@ def test_hub_dataset_images_pass_through(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda folder: (folder / "images" / "2.png").unlink(), "image file not found: {folder}/images/2.png"),
-        (lambda folder: (folder / "images" / "2.png").write_text("not a png"), "cannot read image {folder}/images/2.png"),
+        (
+            lambda folder: (folder / "images" / "2.png").unlink(),
+            "image file not found: {folder}/images/2.png",
+        ),
+        (
+            lambda folder: (folder / "images" / "2.png").write_text("not a png"),
+            "cannot read image {folder}/images/2.png",
+        ),
     ],
 )
-def test_bad_images_name_the_file_and_row(tmp_path: Path, capsys: pytest.CaptureFixture[str], damage, message) -> None:
+def test_bad_images_name_the_file_and_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage, message
+) -> None:
     folder = tmp_path / "geoqa"
     path = write_jsonl(folder / "train.jsonl", geoqa_rows(8, folder))
     damage(folder)
@@ -132,34 +172,66 @@ def test_missing_image_cell_and_skipping(tmp_path: Path) -> None:
     path = write_jsonl(folder / "train.jsonl", rows)
     with pytest.raises(DataError, match=r"line 6: no image in column 'image'"):
         load_source(config_from_dict(geoqa_config(path)).data.sources[0], 0, 2)
-    train, test = load_source(config_from_dict(geoqa_config(path, on_bad_rows="skip")).data.sources[0], 0, 2)
+    train, test = load_source(
+        config_from_dict(geoqa_config(path, on_bad_rows="skip")).data.sources[0], 0, 2
+    )
     assert len(train) + len(test) == 7
 
 
-def test_image_tasks_need_a_model_that_reads_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", "--set", "model.name=tiny-random", "--set", 'data.tasks=["geometry"]',
-                 "--out", str(tmp_path / "out"), "--dry-run"])
+def test_image_tasks_need_a_model_that_reads_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            "--set",
+            "model.name=tiny-random",
+            "--set",
+            'data.tasks=["geometry"]',
+            "--out",
+            str(tmp_path / "out"),
+            "--dry-run",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "model.name" in err and "'geometry' asks about images" in err
 
 
-def test_shipped_geoqa_config_validates_in_a_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """configs/gpu/geoqa_qwen25vl.toml passes every pre-flight check; the two hub look-ups (the model id
-    and the dataset) are answered locally, as a machine with the hub cache would answer them."""
+def test_shipped_geoqa_config_validates_in_a_dry_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """configs/gpu/geoqa_qwen25vl.toml passes every pre-flight check; the two hub look-ups (the
+    model id and the dataset) are answered locally, as a machine with the hub cache would answer
+    them."""
     import datasets
 
     from fgrpo.models import availability
 
     asked: list[str] = []
     monkeypatch.setattr(availability, "_check_hub_id", lambda name, where: asked.append(name))
-    rows = [{"problem": f"In the figure, angle {i}: find x.", "solution": f"<answer>{i % 90 + 1}°</answer>",
-             "image": figure(i)} for i in range(300)]
+    rows = [
+        {
+            "problem": f"In the figure, angle {i}: find x.",
+            "solution": f"<answer>{i % 90 + 1}°</answer>",
+            "image": figure(i),
+        }
+        for i in range(300)
+    ]
     loads: list[tuple] = []
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: loads.append((a, k)) or datasets.Dataset.from_list(rows))
+    monkeypatch.setattr(
+        datasets,
+        "load_dataset",
+        lambda *a, **k: loads.append((a, k)) or datasets.Dataset.from_list(rows),
+    )
     config = Path(__file__).resolve().parents[1] / "configs" / "gpu" / "geoqa_qwen25vl.toml"
     out = tmp_path / "out"
     assert main(["run", "--config", str(config), "--out", str(out), "--dry-run"]) == 0
-    assert "fgrpo (grpo), model Qwen/Qwen2.5-VL-3B-Instruct, 4 clients, 20 rounds x 8 local steps" in capsys.readouterr().out
-    assert asked == ["Qwen/Qwen2.5-VL-3B-Instruct"] and loads[0][0][0] == "leonardPKU/GEOQA_R1V_Train_8K"
+    assert (
+        "fgrpo (grpo), model Qwen/Qwen2.5-VL-3B-Instruct, 4 clients, 20 rounds x 8 local steps"
+        in capsys.readouterr().out
+    )
+    assert (
+        asked == ["Qwen/Qwen2.5-VL-3B-Instruct"]
+        and loads[0][0][0] == "leonardPKU/GEOQA_R1V_Train_8K"
+    )
     assert not out.exists()

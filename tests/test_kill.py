@@ -42,13 +42,16 @@ def tree(proc: psutil.Process) -> list[psutil.Process]:
 
 def running(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE  # a container's init may not reap
+        return (
+            proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        )  # a container's init may not reap
     except psutil.Error:
         return False
 
 
 def session_processes(session: str) -> list[psutil.Process]:
-    """Live processes whose cmdline names the run's Ray session (the raylet, gcs_server, log monitor...)."""
+    """Live processes whose cmdline names the run's Ray session (the raylet, gcs_server, log
+    monitor...)."""
     found = []
     for proc in psutil.process_iter():
         try:
@@ -66,18 +69,26 @@ def wait_for_ray(run: subprocess.Popen, log: Path) -> list[psutil.Process]:
     while time.monotonic() < deadline:
         assert run.poll() is None, f"the run ended early: {log.read_text()[-3000:]}"
         names = " ".join(" ".join(p.cmdline()) for p in tree(root) if running(p))
-        # a round done: its clients' workers exist (titled by the task they run, or ray::IDLE between)
-        if all(part in names for part in ("raylet", "DashboardAgent", "RuntimeEnvAgent")) and "round 1/" in log.read_text():
+        # a round done: its clients' workers exist (titled by the task they run, or ray::IDLE
+        # between)
+        if (
+            all(part in names for part in ("raylet", "DashboardAgent", "RuntimeEnvAgent"))
+            and "round 1/" in log.read_text()
+        ):
             return tree(root)
         time.sleep(0.5)
     pytest.fail(f"Ray did not come up within {UP_SECONDS} s: {log.read_text()[-3000:]}")
 
 
-@pytest.mark.parametrize("sig", [
-    signal.SIGKILL,  # the one no handler sees: only the watchdog can clean up
-    pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
-    pytest.param(signal.SIGINT, marks=pytest.mark.slow),
-], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "sig",
+    [
+        signal.SIGKILL,  # the one no handler sees: only the watchdog can clean up
+        pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+        pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+    ],
+    ids=lambda s: s.name,
+)
 def test_no_process_outlives_a_killed_run(tmp_path, sig):
     config = tmp_path / "run.toml"
     config.write_text(CONFIG)
@@ -86,12 +97,28 @@ def test_no_process_outlives_a_killed_run(tmp_path, sig):
     env.pop("RAY_ADDRESS", None)  # the run starts its own cluster: the case that leaked
     with log.open("w") as out:
         # its own session: the signal goes to the run alone, and the test can clean up its group
-        run = subprocess.Popen([sys.executable, "-m", "fgrpo", "run", "--config", str(config), "--out", str(tmp_path / "run")],
-                               stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fgrpo",
+                "run",
+                "--config",
+                str(config),
+                "--out",
+                str(tmp_path / "run"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     recorded: list[psutil.Process] = []
     try:
         recorded = wait_for_ray(run, log)
-        session = next(m.group() for p in recorded for m in [SESSION.search(" ".join(p.cmdline()))] if m)
+        session = next(
+            m.group() for p in recorded for m in [SESSION.search(" ".join(p.cmdline()))] if m
+        )
         os.kill(run.pid, sig)
         status = run.wait(timeout=GRACE_SECONDS)  # it stops at once, with the signal's status
         assert status == (-sig if sig == signal.SIGKILL else 128 + sig)
@@ -103,7 +130,9 @@ def test_no_process_outlives_a_killed_run(tmp_path, sig):
             if not left:
                 break
             time.sleep(0.5)
-        assert not left, f"left running after {sig.name}: {[(p.pid, p.name()) for p in left if running(p)]}"
+        assert not left, (
+            f"left running after {sig.name}: {[(p.pid, p.name()) for p in left if running(p)]}"
+        )
     finally:
         if run.poll() is None:
             run.kill()

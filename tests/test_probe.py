@@ -1,4 +1,5 @@
-"""FGRPO's probe signal: greedy answers on a fixed local probe, scored like TRL sums rewards, per task."""
+"""FGRPO's probe signal: greedy answers on a fixed local probe, scored like TRL sums rewards, per
+task."""
 
 import pytest
 import torch
@@ -28,7 +29,9 @@ def test_probe_sums_reward_functions_and_skips_rows_nobody_scored():
     totals = completion_rewards(model, tokenizer, ROWS, [first_two, only_first], max_new_tokens=4)
     assert totals == [2.5, 1.0, None]
     # grpo.reward_weights [2, 0.5], as TRL trains on them: 2·2 + 0.5·0.5, 2·1, nobody
-    weighted = completion_rewards(model, tokenizer, ROWS, [first_two, only_first], max_new_tokens=4, weights=[2.0, 0.5])
+    weighted = completion_rewards(
+        model, tokenizer, ROWS, [first_two, only_first], max_new_tokens=4, weights=[2.0, 0.5]
+    )
     assert weighted == [4.25, 2.0, None]
 
 
@@ -39,18 +42,28 @@ def test_probe_signal_is_the_mean_total_per_task():
     def by_position(completions, **_):
         return [1.0, 2.0, 3.0, 10.0, None]
 
-    assert probe_signals(model, tokenizer, rows, [by_position], 4) == {"addition": (2.0, 3), "sorting": (10.0, 1)}
+    assert probe_signals(model, tokenizer, rows, [by_position], 4) == {
+        "addition": (2.0, 3),
+        "sorting": (10.0, 1),
+    }
 
 
 def test_probe_with_no_scored_row_is_a_clear_error():
     model, tokenizer = _model()
     with pytest.raises(ValueError, match="no reward function scored"):
-        probe_signals(model, tokenizer, Dataset.from_list(ROWS), [lambda completions, **_: [None] * len(completions)], 4)
+        probe_signals(
+            model,
+            tokenizer,
+            Dataset.from_list(ROWS),
+            [lambda completions, **_: [None] * len(completions)],
+            4,
+        )
 
 
 def test_sampled_probe_reuses_its_random_numbers_and_leaves_the_training_rng_alone():
-    """probe_samples: k answers per row drawn with the probe's own seed, so an unchanged model scores
-    exactly the same (delta 0) and a changed one differs only where the change moves a draw."""
+    """probe_samples: k answers per row drawn with the probe's own seed, so an unchanged model
+    scores exactly the same (delta 0) and a changed one differs only where the change moves a
+    draw."""
     from fgrpo.client.signal import ProbeSampling
     from fgrpo.tasks.rewards import task_reward
 
@@ -64,7 +77,10 @@ def test_sampled_probe_reuses_its_random_numbers_and_leaves_the_training_rng_alo
     assert torch.equal(torch.rand(1), expected_next)  # the caller's RNG stream is untouched
     assert first["addition"][1] == 6 * 4  # every sampled answer is a rollout of the signal
     assert probe_signals(model, tokenizer, rows, [task_reward()], 16, sampling) == first
-    other_seed = [probe_signals(model, tokenizer, rows, [task_reward()], 16, ProbeSampling(4, 1.0, s)) for s in range(4, 8)]
+    other_seed = [
+        probe_signals(model, tokenizer, rows, [task_reward()], 16, ProbeSampling(4, 1.0, s))
+        for s in range(4, 8)
+    ]
     assert any(o != first for o in other_seed)  # it does sample: another seed draws other answers
 
 
@@ -82,5 +98,13 @@ def test_probe_hands_chat_completions_for_chat_prompts_as_trl_does():
     solution = [r["answer"] for r in ROWS]
     assert completion_rewards(model, tokenizer, ROWS, [recording], max_new_tokens=4) == [0.0] * 3
     assert all(c[0]["role"] == "assistant" and isinstance(c[0]["content"], str) for c in seen)
-    assert completion_rewards(model, tokenizer, [r | {"solution": s} for r, s in zip(ROWS, solution)],
-                          [accuracy_reward], max_new_tokens=4) == [0.0] * 3  # random weights: wrong, not a crash
+    assert (
+        completion_rewards(
+            model,
+            tokenizer,
+            [r | {"solution": s} for r, s in zip(ROWS, solution, strict=False)],
+            [accuracy_reward],
+            max_new_tokens=4,
+        )
+        == [0.0] * 3
+    )  # random weights: wrong, not a crash

@@ -34,16 +34,31 @@ JOINING_RUN = textwrap.dedent("""\
 
 def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path):
     with SharedCluster(tmp_path / "ray.log") as cluster:
-        env = {**cluster.env, "FGRPO_RUN_LOG": str(tmp_path / "run.log"), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+        env = {
+            **cluster.env,
+            "FGRPO_RUN_LOG": str(tmp_path / "run.log"),
+            "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+        }
         for _ in range(2):  # a second run joins the same, still running cluster
-            done = subprocess.run([sys.executable, "-c", JOINING_RUN], env=env, capture_output=True, text=True, timeout=120)
+            done = subprocess.run(
+                [sys.executable, "-c", JOINING_RUN],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert done.returncode == 0, done.stderr[-2000:]
             address, run_log, worker_parent = done.stdout.split()
             assert address == cluster.address and run_log == str(tmp_path / "run.log")
-            # the worker belongs to the cluster's processes, which the sweep's monitor adds to the run's
+            # the worker belongs to the cluster's processes, which the sweep's monitor adds to the
+            # run's
             nodes = [psutil.Process(pid) for pid in cluster.node_pids()]
-            assert cluster.proc.pid not in cluster.node_pids()  # the holder's own driver is not counted
-            assert worker_parent in {str(p.pid) for n in nodes for p in [n, *n.children(recursive=True)]}
+            assert (
+                cluster.proc.pid not in cluster.node_pids()
+            )  # the holder's own driver is not counted
+            assert worker_parent in {
+                str(p.pid) for n in nodes for p in [n, *n.children(recursive=True)]
+            }
         holder = psutil.Process(cluster.proc.pid)
     assert not holder.is_running() or holder.status() == psutil.STATUS_ZOMBIE
     assert ADDRESS_ENV not in os.environ  # the sweep's own environment is left as it was
@@ -110,13 +125,18 @@ def test_federated_points_share_one_cluster_centralized_ones_do_not(tmp_path, mo
     with runners_for(tmp_path, monkeypatch, '["fedavg", "centralized", "fgrpo"]') as by_strategy:
         assert FakeCluster.started == 1
         fedavg, fgrpo = by_strategy["fedavg"], by_strategy["fgrpo"]
-        assert isinstance(fedavg.keywords["cluster"], FakeCluster) and fgrpo.keywords["cluster"] is fedavg.keywords["cluster"]
+        assert (
+            isinstance(fedavg.keywords["cluster"], FakeCluster)
+            and fgrpo.keywords["cluster"] is fedavg.keywords["cluster"]
+        )
         assert by_strategy["centralized"].keywords["cluster"] is None
 
 
 def test_no_cluster_when_none_is_needed_or_one_is_given(tmp_path, monkeypatch):
     with runners_for(tmp_path, monkeypatch, '["centralized"]') as by_strategy:
-        assert FakeCluster.started == 0 and by_strategy["centralized"] is sweep_module.fgrpo_subprocess
+        assert (
+            FakeCluster.started == 0 and by_strategy["centralized"] is sweep_module.fgrpo_subprocess
+        )
     with runners_for(tmp_path, monkeypatch, '["fedavg"]', done={"strategy.name=fedavg"}):
         assert FakeCluster.started == 0
     with runners_for(tmp_path, monkeypatch, '["fedavg"]', address="10.0.0.1:6379") as by_strategy:
@@ -133,8 +153,12 @@ def test_points_after_the_cluster_stopped_start_their_own(tmp_path, monkeypatch,
     with runners_for(tmp_path, monkeypatch, '["fedavg", "fgrpo"]') as by_strategy:
         cluster = by_strategy["fedavg"].keywords["cluster"]
     path = tmp_path / "sweep.toml"
-    with sweep_module.point_runners(read_sweep(path), tmp_path / "out", {"strategy.name=fedavg": "new",
-                                    "strategy.name=fgrpo": "new"}, echo=print) as runners:
+    with sweep_module.point_runners(
+        read_sweep(path),
+        tmp_path / "out",
+        {"strategy.name=fedavg": "new", "strategy.name=fgrpo": "new"},
+        echo=print,
+    ) as runners:
         point = read_sweep(path).points[1]
         FakeCluster.last.alive = False
         assert runners(point).keywords["cluster"] is None

@@ -23,7 +23,16 @@ from fgrpo.cli import main
 from fgrpo.client.persistence import StateStore
 from fgrpo.config import load_config
 from fgrpo.run_setup import claim_fresh, clear, resume_config
-from fgrpo.server.checkpoint import Checkpoint, checkpoint_round, join_arrays, load_checkpoint, restore_rng, rng_state, save_checkpoint, split_arrays
+from fgrpo.server.checkpoint import (
+    Checkpoint,
+    checkpoint_round,
+    join_arrays,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+    split_arrays,
+)
 from fgrpo.server.run_dir import prepare
 from fgrpo.server.strategies import CENTRALIZED, STRATEGIES
 from fgrpo.server.strategies.local_only import TASK_MIX_KEY
@@ -50,10 +59,15 @@ def through_disk(state: dict, tmp_path: Path) -> dict:
 def round_replies(name: str, rnd: int) -> list:
     """Two clients whose adapters, rewards and (SCAFFOLD) variates change with the round."""
     out = []
-    for cid, n, w, r in (("a", 30, [3.0 + rnd, 1.0 - rnd], 0.2 * rnd), ("b", 10, [1.0, 5.0 * rnd], 0.5 / rnd)):
+    for cid, n, w, r in (
+        ("a", 30, [3.0 + rnd, 1.0 - rnd], 0.2 * rnd),
+        ("b", 10, [1.0, 5.0 * rnd], 0.5 / rnd),
+    ):
         message = reply(cid, {"w": w}, n, r, {"addition": (r, 4)})
         if name == "scaffold":
-            message.content[DELTA_VARIATE_KEY] = ArrayRecord({"w": Array(np.asarray([0.1 * rnd, -0.2], dtype=np.float32))})
+            message.content[DELTA_VARIATE_KEY] = ArrayRecord(
+                {"w": Array(np.asarray([0.1 * rnd, -0.2], dtype=np.float32))}
+            )
         if name == "local-only":
             message.content[TASK_MIX_KEY] = ConfigRecord({"addition": n})
         out.append(message)
@@ -61,7 +75,9 @@ def round_replies(name: str, rnd: int) -> list:
 
 
 def play_round(strategy, name: str, rnd: int, x: np.ndarray) -> np.ndarray:
-    replies = round_replies(name, rnd)  # first: building a reply gives the process a Flower task identity
+    replies = round_replies(
+        name, rnd
+    )  # first: building a reply gives the process a Flower task identity
     arrays = ArrayRecord({"w": Array(x.astype(np.float32))})
     list(strategy.configure_train(rnd, arrays, ConfigRecord({"fgrpo-config": "{}"}), FakeGrid(2)))
     aggregated, _ = strategy.aggregate_train(rnd, replies)
@@ -81,7 +97,10 @@ def test_every_strategy_continues_after_its_state_went_through_a_checkpoint(name
     restored = make(name, *settings)
     restored.load_state_dict(through_disk(original.state_dict(), tmp_path))
     for rnd in (3, 4):  # the restart happens between rounds 2 and 3
-        x_original, x_restored = play_round(original, name, rnd, x), play_round(restored, name, rnd, x)
+        x_original, x_restored = (
+            play_round(original, name, rnd, x),
+            play_round(restored, name, rnd, x),
+        )
         np.testing.assert_array_equal(x_restored, x_original)
         assert restored.ledger == original.ledger
         x = x_original
@@ -92,10 +111,19 @@ def fingerprint(state) -> str:
     return json.dumps(state, sort_keys=True, default=lambda a: [str(a.dtype), a.tolist()])
 
 
-@pytest.mark.parametrize("name, fields", [("fedadam", ["fedopt"]), ("fedyogi", ["fedopt"]), ("fedadagrad", ["fedopt"]),
-                                          ("fgrpo-adam", ["fedopt", "history"]), ("fedavgm", ["fedavgm"]),
-                                          ("fgrpo", ["history"]), ("scaffold", ["control", "accepted"]),
-                                          ("local-only", ["clients"])])
+@pytest.mark.parametrize(
+    "name, fields",
+    [
+        ("fedadam", ["fedopt"]),
+        ("fedyogi", ["fedopt"]),
+        ("fedadagrad", ["fedopt"]),
+        ("fgrpo-adam", ["fedopt", "history"]),
+        ("fedavgm", ["fedavgm"]),
+        ("fgrpo", ["history"]),
+        ("scaffold", ["control", "accepted"]),
+        ("local-only", ["clients"]),
+    ],
+)
 def test_stateful_strategies_checkpoint_their_state(name, fields):
     """The fresh strategy's state differs from a trained one's in every field that carries state."""
     trained = make(name, "strategy.server_momentum=0.5")
@@ -118,19 +146,41 @@ def test_checkpoint_round_trips_adapter_strategy_and_rng_and_survives_a_crash_mi
     adapter = {k: v + np.float32(0.1) * i for i, (k, v) in enumerate(adapter_state(model).items())}
     (tmp_path / "metrics.jsonl").write_text("")
     random.seed(5), np.random.seed(5), torch.manual_seed(5)
-    strategy = {"control": {"w": np.arange(3, dtype=np.float32) / 7}, "accepted": {"a": 2}, "m": [np.ones(2)], "x": None}
-    saved = Checkpoint(round=2, adapter=adapter, strategy=strategy, rng=rng_state(), initial_eval={"eval": {"macro": 0.5}},
-                       metrics_bytes=0, run_id="r1", sessions=[1])
+    strategy = {
+        "control": {"w": np.arange(3, dtype=np.float32) / 7},
+        "accepted": {"a": 2},
+        "m": [np.ones(2)],
+        "x": None,
+    }
+    saved = Checkpoint(
+        round=2,
+        adapter=adapter,
+        strategy=strategy,
+        rng=rng_state(),
+        initial_eval={"eval": {"macro": 0.5}},
+        metrics_bytes=0,
+        run_id="r1",
+        sessions=[1],
+    )
     save_checkpoint(tmp_path, saved, model)
     draws = (random.random(), np.random.rand(), torch.rand(1).item())
     loaded = load_checkpoint(tmp_path)
     restore_rng(loaded.rng)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == draws
-    assert loaded.round == 2 and loaded.run_id == "r1" and loaded.sessions == [1] and loaded.initial_eval == saved.initial_eval
-    assert set(loaded.adapter) == set(adapter) and all(np.array_equal(loaded.adapter[k], adapter[k]) for k in adapter)
+    assert (
+        loaded.round == 2
+        and loaded.run_id == "r1"
+        and loaded.sessions == [1]
+        and loaded.initial_eval == saved.initial_eval
+    )
+    assert set(loaded.adapter) == set(adapter) and all(
+        np.array_equal(loaded.adapter[k], adapter[k]) for k in adapter
+    )
     np.testing.assert_array_equal(loaded.strategy["control"]["w"], strategy["control"]["w"])
     assert loaded.strategy["accepted"] == {"a": 2} and loaded.strategy["x"] is None
-    assert (tmp_path / "checkpoint" / "adapter" / "adapter_model.safetensors").is_file()  # PEFT format for export
+    assert (
+        tmp_path / "checkpoint" / "adapter" / "adapter_model.safetensors"
+    ).is_file()  # PEFT format for export
     # A crash between the two renames of the next save: checkpoint/ gone, checkpoint.old/ complete.
     (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")
     (tmp_path / "checkpoint.new").mkdir()  # a half-written next checkpoint is never read
@@ -141,8 +191,12 @@ def test_checkpoint_round_trips_adapter_strategy_and_rng_and_survives_a_crash_mi
 
 
 def client_state(value: float) -> RecordDict:
-    return RecordDict({"c": ArrayRecord({"w": Array(np.asarray([value], dtype=np.float32))}),
-                       "n": ConfigRecord({"rounds": int(value)})})
+    return RecordDict(
+        {
+            "c": ArrayRecord({"w": Array(np.asarray([value], dtype=np.float32))}),
+            "n": ConfigRecord({"rounds": int(value)}),
+        }
+    )
 
 
 def restored(store: StateStore, rnd: int) -> float | None:
@@ -156,13 +210,21 @@ def test_client_state_files_skip_rounds_a_resumed_run_redid_and_keep_two_files(t
     for rnd in (1, 2, 4):
         first.save(client_state(rnd), rnd)
     assert restored(first, 1) is None and restored(first, 3) == 2.0 and restored(first, 5) == 4.0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["round-2.session-0.state", "round-4.session-0.state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "round-2.session-0.state",
+        "round-4.session-0.state",
+    ]
     # The server crashed before checkpointing round 4; session 1 resumes after round 3.
     second = StateStore(tmp_path, sessions=[3])
-    assert restored(second, 4) == 2.0 and restored(second, 6) == 2.0  # round 4 of session 0 is stale
+    assert (
+        restored(second, 4) == 2.0 and restored(second, 6) == 2.0
+    )  # round 4 of session 0 is stale
     second.save(client_state(5.5), 5)
     assert restored(second, 6) == 5.5
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["round-2.session-0.state", "round-5.session-1.state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "round-2.session-0.state",
+        "round-5.session-1.state",
+    ]
     live = client_state(9)
     second.restore(live, 6)  # a client that still holds its state in memory keeps it
     assert float(live["c"]["w"].numpy()[0]) == 9.0
@@ -190,11 +252,15 @@ def test_a_non_empty_run_directory_is_refused_with_one_line(tmp_path, capsys):
     claim_fresh(tmp_path / "empty", overwrite=False)
 
 
-def test_overwrite_keeps_the_old_run_when_the_new_config_is_bad_and_never_deletes_other_folders(tmp_path, capsys):
+def test_overwrite_keeps_the_old_run_when_the_new_config_is_bad_and_never_deletes_other_folders(
+    tmp_path, capsys
+):
     run = old_run(tmp_path)
     assert main(["run", "--out", str(run), "--overwrite", "--set", "federation.rounds=zero"]) == 2
     assert (run / "final" / "adapter.bin").read_text() == "old" and (run / "config.toml").is_file()
-    assert main(["run", "--out", str(run), "--overwrite", "--set", "data.train_size=1"]) == 2  # fails in check_data
+    assert (
+        main(["run", "--out", str(run), "--overwrite", "--set", "data.train_size=1"]) == 2
+    )  # fails in check_data
     assert (run / "final" / "adapter.bin").read_text() == "old"
     claim_fresh(run, overwrite=True)
     clear(run)
@@ -203,7 +269,9 @@ def test_overwrite_keeps_the_old_run_when_the_new_config_is_bad_and_never_delete
     photos.mkdir()
     (photos / "cat.jpg").write_text("meow")
     assert main(["run", "--out", str(photos), "--overwrite"]) == 2
-    assert "not an fgrpo run directory" in capsys.readouterr().err and (photos / "cat.jpg").is_file()
+    assert (
+        "not an fgrpo run directory" in capsys.readouterr().err and (photos / "cat.jpg").is_file()
+    )
 
 
 def test_overwrite_removes_only_what_fgrpo_wrote(tmp_path):
@@ -216,7 +284,9 @@ def test_overwrite_removes_only_what_fgrpo_wrote(tmp_path):
     claim_fresh(run, overwrite=True)
     clear(run)
     assert sorted(p.name for p in run.iterdir()) == ["my_plots", "notes.txt"]
-    assert (run / "notes.txt").read_text() == "my notes" and (run / "my_plots" / "a.png").read_bytes() == b"png"
+    assert (run / "notes.txt").read_text() == "my notes" and (
+        run / "my_plots" / "a.png"
+    ).read_bytes() == b"png"
 
 
 def test_resume_takes_the_run_directorys_config_and_only_lets_rounds_grow(tmp_path, capsys):
@@ -236,13 +306,17 @@ def test_resume_takes_the_run_directorys_config_and_only_lets_rounds_grow(tmp_pa
     assert "cannot be resumed" in capsys.readouterr().err
 
 
-def test_resume_refuses_fewer_rounds_than_done_and_a_finished_run_without_more_rounds(tmp_path, capsys):
+def test_resume_refuses_fewer_rounds_than_done_and_a_finished_run_without_more_rounds(
+    tmp_path, capsys
+):
     from fgrpo.models.lora import fresh_adapter_model
     from fgrpo.models.transport import adapter_state
 
     run = old_run(tmp_path, "model.name=tiny-random")
     model, _ = fresh_adapter_model(load_config(None, ["model.name=tiny-random"]).model, 0)
-    save_checkpoint(run, Checkpoint(round=4, adapter=adapter_state(model), strategy={}, rng=rng_state()), model)
+    save_checkpoint(
+        run, Checkpoint(round=4, adapter=adapter_state(model), strategy={}, rng=rng_state()), model
+    )
     assert main(["run", "--resume", str(run), "--set", "federation.rounds=3"]) == 2
     assert "below the 4 rounds" in capsys.readouterr().err
     resume_config(run, None, [])  # all rounds done but no summary: the resume only finishes the run
@@ -250,8 +324,13 @@ def test_resume_refuses_fewer_rounds_than_done_and_a_finished_run_without_more_r
     assert main(["run", "--resume", str(run)]) == 2
     assert "completed all 4 rounds" in capsys.readouterr().err
     assert resume_config(run, None, ["federation.rounds=5"]).federation.rounds == 5
-    save_checkpoint(run, Checkpoint(round=4, adapter=adapter_state(model), strategy={}, rng=rng_state(),
-                                    metrics_bytes=10), model)  # metrics.jsonl (empty) lost its lines
+    save_checkpoint(
+        run,
+        Checkpoint(
+            round=4, adapter=adapter_state(model), strategy={}, rng=rng_state(), metrics_bytes=10
+        ),
+        model,
+    )  # metrics.jsonl (empty) lost its lines
     assert main(["run", "--resume", str(run), "--set", "federation.rounds=5"]) == 2
     assert "shorter than at round 4" in capsys.readouterr().err
 
@@ -261,9 +340,19 @@ def test_resume_refuses_fewer_rounds_than_done_and_a_finished_run_without_more_r
 
 # The shipped tiny reasoner earns rewards with spread from round 1, so every round moves the adapter
 # (and SCAFFOLD's variates); tiny-random would mostly score 0 and leave nothing to compare.
-TINY = ["model.name=tiny", 'data.tasks=["sorting", "addition"]', "data.train_size=32", "data.test_size=4",
-        "grpo.max_completion_length=16", "eval.max_new_tokens=16", "federation.num_clients=2", "federation.rounds=4",
-        "federation.local_steps=1", "grpo.per_device_train_batch_size=8", "grpo.num_generations=4"]
+TINY = [
+    "model.name=tiny",
+    'data.tasks=["sorting", "addition"]',
+    "data.train_size=32",
+    "data.test_size=4",
+    "grpo.max_completion_length=16",
+    "eval.max_new_tokens=16",
+    "federation.num_clients=2",
+    "federation.rounds=4",
+    "federation.local_steps=1",
+    "grpo.per_device_train_batch_size=8",
+    "grpo.num_generations=4",
+]
 
 
 def fgrpo_command(*args: str, overrides: list[str] = ()) -> list[str]:
@@ -274,19 +363,30 @@ def fgrpo_command(*args: str, overrides: list[str] = ()) -> list[str]:
 
 
 def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
 
 
 def run_to_the_end(command: list[str]) -> str:
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=environment(), timeout=900)
+    proc = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, env=environment(), timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
 
 def kill_after_round(command: list[str], out: Path, rnd: int) -> None:
     """Start a run and SIGKILL its whole process group once round ``rnd`` is checkpointed."""
-    proc = subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 900
     try:
         while checkpoint_round(out) != rnd:
@@ -317,7 +417,11 @@ def assert_resume_equals_uninterrupted(strategy: str, tmp_path: Path) -> None:
     kill_after_round(fgrpo_command("--out", str(broken), overrides=overrides), broken, 2)
     assert checkpoint_round(broken) == 2 and not (broken / "final").exists()
     stdout = run_to_the_end(fgrpo_command("--resume", str(broken)))
-    assert f"resuming {broken} after round 2/4" in stdout and "round 3/4" in stdout and "round 1/4" not in stdout
+    assert (
+        f"resuming {broken} after round 2/4" in stdout
+        and "round 3/4" in stdout
+        and "round 1/4" not in stdout
+    )
     final_whole = load_file(str(whole / "final" / "adapter" / "adapter_model.safetensors"))
     final_resumed = load_file(str(broken / "final" / "adapter" / "adapter_model.safetensors"))
     assert set(final_whole) == set(final_resumed)
@@ -329,7 +433,9 @@ def assert_resume_equals_uninterrupted(strategy: str, tmp_path: Path) -> None:
     if strategy == "scaffold":  # round 3 counted the client state it had before the kill
         assert [r["train"]["client-state-rounds"] for r in records] == [1, 2, 3, 4]
     assert deterministic_fields(broken) == deterministic_fields(whole)
-    summary_whole, summary_resumed = (json.loads((d / "summary.json").read_text()) for d in (whole, broken))
+    summary_whole, summary_resumed = (
+        json.loads((d / "summary.json").read_text()) for d in (whole, broken)
+    )
     assert summary_resumed["initial_eval"] == summary_whole["initial_eval"] is not None
 
 
@@ -339,5 +445,7 @@ def test_fedavg_killed_after_round_2_of_4_and_resumed_equals_an_uninterrupted_ru
 
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["fgrpo", "scaffold"])
-def test_stateful_strategy_killed_after_round_2_of_4_and_resumed_equals_an_uninterrupted_run(strategy, tmp_path):
+def test_stateful_strategy_killed_after_round_2_of_4_and_resumed_equals_an_uninterrupted_run(
+    strategy, tmp_path
+):
     assert_resume_equals_uninterrupted(strategy, tmp_path)

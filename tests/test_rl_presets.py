@@ -15,12 +15,27 @@ from fgrpo.server import run_dir
 
 # What each preset must make TRL do, written out from the papers / TRL's docs (not from fgrpo.rl).
 EXPECTED = {
-    "grpo": {"loss_type": "grpo", "importance_sampling_level": "token", "epsilon": 0.2, "epsilon_high": None,
-             "scale_rewards": "group"},
-    "dapo": {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28, "mask_truncated_completions": True},
+    "grpo": {
+        "loss_type": "grpo",
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "epsilon_high": None,
+        "scale_rewards": "group",
+    },
+    "dapo": {
+        "loss_type": "dapo",
+        "epsilon": 0.2,
+        "epsilon_high": 0.28,
+        "mask_truncated_completions": True,
+    },
     "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
     "bnpo": {"loss_type": "bnpo"},
-    "gspo": {"importance_sampling_level": "sequence", "loss_type": "grpo", "epsilon": 3e-4, "epsilon_high": 4e-4},
+    "gspo": {
+        "importance_sampling_level": "sequence",
+        "loss_type": "grpo",
+        "epsilon": 3e-4,
+        "epsilon_high": 4e-4,
+    },
     "cispo": {"loss_type": "cispo", "epsilon_high": 5.0},
 }
 
@@ -87,6 +102,11 @@ def test_cli_lists_strategies_and_presets(capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     for name, entry in STRATEGIES.items():
-        assert any(line.split() and line.split()[0] == name and entry.description in line for line in lines), name
+        assert any(
+            line.split() and line.split()[0] == name and entry.description in line for line in lines
+        ), name
     for name in RL_PRESETS:
-        assert any(line.split() and line.split()[0] == name and RL_DESCRIPTIONS[name] in line for line in lines), name
+        assert any(
+            line.split() and line.split()[0] == name and RL_DESCRIPTIONS[name] in line
+            for line in lines
+        ), name

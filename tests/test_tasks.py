@@ -52,7 +52,11 @@ def test_gold_solution_scores_top_and_wrong_scores_bottom(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_rows_are_trl_prompts(name: str) -> None:
     row = get_task(name).generate(1, seed=0)[0]
-    assert row["prompt"][0]["role"] == "user" and row["task"] == name and isinstance(row["answer"], str)
+    assert (
+        row["prompt"][0]["role"] == "user"
+        and row["task"] == name
+        and isinstance(row["answer"], str)
+    )
 
 
 def test_reward_scales_differ_across_tasks() -> None:
@@ -61,6 +65,7 @@ def test_reward_scales_differ_across_tasks() -> None:
 
 
 # --- extraction edge cases -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -134,10 +139,15 @@ def test_countdown_checks_value_and_numbers_used() -> None:
 
 # --- reward functions --------------------------------------------------------------------------
 
+
 def test_task_reward_scores_each_row_by_its_task_and_scale() -> None:
     reward = task_reward({"multiplication": 100.0})
     out = reward(
-        completions=[[{"role": "assistant", "content": "<answer>4</answer>"}], "<answer>6</answer>", "x"],
+        completions=[
+            [{"role": "assistant", "content": "<answer>4</answer>"}],
+            "<answer>6</answer>",
+            "x",
+        ],
         answer=["4", "6", "anything"],
         task=["addition", "multiplication", "my-dataset"],
     )
@@ -146,7 +156,9 @@ def test_task_reward_scores_each_row_by_its_task_and_scale() -> None:
 
 def test_format_reward_counts_exactly_one_tag() -> None:
     reward = format_reward(0.5)
-    assert reward(completions=["<answer>1</answer>", "1", "<answer>1</answer><answer>2</answer>"]) == [0.5, 0.0, 0.0]
+    assert reward(
+        completions=["<answer>1</answer>", "1", "<answer>1</answer><answer>2</answer>"]
+    ) == [0.5, 0.0, 0.0]
 
 
 def test_reward_functions_follow_config() -> None:
@@ -210,10 +222,14 @@ def test_easy_answers_are_right_and_asked_for_in_the_tag(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", EASY)
-def test_easy_problem_space_holds_two_hundred_held_out_prompts_apart_from_training(name: str) -> None:
+def test_easy_problem_space_holds_two_hundred_held_out_prompts_apart_from_training(
+    name: str,
+) -> None:
     task = get_task(name)
     space = {prompt_key(r) for r in task.generate(40_000, seed=2)}
-    assert len(space) >= 1_500  # small enough to be easy, large enough for a 20% test share of >= 200
+    assert (
+        len(space) >= 1_500
+    )  # small enough to be easy, large enough for a 20% test share of >= 200
     test = {prompt_key(r) for r in task_test_set(name, 250, 1)}
     train = {prompt_key(r) for r in task.generate(800, seed=0, share="train", unique=True)}
     assert len(test) == 250 and len(train) == 800 and not test & train

@@ -18,10 +18,12 @@ from fgrpo.models.transport import (
 def random_state(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        "base_model.model.layers.0.self_attn.q_proj.lora_A.weight": rng.normal(size=(8, 128)).astype(np.float32),
-        "base_model.model.layers.0.self_attn.q_proj.lora_B.weight": (rng.normal(size=(128, 8)) * 1e-3).astype(
-            np.float32
-        ),
+        "base_model.model.layers.0.self_attn.q_proj.lora_A.weight": rng.normal(
+            size=(8, 128)
+        ).astype(np.float32),
+        "base_model.model.layers.0.self_attn.q_proj.lora_B.weight": (
+            rng.normal(size=(128, 8)) * 1e-3
+        ).astype(np.float32),
         "tiny": np.array([1e-30, -3.0e38, 0.0, 1.0 + 2**-20], dtype=np.float32),
     }
 
@@ -48,7 +50,9 @@ def test_bf16_round_trip_within_bf16_precision():
         # bf16 keeps 8 significand bits: relative error <= 2^-8 after round-to-nearest
         np.testing.assert_allclose(back[key], value, rtol=2**-8, atol=0)
         assert np.array_equal(back[key], torch.from_numpy(value).to(torch.bfloat16).float().numpy())
-    assert not np.array_equal(back["tiny"], state["tiny"])  # 1 + 2^-20 is not representable: it is lossy
+    assert not np.array_equal(
+        back["tiny"], state["tiny"]
+    )  # 1 + 2^-20 is not representable: it is lossy
 
 
 def test_unknown_transport_dtype_is_rejected():
@@ -67,7 +71,9 @@ def test_adapter_state_round_trips_through_the_model():
 
 
 def lora_targets(model) -> set[str]:
-    return {name.split(".")[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
+    return {
+        name.split(".")[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")
+    }
 
 
 def test_target_modules_default_to_peft_per_architecture_choice():
@@ -77,7 +83,9 @@ def test_target_modules_default_to_peft_per_architecture_choice():
 
 
 def test_target_modules_from_config_are_used():
-    cfg = ModelConfig(name="tiny-random", target_modules=["q_proj", "k_proj", "down_proj"], lora_r=4)
+    cfg = ModelConfig(
+        name="tiny-random", target_modules=["q_proj", "k_proj", "down_proj"], lora_r=4
+    )
     model, _ = fresh_adapter_model(cfg, seed=0)
     assert lora_targets(model) == {"q_proj", "k_proj", "down_proj"}
     a = next(v for k, v in adapter_state(model).items() if "down_proj.lora_A" in k)
@@ -85,7 +93,8 @@ def test_target_modules_from_config_are_used():
 
 
 def test_bf16_reply_carries_a_real_trained_update_within_one_percent():
-    """An update is ~1e-3 of the adapter: quantising θ_k (18% error in the issue) is not quantising Δ."""
+    """An update is ~1e-3 of the adapter: quantising θ_k (18% error in the issue) is not quantising
+    Δ."""
     from fgrpo.client.grpo import train_locally
     from fgrpo.config import load_config
     from fgrpo.data import client_partition
@@ -95,14 +104,26 @@ def test_bf16_reply_carries_a_real_trained_update_within_one_percent():
     def received_adapter(record, sent):  # what the server rebuilds from a reply
         return decode_tensors(record, sent, "adapter", relative=True)
 
-    def length_reward(completions, **_):  # varies across a random model's samples: GRPO always moves
+    def length_reward(
+        completions, **_
+    ):  # varies across a random model's samples: GRPO always moves
         return [float(len(str(c))) for c in completions]
 
-    cfg = load_config(None, ["model.name=tiny-random", 'data.tasks=["sorting"]', "data.train_size=32",
-                             "grpo.max_completion_length=8", "federation.num_clients=1"])
+    cfg = load_config(
+        None,
+        [
+            "model.name=tiny-random",
+            'data.tasks=["sorting"]',
+            "data.train_size=32",
+            "grpo.max_completion_length=8",
+            "federation.num_clients=1",
+        ],
+    )
     model, tokenizer = fresh_adapter_model(cfg.model, seed=0)
     data, rewards = client_partition(cfg, 0), [length_reward]
-    train_locally(model, tokenizer, data, rewards, cfg, seed=1, steps=2)  # a global adapter with B != 0
+    train_locally(
+        model, tokenizer, data, rewards, cfg, seed=1, steps=2
+    )  # a global adapter with B != 0
     sent = adapter_state(model)
     train_locally(model, tokenizer, data, rewards, cfg, seed=2, steps=2)
     new = adapter_state(model)
@@ -114,6 +135,8 @@ def test_bf16_reply_carries_a_real_trained_update_within_one_percent():
     record = reply_record(new, sent, "bf16")
     assert all(k.endswith("::delta" + BF16_SUFFIX) for k in record)
     assert relative_error(received_adapter(record, sent)) < 0.01
-    assert relative_error(from_arrayrecord(to_arrayrecord(new, "bf16"))) > 0.01  # the old absolute transport
+    assert (
+        relative_error(from_arrayrecord(to_arrayrecord(new, "bf16"))) > 0.01
+    )  # the old absolute transport
     exact = received_adapter(reply_record(new, sent, "fp32"), sent)
     assert all(np.array_equal(exact[k], new[k]) for k in new)

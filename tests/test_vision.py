@@ -17,8 +17,15 @@ from fgrpo.models.registry import describe, load_base
 from fgrpo.models.transport import adapter_state
 from fgrpo.tasks import get_task
 
-VL = ["model.name=tiny-vl", 'data.tasks=["geometry"]', "data.train_size=16", "data.test_size=4",
-      "data.partition=iid", "grpo.per_device_train_batch_size=8", "grpo.max_completion_length=16"]
+VL = [
+    "model.name=tiny-vl",
+    'data.tasks=["geometry"]',
+    "data.train_size=16",
+    "data.test_size=4",
+    "data.partition=iid",
+    "grpo.per_device_train_batch_size=8",
+    "grpo.max_completion_length=16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +49,17 @@ def test_lora_adapts_the_language_model_only(vl_model) -> None:
     visual = [n for n, _ in model.named_modules() if ".visual." in n and "lora" in n]
     assert not visual
     # an explicit list is the user's choice, as in PEFT
-    assert lora_config(ModelConfig(name="tiny-vl", target_modules=["qkv"]), model.base_model.model).target_modules == {"qkv"}
+    assert lora_config(
+        ModelConfig(name="tiny-vl", target_modules=["qkv"]), model.base_model.model
+    ).target_modules == {"qkv"}
 
 
 def visual_inputs(model, run) -> list[torch.Size]:
     """Shapes of what the vision tower was given while ``run()`` ran."""
     seen: list[torch.Size] = []
-    hook = model.base_model.model.model.visual.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape))
+    hook = model.base_model.model.model.visual.register_forward_hook(
+        lambda _m, args, _o: seen.append(args[0].shape)
+    )
     try:
         run()
     finally:
@@ -61,7 +72,9 @@ def test_evaluation_reads_the_image(vl_model) -> None:
     rows = get_task("geometry").generate(3, seed=0)
     prompts, images = [r["prompt"] for r in rows], [r["image"] for r in rows]
     out: list[str] = []
-    seen = visual_inputs(model, lambda: out.extend(greedy_completions(model, processor, prompts, 8, images=images)))
+    seen = visual_inputs(
+        model, lambda: out.extend(greedy_completions(model, processor, prompts, 8, images=images))
+    )
     # 224 px figures shrink to 112 px: 8 x 8 patches each, of 3 channels x 2 frames x 14 x 14 pixels
     assert len(out) == 3 and seen == [torch.Size([3 * 64, 3 * 2 * 14 * 14])]
     accuracy = accuracy_by_task(model, processor, {"geometry": rows}, 8, batch_size=2)
@@ -75,9 +88,15 @@ def test_round0_cache_key_names_figures_by_their_pixels(vl_model) -> None:
     from fgrpo.server.round0 import evaluation_key
 
     model, processor = vl_model
-    keys = [evaluation_key(model, processor, {"geometry": get_task("geometry").generate(3, seed=s)}, EvalConfig())
-            for s in (0, 0, 1)]
-    assert keys[0] is not None and keys[0] == keys[1] != keys[2]  # fresh image objects, same pictures: same key
+    keys = [
+        evaluation_key(
+            model, processor, {"geometry": get_task("geometry").generate(3, seed=s)}, EvalConfig()
+        )
+        for s in (0, 0, 1)
+    ]
+    assert (
+        keys[0] is not None and keys[0] == keys[1] != keys[2]
+    )  # fresh image objects, same pictures: same key
 
 
 def test_grpo_step_on_figures_feeds_the_vision_tower_and_moves_the_adapter(vl_model) -> None:
@@ -88,12 +107,16 @@ def test_grpo_step_on_figures_feeds_the_vision_tower_and_moves_the_adapter(vl_mo
     model, processor = vl_model
     cfg = load_config(None, VL + ["grpo.learning_rate=0.05"])
     data = Dataset.from_list(get_task("geometry").generate(8, seed=1, share="train"))
+
     def digits(completions, **_):  # varies across a random policy's samples: a GRPO signal
         return [float(sum(ch.isdigit() for ch in str(c))) for c in completions]
 
     before = adapter_state(model)
     stats = []
-    seen = visual_inputs(model, lambda: stats.append(train_locally(model, processor, data, [digits], cfg, seed=3, steps=1)))
+    seen = visual_inputs(
+        model,
+        lambda: stats.append(train_locally(model, processor, data, [digits], cfg, seed=3, steps=1)),
+    )
     after = adapter_state(model)
     assert stats[0].steps == 1 and seen, "GRPO must run the vision tower on the figures"
     assert all(shape[-1] == 3 * 2 * 14 * 14 for shape in seen)
@@ -103,21 +126,33 @@ def test_grpo_step_on_figures_feeds_the_vision_tower_and_moves_the_adapter(vl_mo
 def test_two_clients_one_round_on_figures(tmp_path) -> None:
     from fgrpo.experiments.runner import run_experiment
 
-    # FGRPO with its probe signal: each client also decodes greedy answers to probe figures drawn beside
-    # the training pool (the same question text as pool figures: the probe must tell them apart)
-    cfg = load_config(None, VL + ["federation.num_clients=2", "federation.rounds=1", "federation.local_steps=1",
-                                  "strategy.name=fgrpo", "data.probe_size=4"])
+    # FGRPO with its probe signal: each client also decodes greedy answers to probe figures drawn
+    # beside the training pool (the same question text as pool figures: the probe must tell them
+    # apart)
+    cfg = load_config(
+        None,
+        VL
+        + [
+            "federation.num_clients=2",
+            "federation.rounds=1",
+            "federation.local_steps=1",
+            "strategy.name=fgrpo",
+            "data.probe_size=4",
+        ],
+    )
     run_experiment(cfg, tmp_path)
     (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert record["aggregated"] and len(record["clients"]) == 2
     assert sum(c["weight"] for c in record["clients"]) == pytest.approx(1.0)
-    assert all(c["tasks"]["geometry"]["baseline"] is not None for c in record["clients"])  # the probe scored figures
+    assert all(
+        c["tasks"]["geometry"]["baseline"] is not None for c in record["clients"]
+    )  # the probe scored figures
     assert record["train"]["completion-length"] > 0 and set(record["eval"]) == {"geometry", "macro"}
     # the adapter came back from both clients and was aggregated: language-model LoRA only
     adapter = load_file(str(tmp_path / "final" / "adapter" / "adapter_model.safetensors"))
     assert adapter and all(".language_model." in k for k in adapter)
     sent = adapter_state(fresh_adapter_model(cfg.model, cfg.seed)[0])
     assert set(adapter) == set(sent) and all(adapter[k].shape == v.shape for k, v in sent.items())
-    # A random policy scores 0 on (nearly) every figure, so GRPO seldom has an advantage to follow here;
-    # the GRPO test above shows the adapter moving when rewards differ.
+    # A random policy scores 0 on (nearly) every figure, so GRPO seldom has an advantage to follow
+    # here; the GRPO test above shows the adapter moving when rewards differ.
     assert np.isfinite(record["train"]["update-norm"])

@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError, load_config
 from .errors import UserInputError
@@ -17,8 +17,14 @@ from .errors import UserInputError
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (configs/demo.toml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key, e.g. --set federation.rounds=2 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set federation.rounds=2 (repeatable)",
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -26,7 +32,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run_setup import claim_fresh, clear, resume_config
 
     if args.resume and (args.out or args.overwrite):
-        raise ConfigError("--resume", "continues the run in its own directory; drop --out/--overwrite")
+        raise ConfigError(
+            "--resume", "continues the run in its own directory; drop --out/--overwrite"
+        )
     if args.resume:
         out = Path(args.resume)
         cfg = resume_config(out, args.config, args.overrides)
@@ -35,15 +43,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = Path(args.out or cfg.output.dir)
         cfg.output.dir = str(out.resolve())  # config.toml's paths are absolute (fgrpo.config_paths)
         claim_fresh(out, args.overwrite)
-    from .preflight import check_run  # bad inputs fail here in one line, before Ray or any client starts
+    from .preflight import (
+        check_run,
+    )  # bad inputs fail here in one line, before Ray or any client starts
 
     notes = check_run(cfg, out, dry_run=args.dry_run)
     if args.dry_run:
         from .models.memory import memory_line
         from .run_plan import plan_line
 
-        print(f"fgrpo run --dry-run: {plan_line(cfg)}; run directory {out}; inputs checked, nothing run")
-        print(f"  {memory_line(cfg) if 'model' not in notes else 'memory: not estimated (no model config here)'}")
+        print(
+            f"fgrpo run --dry-run: {plan_line(cfg)}; run directory {out}; inputs checked, nothing run"
+        )
+        print(
+            f"  {memory_line(cfg) if 'model' not in notes else 'memory: not estimated (no model config here)'}"
+        )
         for note in notes.values():
             print(f"  {note}")
         return 0
@@ -53,13 +67,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .experiments.watchdog import guard, mark
 
     guard(mark())  # whatever ends this process, Ray's daemons and workers end with it
-    with RunConsole(out, cfg.federation.rounds, cfg.federation.local_steps, verbose=args.verbose) as console:
-        previous = {sig: signal.signal(sig, _stop_now(out, console)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with RunConsole(
+        out, cfg.federation.rounds, cfg.federation.local_steps, verbose=args.verbose
+    ) as console:
+        previous = {
+            sig: signal.signal(sig, _stop_now(out, console))
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         import ray._private.utils as ray_utils
 
         ray_sets = ray_utils.set_sigterm_handler
-        # ray.init replaces SIGTERM's handler with sys.exit, whose unwinding through Flower's loop and
-        # Ray's threads aborts the process (status -6); ours exits at once and the watchdog ends Ray
+        # ray.init replaces SIGTERM's handler with sys.exit, whose unwinding through Flower's loop
+        # and Ray's threads aborts the process (status -6); ours exits at once and the watchdog ends
+        # Ray
         ray_utils.set_sigterm_handler = lambda _handler: None
         try:
             summary = run_experiment(cfg, out, resume=bool(args.resume), console=console)
@@ -69,8 +89,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 signal.signal(sig, handler)
     if summary["rounds_aggregated"] == 0:
         first = _first_failure(out / "metrics.jsonl")
-        print(f"fgrpo: no round aggregated an update (every client failed or was rejected{'; first: ' + first if first else ''}); "
-              f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}", file=sys.stderr)
+        print(
+            "fgrpo: no round aggregated an update (every client failed or was rejected"
+            f"{'; first: ' + first if first else ''}); "
+            f"the adapter is untrained; see 'failures' in {out / 'metrics.jsonl'}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -82,7 +106,9 @@ def _stop_now(out: Path, console: Any) -> Callable[[int, Any], None]:
     keeps its last completed round (its checkpoint is written atomically) for --resume."""
 
     def handler(signum: int, _frame: Any) -> None:
-        console.abort(f"fgrpo: interrupted ({signal.Signals(signum).name}); continue with --resume {out}")
+        console.abort(
+            f"fgrpo: interrupted ({signal.Signals(signum).name}); continue with --resume {out}"
+        )
         os._exit(128 + signum)
 
     return handler
@@ -100,19 +126,38 @@ def _first_failure(metrics: Path) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fgrpo", description="Federated GRPO with FGRPO aggregation")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the Python traceback of input errors too (anywhere on the command line)")
+    parser = argparse.ArgumentParser(
+        prog="fgrpo", description="Federated GRPO with FGRPO aggregation"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the Python traceback of input errors too (anywhere on the command line)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a federated GRPO experiment (Flower simulation)")
     _add_config_args(run)
-    run.add_argument("--out", help="run directory (default: output.dir from the config); must be new or empty")
-    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round, "
-                     "with DIR/config.toml (only --set federation.rounds=N may change it)")
-    run.add_argument("--overwrite", action="store_true", help="replace the run already in the run directory")
-    run.add_argument("--dry-run", action="store_true", help="check every input and print the plan; train nothing")
-    run.add_argument("--verbose", action="store_true", help="show library warnings and the clients' output "
-                     "on the terminal (otherwise they go to DIR/run.log)")
+    run.add_argument(
+        "--out", help="run directory (default: output.dir from the config); must be new or empty"
+    )
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its last completed round, "
+        "with DIR/config.toml (only --set federation.rounds=N may change it)",
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in the run directory"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="check every input and print the plan; train nothing"
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show library warnings and the clients' output "
+        "on the terminal (otherwise they go to DIR/run.log)",
+    )
     run.set_defaults(func=cmd_run)
     from . import data_cli  # `fgrpo tasks`, `fgrpo data describe`
 
@@ -120,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import strategies_cli  # `fgrpo strategies`
 
     strategies_cli.register(sub)
-    from .models import commands as model_commands  # `fgrpo models | build-tiny-model | export | eval`
+    from .models import (
+        commands as model_commands,
+    )  # `fgrpo models | build-tiny-model | export | eval`
 
     model_commands.register(sub, _add_config_args)
     from .experiments import commands as experiment_commands  # `fgrpo sweep | report`
@@ -145,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split())  # one line, whatever the message held
         print(f"fgrpo: {err.kind}: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what a person asked for, not a failure to explain
+    except (
+        KeyboardInterrupt
+    ):  # Ctrl-C or SIGTERM: what a person asked for, not a failure to explain
         print("fgrpo: interrupted", file=sys.stderr)
         return 130
 

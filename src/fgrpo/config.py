@@ -24,7 +24,8 @@ from .schedule import SCHEDULES, round_learning_rate
 
 
 def _device() -> dict[str, Any]:
-    """A torch device setting; whether this machine has it is fgrpo.devices' (and preflight's) to say."""
+    """A torch device setting; whether this machine has it is fgrpo.devices' (and preflight's) to
+    say."""
     return {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "forms": "auto, cpu, cuda, cuda:N or mps"}
 
 
@@ -43,7 +44,8 @@ class ModelConfig:
     # Empty list: chosen per architecture (see fgrpo.models.lora).
     target_modules: list[str] = field(default_factory=list)
     transport_dtype: str = field(default="fp32", metadata=choice("fp32", "bf16"))
-    # Base weights as loaded, for every model (LoRA adapters stay float32); bfloat16 halves a GPU model's memory.
+    # Base weights as loaded, for every model (LoRA adapters stay float32); bfloat16 halves a GPU
+    # model's memory.
     dtype: str = field(default="float32", metadata=choice("float32", "bfloat16", "float16"))
 
 
@@ -53,9 +55,14 @@ class FederationConfig:
     rounds: int = field(default=3, metadata=at_least(1))
     local_steps: int = field(default=2, metadata=at_least(1))
     fraction_train: float = field(default=1.0, metadata=within(0.0, 1.0))
-    min_clients: int = field(default=1, metadata=at_least(1))  # usable replies a round needs to aggregate
-    round_timeout: float = field(default=0.0, metadata=at_least(0.0))  # seconds to wait for replies; 0: all
-    # Refuse an update whose norm exceeds this multiple of the round's median (from 3 replies on); 0: off.
+    min_clients: int = field(
+        default=1, metadata=at_least(1)
+    )  # usable replies a round needs to aggregate
+    round_timeout: float = field(
+        default=0.0, metadata=at_least(0.0)
+    )  # seconds to wait for replies; 0: all
+    # Refuse an update whose norm exceeds this multiple of the round's median (from 3 replies on);
+    # 0: off.
     max_norm_ratio: float = field(default=10.0, metadata=at_least(0.0))
     # CPU share of one simulated client; 1 on a 2-core laptop runs two at once.
     client_cpus: float = field(default=1.0, metadata=at_least(0.1))
@@ -74,7 +81,9 @@ class StrategyConfig:
     # probe/zscore at tau 3: the mode benchmarks/fgrpo_signal.py favours (results/fgrpo_signal.md,
     # 2026-12-02, like-with-like data); within noise of the others on the laptop testbed
     signal: str = field(default="probe", metadata=choice("train-reward", "probe"))
-    gain: str = field(default="zscore", metadata=choice("range", "ratio", "zscore", "difference", "delta"))
+    gain: str = field(
+        default="zscore", metadata=choice("range", "ratio", "zscore", "difference", "delta")
+    )
     beta: float = field(default=0.8, metadata=within(0.0, 1.0))
     tau: float = field(default=3.0, metadata=at_least(1e-9))
     gamma: float = field(default=1.0, metadata=at_least(0.0))
@@ -83,32 +92,44 @@ class StrategyConfig:
     # ratio's floor of |b| as a fraction of the task's reward range (scale-invariant, and bounded
     # where b nears 0: one probe row can no longer hand a client all the weight)
     eps: float = field(default=0.1, metadata=at_least(1e-12))
-    # η of θ <- θ + η (aggregate - θ) under every strategy that aggregates adapters (fedavgm: Flower's
-    # server_learning_rate); those with a server optimizer (opt_eta) or no aggregate refuse η != 1.
+    # η of θ <- θ + η (aggregate - θ) under every strategy that aggregates adapters (fedavgm:
+    # Flower's server_learning_rate); those with a server optimizer (opt_eta) or no aggregate refuse
+    # η != 1.
     server_lr: float = field(default=1.0, metadata=at_least(0.0))
     # probe answers per row: 0 greedy; k > 0 samples k at probe_temperature with the same random
     # numbers before and after training (common random numbers), a finer signal than 0/1 per row
     probe_samples: int = field(default=0, metadata=at_least(0))
     probe_temperature: float = field(default=1.0, metadata=at_least(1e-6))
-    spread_floor: float = field(default=0.05, metadata=at_least(0.0))  # zscore's s_min, x the task's range
-    # zscore: gain 0 until a (client, task) has this many reports, the current one included; 3 is the
-    # first report with a spread estimate (the first has no baseline, the second no past deviation)
+    spread_floor: float = field(
+        default=0.05, metadata=at_least(0.0)
+    )  # zscore's s_min, x the task's range
+    # zscore: gain 0 until a (client, task) has this many reports, the current one included; 3 is
+    # the first report with a spread estimate (the first has no baseline, the second no past
+    # deviation)
     warmup_reports: int = field(default=3, metadata=at_least(1))
     # train-reward: leave out the rollouts of the first local steps, which sample the received
     # global model (the same for every client); the last step always counts.
     signal_skip_steps: int = field(default=1, metadata=at_least(0))
     baseline_at: str = field(default="server", metadata=choice("server", "client"))
     # Baselines (fgrpo.server.strategies): each constant of Flower's strategies is a key.
-    proximal_mu: float = field(default=0.01, metadata=at_least(0.0))  # fedprox: mu/2 ||theta - theta_global||^2
-    # Server optimizer of fedadam / fedyogi / fedadagrad / fgrpo-adam (Reddi et al. 2021, Flower's FedOpt).
-    # eta is sized for LoRA deltas (Flower's 0.1 suits full models trained by SGD).
+    proximal_mu: float = field(
+        default=0.01, metadata=at_least(0.0)
+    )  # fedprox: mu/2 ||theta - theta_global||^2
+    # Server optimizer of fedadam / fedyogi / fedadagrad / fgrpo-adam (Reddi et al. 2021, Flower's
+    # FedOpt). eta is sized for LoRA deltas (Flower's 0.1 suits full models trained by SGD).
     opt_eta: float = field(default=1e-3, metadata=at_least(0.0))
     opt_beta_1: float = field(default=0.9, metadata=within(0.0, 1.0))
     opt_beta_2: float = field(default=0.99, metadata=within(0.0, 1.0))
     opt_tau: float = field(default=1e-6, metadata=at_least(1e-12))
-    server_momentum: float = field(default=0.9, metadata=within(0.0, 1.0))  # fedavgm (lr: server_lr)
-    trim_beta: float = field(default=0.2, metadata=within(0.0, 0.499))  # fedtrimmedavg: cut per tail
-    krum_num_malicious: int = field(default=0, metadata=at_least(0))  # krum: f, the assumed attackers
+    server_momentum: float = field(
+        default=0.9, metadata=within(0.0, 1.0)
+    )  # fedavgm (lr: server_lr)
+    trim_beta: float = field(
+        default=0.2, metadata=within(0.0, 0.499)
+    )  # fedtrimmedavg: cut per tail
+    krum_num_malicious: int = field(
+        default=0, metadata=at_least(0)
+    )  # krum: f, the assumed attackers
 
 
 @dataclass
@@ -127,18 +148,26 @@ class SourceConfig:
     test_split: str = ""
     prompt_column: str = "prompt"
     answer_column: str = "answer"
-    image_column: str = ""  # a column of images or image paths (relative to the file): the row's ``image``
-    rename: dict[str, str] = field(default_factory=dict)  # {old column = "new column"}, applied first
-    # {new column = "column"}: a copy under the name a reward function expects, e.g. {solution = "gold"}
+    image_column: str = (
+        ""  # a column of images or image paths (relative to the file): the row's ``image``
+    )
+    rename: dict[str, str] = field(
+        default_factory=dict
+    )  # {old column = "new column"}, applied first
+    # {new column = "column"}: a copy under the name a reward function expects, e.g. {solution =
+    # "gold"}
     columns: dict[str, str] = field(default_factory=dict)
     system_prompt: str = ""
-    answer_format: str = field(default="auto", metadata=choice("auto", "gsm8k", "boxed", "tag", "plain"))
+    answer_format: str = field(
+        default="auto", metadata=choice("auto", "gsm8k", "boxed", "tag", "plain")
+    )
     checker: str = field(default="math", metadata=choice("math", "exact"))
     rewards: list[str] = field(default_factory=list)  # "package.module:function"; empty: accuracy
     train_size: int = field(default=0, metadata=at_least(0))  # 0: every row
     test_size: int = field(default=-1, metadata=at_least(-1))  # -1: data.test_size
     on_bad_rows: str = field(default="error", metadata=choice("error", "skip"))
-    # Declared range of the source's total reward (FGRPO's range gain); [0, 1] fits the accuracy reward.
+    # Declared range of the source's total reward (FGRPO's range gain); [0, 1] fits the accuracy
+    # reward.
     reward_min: float = 0.0
     reward_max: float = 1.0
 
@@ -162,8 +191,9 @@ class DataConfig:
     format_reward: float = field(default=0.0, metadata=at_least(0.0))
     # Rows of each client's probe (FGRPO's probe signal), laid out the same for every strategy
     # (fgrpo.probe_rows): procedural tasks' probes are generated beside the training pool; a data
-    # source's probe rows (a tenth of each task's rows, one from a small task) are held out of training whatever the
-    # strategy, so every strategy trains on the same rows. 0: no probe (the probe signal is refused).
+    # source's probe rows (a tenth of each task's rows, one from a small task) are held out of
+    # training whatever the strategy, so every strategy trains on the same rows. 0: no probe (the
+    # probe signal is refused).
     probe_size: int = field(default=64, metadata=at_least(0))
     # Bring-your-own datasets, each one more task label ([[data.sources]] tables).
     sources: list[SourceConfig] = field(default_factory=list)
@@ -176,19 +206,22 @@ class EvalConfig:
     max_new_tokens: int = field(default=32, metadata=at_least(1))
     batch_size: int = field(default=256, metadata=at_least(1))
     # torch threads of the server's evaluation: a small model's ops are too small to split, and
-    # extra threads spin against the clients' and other jobs' processes (benchmarks/results/perf.md).
+    # extra threads spin against the clients' and other jobs' processes
+    # (benchmarks/results/perf.md).
     threads: int = field(default=1, metadata=at_least(1))
     # tasks whose answers are generated at once, each in its own thread of `threads` torch threads:
     # the clients' workers sit idle while the server evaluates (benchmarks/results/perf.md).
     concurrent_tasks: int = field(default=2, metadata=at_least(1))
-    # where the server evaluates: auto = the accelerator when there is one (cuda, else mps), else cpu
+    # where the server evaluates: auto = the accelerator when there is one (cuda, else mps), else
+    # cpu
     device: str = field(default="auto", metadata=_device())
 
 
 @dataclass
 class PrivacyConfig:
     # Flower's DP wrappers (fgrpo.server.strategies.privacy): clip each update θ_k − θ to
-    # clipping_norm on the server or on the client, then add N(0, (noise_multiplier·clipping_norm/n)²).
+    # clipping_norm on the server or on the client, then add N(0,
+    # (noise_multiplier·clipping_norm/n)²).
     dp: str = field(default="none", metadata=choice("none", "server-fixed", "client-fixed"))
     noise_multiplier: float = field(default=1.0, metadata=at_least(0.0))
     clipping_norm: float = field(default=1.0, metadata=at_least(1e-12))
@@ -231,13 +264,16 @@ class Config:
         return config_tree.flatten(self.to_dict())
 
     def grpo_settings(self) -> dict[str, Any]:
-        """Keyword arguments for TRL's GRPOConfig: defaults, then the rl.algorithm preset, then the user's keys."""
+        """Keyword arguments for TRL's GRPOConfig: defaults, then the rl.algorithm preset, then the
+        user's keys."""
         return {**GRPO_DEFAULTS, **RL_PRESETS[self.rl.algorithm], **self.grpo}
 
     def round_learning_rate(self, server_round: int) -> float:
         """The local learning rate of one round under ``federation.lr_schedule``."""
         lr = float(self.grpo_settings()["learning_rate"])
-        return round_learning_rate(lr, self.federation.lr_schedule, server_round, self.federation.rounds)
+        return round_learning_rate(
+            lr, self.federation.lr_schedule, server_round, self.federation.rounds
+        )
 
 
 def validate_grpo_keys(grpo: dict[str, Any]) -> None:
@@ -257,7 +293,9 @@ def validate_strategy_name(name: str) -> None:
     from .server.strategies import STRATEGIES
 
     if name not in STRATEGIES:
-        raise ConfigError("strategy.name", f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+        raise ConfigError(
+            "strategy.name", f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}"
+        )
 
 
 # Keys that moved to another table since an earlier release (old run directories hold them).
@@ -272,14 +310,22 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
     if cfg.federation.min_clients > cfg.federation.num_clients:
         raise ConfigError("federation.min_clients", "cannot exceed federation.num_clients")
     if 0 < cfg.federation.max_norm_ratio < 1:
-        raise ConfigError("federation.max_norm_ratio", "must be 0 (off) or >= 1: below 1 it refuses the median update itself")
+        raise ConfigError(
+            "federation.max_norm_ratio",
+            "must be 0 (off) or >= 1: below 1 it refuses the median update itself",
+        )
     if cfg.eval.max_new_tokens < 1:
         raise ConfigError("eval.max_new_tokens", "must be positive")
     if cfg.strategy.gain == "delta" and cfg.strategy.signal != "probe":
-        raise ConfigError("strategy.gain", "delta compares the probe before and after training: set strategy.signal=probe")
+        raise ConfigError(
+            "strategy.gain",
+            "delta compares the probe before and after training: set strategy.signal=probe",
+        )
     for key, scale in cfg.federation.client_lr_scale.items():
         if not key.isdigit() or int(key) >= cfg.federation.num_clients:
-            raise ConfigError(f"federation.client_lr_scale.{key}", "keys are partition ids 0..num_clients-1")
+            raise ConfigError(
+                f"federation.client_lr_scale.{key}", "keys are partition ids 0..num_clients-1"
+            )
         if scale < 0:
             raise ConfigError(f"federation.client_lr_scale.{key}", f"must be >= 0, got {scale}")
     from .tasks.rewards import check_reward_weights
@@ -298,13 +344,22 @@ def config_from_dict(tree: dict[str, Any], *, local_files: bool = True) -> Confi
 def config_from_flat(flat: dict[str, Any]) -> Config:
     """Rebuild a Config from Flower's flattened run_config (a grpo.* list, such as
     reward_weights, travels as JSON: TRL's keys have no declared type to parse it by)."""
-    values = {k: json.loads(v) if k.startswith("grpo.") and isinstance(v, str) and v.startswith("[") else v
-              for k, v in flat.items()}
+    values = {
+        k: json.loads(v)
+        if k.startswith("grpo.") and isinstance(v, str) and v.startswith("[")
+        else v
+        for k, v in flat.items()
+    }
     return config_from_dict(config_tree.unflatten(values))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
-                overrides_dir: Path | None = None, local_files: bool = True) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    overrides_dir: Path | None = None,
+    local_files: bool = True,
+) -> Config:
     """TOML file (optional) plus ``key=value`` overrides, fully validated.
 
     Paths resolve against the file's folder, the overrides' against ``overrides_dir`` (default:

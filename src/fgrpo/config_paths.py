@@ -58,7 +58,11 @@ def resolve_tree(tree: dict[str, Any], folder: Path) -> dict[str, Any]:
     name = model.get("name") if isinstance(model, dict) else None
     # a path-like name ("models/mine", "./mine") that is a directory there; a hub id ("org/model")
     # or a built-in name ("tiny") stays as it is
-    if isinstance(name, str) and ("/" in name or name.startswith((".", "~"))) and Path(_absolute(name, folder)).is_dir():
+    if (
+        isinstance(name, str)
+        and ("/" in name or name.startswith((".", "~")))
+        and Path(_absolute(name, folder)).is_dir()
+    ):
         out["model"] = {**model, "name": _absolute(name, folder)}
     if isinstance(data, dict) and "sources" in data:
         try:

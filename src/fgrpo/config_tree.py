@@ -1,4 +1,5 @@
-"""Nested config tables: read from TOML files, flattened as Flower's run_config holds them, merged."""
+"""Nested config tables: read from TOML files, flattened as Flower's run_config holds them,
+merged."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         tree = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise ConfigError(str(path), f"not UTF-8 text (byte 0x{err.object[err.start]:02x}); save it as UTF-8") from None
+        raise ConfigError(
+            str(path), f"not UTF-8 text (byte 0x{err.object[err.start]:02x}); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(path), f"invalid TOML: {err}") from err
-    if not tree:  # an empty or all-comment file is a wrong or unsaved file, not a request for the defaults
-        raise ConfigError(str(path), "the file is empty (no settings); to use the defaults, leave out --config")
+    if (
+        not tree
+    ):  # an empty or all-comment file is a wrong or unsaved file, not a request for the defaults
+        raise ConfigError(
+            str(path), "the file is empty (no settings); to use the defaults, leave out --config"
+        )
     return tree
 
 
@@ -33,7 +40,9 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             flat.update(flatten(value, dotted + "."))
         elif isinstance(value, list) and not all(isinstance(v, str) for v in value):
-            flat[dotted] = json.dumps(value, sort_keys=True)  # tables or numbers (grpo.reward_weights) travel as JSON
+            flat[dotted] = json.dumps(
+                value, sort_keys=True
+            )  # tables or numbers (grpo.reward_weights) travel as JSON
         elif isinstance(value, list):  # Flower's run_config holds scalars only
             flat[dotted] = ",".join(value)
         else:

@@ -64,9 +64,8 @@ def coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(key, f"expected a number, got {value!r}")
         value = float(value)
-    elif annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"expected a string, got {value!r}")
+    elif annotation is str and not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, got {value!r}")
     if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
         raise ConfigError(key, f"must be {meta['forms']}; got {value!r}")
     if "choices" in meta and value not in meta["choices"]:
@@ -78,7 +77,9 @@ def coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]
     return value
 
 
-def build(cls: type, values: dict[str, Any], prefix: str = "", moved: Mapping[str, str] | None = None) -> Any:
+def build(
+    cls: type, values: dict[str, Any], prefix: str = "", moved: Mapping[str, str] | None = None
+) -> Any:
     """``cls`` from a table of values, each checked against its field; ``moved``: {old dotted key:
     new one}, so a key that moved says where to, rather than "unknown key"."""
     moved = moved or {}
@@ -88,7 +89,9 @@ def build(cls: type, values: dict[str, Any], prefix: str = "", moved: Mapping[st
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key not in known:
-            raise ConfigError(dotted, f"moved to {moved[dotted]}" if dotted in moved else "unknown key")
+            raise ConfigError(
+                dotted, f"moved to {moved[dotted]}" if dotted in moved else "unknown key"
+            )
         annotation = hints[key]
         item_type = (typing.get_args(annotation) or (None,))[0]
         if typing.get_origin(annotation) is list and dataclasses.is_dataclass(item_type):
@@ -104,7 +107,10 @@ def build(cls: type, values: dict[str, Any], prefix: str = "", moved: Mapping[st
 
 def build_tables(cls: type, value: Any, dotted: str, moved: Mapping[str, str]) -> list[Any]:
     """A TOML array of tables (``[[data.sources]]``), or its JSON form from run_config."""
-    return [build(cls, item, f"{dotted}[{i}].", moved) for i, item in enumerate(as_tables(value, dotted))]
+    return [
+        build(cls, item, f"{dotted}[{i}].", moved)
+        for i, item in enumerate(as_tables(value, dotted))
+    ]
 
 
 def as_tables(value: Any, dotted: str) -> list[dict[str, Any]]:

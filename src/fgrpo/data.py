@@ -22,8 +22,8 @@ from flwr_datasets.partitioner import (
     DirichletPartitioner,
     ExponentialPartitioner,
     IidPartitioner,
-    PathologicalPartitioner,
     Partitioner,
+    PathologicalPartitioner,
 )
 
 from .config import Config, ConfigError, SourceConfig
@@ -33,8 +33,8 @@ from .tasks.sources import DataError, evaluation_rows, load_source
 
 TRAIN_SEED_OFFSET = 0
 # Test prompts come from the tasks' fixed test share (fgrpo.tasks.split), drawn by one stream
-# whatever the run's seed: every run of every seed is scored on the same prompts (paired comparisons),
-# and a smaller test_size is a prefix of a larger one.
+# whatever the run's seed: every run of every seed is scored on the same prompts (paired
+# comparisons), and a smaller test_size is a prefix of a larger one.
 TEST_STREAM = 1_000_003
 
 
@@ -57,7 +57,10 @@ def task_test_set(name: str, size: int, difficulty: int) -> list[dict[str, Any]]
 
 def test_sets(cfg: Config) -> dict[str, list[dict[str, Any]]]:
     """Held-out prompts per task (and per data source) for server-side evaluation."""
-    held_out = {name: task_test_set(name, cfg.data.test_size, cfg.data.difficulty) for name in cfg.data.tasks}
+    held_out = {
+        name: task_test_set(name, cfg.data.test_size, cfg.data.difficulty)
+        for name in cfg.data.tasks
+    }
     for source in cfg.data.sources:
         _, test = load_source(source, cfg.seed, cfg.data.test_size)
         if test:
@@ -81,7 +84,10 @@ def _unify_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     scalar = (str, int, float, bool)
     as_text = {k for k, t in kinds.items() if len(t) > 1 and all(issubclass(x, scalar) for x in t)}
     return [
-        {k: (str(row[k]) if k in as_text and row.get(k) is not None else row.get(k)) for k in columns}
+        {
+            k: (str(row[k]) if k in as_text and row.get(k) is not None else row.get(k))
+            for k in columns
+        }
         for row in rows
     ]
 
@@ -93,9 +99,15 @@ def training_pool(cfg: Config) -> Dataset:
         per_task = -(-cfg.data.train_size // len(cfg.data.tasks))
         for name in cfg.data.tasks:
             try:  # each prompt once: duplicates would blur partitions and counts
-                rows.extend(get_task(name).generate(
-                    per_task, cfg.seed + TRAIN_SEED_OFFSET, cfg.data.difficulty, share="train", unique=True
-                ))
+                rows.extend(
+                    get_task(name).generate(
+                        per_task,
+                        cfg.seed + TRAIN_SEED_OFFSET,
+                        cfg.data.difficulty,
+                        share="train",
+                        unique=True,
+                    )
+                )
             except ValueError as err:
                 raise ConfigError("data.train_size", str(err)) from err
     for source in cfg.data.sources:
@@ -104,7 +116,9 @@ def training_pool(cfg: Config) -> Dataset:
     try:
         pool = Dataset.from_list(_unify_columns(rows))
     except Exception as err:  # noqa: BLE001 - Arrow cannot hold the mixture
-        raise DataError("data.sources", f"the tasks' columns cannot share one table: {err}") from err
+        raise DataError(
+            "data.sources", f"the tasks' columns cannot share one table: {err}"
+        ) from err
     return pool.shuffle(seed=cfg.seed)
 
 
@@ -117,7 +131,11 @@ def make_partitioner(cfg: Config, pool_size: int | None = None) -> Partitioner:
         # A small minimum keeps extreme alphas (0.1) feasible on laptop-sized pools.
         min_size = max(1, min(10, pool_size // (4 * n)))
         return DirichletPartitioner(
-            num_partitions=n, partition_by="task", alpha=d.alpha, min_partition_size=min_size, seed=cfg.seed
+            num_partitions=n,
+            partition_by="task",
+            alpha=d.alpha,
+            min_partition_size=min_size,
+            seed=cfg.seed,
         )
     if d.partition == "pathological":
         return PathologicalPartitioner(
@@ -155,19 +173,27 @@ def client_partition(cfg: Config, partition_id: int) -> Dataset:
     partitioner = _partitioner_for(cfg.to_json())  # data errors surface here, unchanged
     rows, clients = len(partitioner.dataset), cfg.federation.num_clients
     if rows < clients:  # flwr-datasets would report an index out of range, not the cause
-        raise ConfigError("federation.num_clients", f"{rows} training rows cannot be split among {clients} clients; "
-                          "use fewer clients or add data")
+        raise ConfigError(
+            "federation.num_clients",
+            f"{rows} training rows cannot be split among {clients} clients; "
+            "use fewer clients or add data",
+        )
     try:
         partition = partitioner.load_partition(partition_id)
-    except (ValueError, IndexError) as err:  # Dirichlet cannot meet the minimum size; fewer rows than clients
+    except (
+        ValueError,
+        IndexError,
+    ) as err:  # Dirichlet cannot meet the minimum size; fewer rows than clients
         raise ConfigError(
-            "data.partition", f"{cfg.data.partition} partitioning failed: {err} "
-            "(more data, fewer clients or a larger data.alpha help)"
+            "data.partition",
+            f"{cfg.data.partition} partitioning failed: {err} "
+            "(more data, fewer clients or a larger data.alpha help)",
         ) from err
     if len(partition) == 0:
         raise ConfigError(
-            "data.partition", f"client {partition_id} gets no data under {cfg.data.partition!r} "
-            f"with {cfg.federation.num_clients} clients; add data (data.train_size) or use fewer clients"
+            "data.partition",
+            f"client {partition_id} gets no data under {cfg.data.partition!r} "
+            f"with {cfg.federation.num_clients} clients; add data (data.train_size) or use fewer clients",
         )
     return partition
 
@@ -196,7 +222,9 @@ def node_training_config(cfg: Config, node_config: Mapping[str, object]) -> Conf
     reward_min/reward_max (``grpo.reward_weights``, when set, must fit them); else the run's."""
     if not node_config.get(NODE_DATA_CONFIG):
         return cfg
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tasks=[], sources=[own_source(cfg, node_config)]))
+    return dataclasses.replace(
+        cfg, data=dataclasses.replace(cfg.data, tasks=[], sources=[own_source(cfg, node_config)])
+    )
 
 
 def node_source(cfg: Config, path: str, task: str) -> SourceConfig:
@@ -211,9 +239,18 @@ def node_source(cfg: Config, path: str, task: str) -> SourceConfig:
     if not task and len(labels) == 1:
         task = labels[0]
     if task not in labels:
-        raise DataError(f"node config {NODE_DATA_TASK}", f"name the task of this node's data, one of "
-                        f"{', '.join(labels)}; got {task!r}")
-    own = {"path": path, "hub": "", "test_path": "", "test_split": "", "train_size": 0, "test_size": 0}
+        raise DataError(
+            f"node config {NODE_DATA_TASK}",
+            f"name the task of this node's data, one of {', '.join(labels)}; got {task!r}",
+        )
+    own = {
+        "path": path,
+        "hub": "",
+        "test_path": "",
+        "test_split": "",
+        "train_size": 0,
+        "test_size": 0,
+    }
     for source in cfg.data.sources:
         if source.name == task:
             return dataclasses.replace(source, **own)
@@ -222,11 +259,17 @@ def node_source(cfg: Config, path: str, task: str) -> SourceConfig:
 
 def node_dataset(cfg: Config, node_config: Mapping[str, object]) -> Dataset:
     """The dataset this node trains on: its owner's file (node config ``data-path`` or
-    ``data-config``) in a deployment, else its partition of the configured pool (``partition-id``, simulation)."""
+    ``data-config``) in a deployment, else its partition of the configured pool (``partition-id``,
+    simulation)."""
     if not owns_data(node_config):
-        if "partition-id" not in node_config:  # a deployed node that forgot its data would train on another's
-            raise ConfigError(f"node config {NODE_DATA_PATH}", f"this node has neither {NODE_DATA_PATH} (its owner's "
-                              f"file; or {NODE_DATA_CONFIG}) nor partition-id (a simulated partition); set one in --node-config")
+        if (
+            "partition-id" not in node_config
+        ):  # a deployed node that forgot its data would train on another's
+            raise ConfigError(
+                f"node config {NODE_DATA_PATH}",
+                f"this node has neither {NODE_DATA_PATH} (its owner's "
+                f"file; or {NODE_DATA_CONFIG}) nor partition-id (a simulated partition); set one in --node-config",
+            )
         return client_partition(cfg, int(node_config["partition-id"]))  # type: ignore[call-overload]
     rows, _ = load_source(own_source(cfg, node_config), cfg.seed, 0)
     return Dataset.from_list(_unify_columns(rows))
@@ -259,6 +302,8 @@ def check_data(cfg: Config) -> None:
     prompts, generations = batch_shape(cfg.grpo_settings())
     for name in task_names(cfg):
         rows = [i for i, t in enumerate(labels) if t == name]
-        step = [rows[k % len(rows)] for k in range(prompts)] if rows else []  # a small task's rows repeat, as in TRL
+        step = (
+            [rows[k % len(rows)] for k in range(prompts)] if rows else []
+        )  # a small task's rows repeat, as in TRL
         probe_rows = list(pool.select(step))
         probe_rewards(funcs, weights, probe_rows, generations, ranges[name])

@@ -28,9 +28,13 @@ def tasks_table(cfg: Config | None = None) -> str:
         rows.append((name, f"[{low:g}, {high:g}]", configured, task.description))
     lines = _columns(rows)
     lines += ["", "gold checks for data sources (checker = ...):"]
-    lines += _columns([("checker", "reward range", "description")] + [
-        (c.name, f"[{c.reward_range[0]:g}, {c.reward_range[1]:g}]", c.description) for c in CHECKERS.values()
-    ])
+    lines += _columns(
+        [("checker", "reward range", "description")]
+        + [
+            (c.name, f"[{c.reward_range[0]:g}, {c.reward_range[1]:g}]", c.description)
+            for c in CHECKERS.values()
+        ]
+    )
     if cfg and cfg.data.sources:
         lines += ["", "data sources in this config:"]
         src_rows = [("source", "data", "checker", "rewards")]
@@ -42,13 +46,19 @@ def tasks_table(cfg: Config | None = None) -> str:
             src_rows.append((s.name, s.path or f"hub:{s.hub}", s.checker, rewards))
         lines += _columns(src_rows)
     if cfg and cfg.data.format_reward > 0:
-        lines += ["", f"format reward: +{cfg.data.format_reward:g} for exactly one <answer> tag (every task)"]
+        lines += [
+            "",
+            f"format reward: +{cfg.data.format_reward:g} for exactly one <answer> tag (every task)",
+        ]
     return "\n".join(lines)
 
 
 def _columns(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        for row in rows
+    ]
 
 
 def describe_partitions(cfg: Config) -> tuple[str, list[str], list[dict[str, int]]]:
@@ -58,14 +68,33 @@ def describe_partitions(cfg: Config) -> tuple[str, list[str], list[dict[str, int
     names = task_names(cfg)
     counts = task_counts(cfg)
     d = cfg.data
-    knob = {"dirichlet": f" alpha={d.alpha:g}", "pathological": f" tasks_per_client={d.tasks_per_client}"}
-    header = (f"partition: {d.partition}{knob.get(d.partition, '')} | clients: {cfg.federation.num_clients} | "
-              f"seed: {cfg.seed} | prompts: {sum(sum(c.values()) for c in counts)}")
+    knob = {
+        "dirichlet": f" alpha={d.alpha:g}",
+        "pathological": f" tasks_per_client={d.tasks_per_client}",
+    }
+    header = (
+        f"partition: {d.partition}{knob.get(d.partition, '')} | clients: {cfg.federation.num_clients} | "
+        f"seed: {cfg.seed} | prompts: {sum(sum(c.values()) for c in counts)}"
+    )
     rows = [("client", *names, "total", "tasks")]
     for pid, per_task in enumerate(counts):
         present = sum(1 for v in per_task.values() if v)
-        rows.append((str(pid), *(str(per_task[n]) for n in names), str(sum(per_task.values())), str(present)))
-    rows.append(("total", *(str(sum(c[n] for c in counts)) for n in names), str(sum(sum(c.values()) for c in counts)), ""))
+        rows.append(
+            (
+                str(pid),
+                *(str(per_task[n]) for n in names),
+                str(sum(per_task.values())),
+                str(present),
+            )
+        )
+    rows.append(
+        (
+            "total",
+            *(str(sum(c[n] for c in counts)) for n in names),
+            str(sum(sum(c.values()) for c in counts)),
+            "",
+        )
+    )
     table = [header, ""]
     from .data import _partitioner_for
 
@@ -73,7 +102,9 @@ def describe_partitions(cfg: Config) -> tuple[str, list[str], list[dict[str, int
     if unassigned > 0:
         table = [header, f"note: {unassigned} prompts reach no client under this partition", ""]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    table += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    table += [
+        "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=False)) for row in rows
+    ]
     return "\n".join(table), names, counts
 
 
@@ -88,7 +119,15 @@ def save_heatmap(path: Path, cfg: Config, names: list[str], counts: list[dict[st
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_yticks(range(len(counts)), [f"client {i}" for i in range(len(counts))])
     for (i, j), value in np.ndenumerate(grid):
-        ax.text(j, i, str(value), ha="center", va="center", color="w" if value < grid.max() / 2 else "k", fontsize=8)
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            color="w" if value < grid.max() / 2 else "k",
+            fontsize=8,
+        )
     d = cfg.data
     title = d.partition + (f" (alpha={d.alpha:g})" if d.partition == "dirichlet" else "")
     ax.set_title(f"prompts per client and task: {title}")
@@ -113,14 +152,18 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, add_config_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(
+    sub: argparse._SubParsersAction, add_config_args: Callable[[argparse.ArgumentParser], None]
+) -> None:
     """Add ``tasks`` and ``data describe`` to the ``fgrpo`` parser."""
     tasks = sub.add_parser("tasks", help="list the verifiable tasks and their reward ranges")
     add_config_args(tasks)
     tasks.set_defaults(func=cmd_tasks)
     data = sub.add_parser("data", help="inspect the data a run will use")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    describe = data_sub.add_parser("describe", help="per-client table of task counts (and a heatmap)")
+    describe = data_sub.add_parser(
+        "describe", help="per-client table of task counts (and a heatmap)"
+    )
     add_config_args(describe)
     describe.add_argument("--heatmap", metavar="PNG", help="also save the table as a heatmap image")
     describe.set_defaults(func=cmd_data_describe)

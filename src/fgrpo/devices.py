@@ -27,10 +27,17 @@ def resolve_device(setting: str, key: str = "eval.device") -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (device.index or 0) >= count:
-            raise ConfigError(key, f"{setting!r} asked for, but torch sees {count} CUDA device(s) here; use auto or cpu")
-        return torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
+            raise ConfigError(
+                key,
+                f"{setting!r} asked for, but torch sees {count} CUDA device(s) here; use auto or cpu",
+            )
+        return torch.device(
+            "cuda", torch.cuda.current_device() if device.index is None else device.index
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(key, "'mps' asked for, but this machine has no MPS device; use auto or cpu")
+        raise ConfigError(
+            key, "'mps' asked for, but this machine has no MPS device; use auto or cpu"
+        )
     return device
 
 

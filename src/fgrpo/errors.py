@@ -24,6 +24,7 @@ class ConfigError(UserInputError, ValueError):
 
 
 class HubUnreachable(UserInputError):
-    """A model or dataset needs the Hugging Face hub, which is unreachable here and it is not cached.
+    """A model or dataset needs the Hugging Face hub, which is unreachable here and it is not
+    cached.
 
     A real run stops on it; ``fgrpo run --dry-run`` notes it and plans the rest."""

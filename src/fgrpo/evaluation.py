@@ -20,20 +20,33 @@ from .tasks.rewards import weighted_total
 _PROCESSING = threading.Lock()
 
 
-def _encoded(processing_class: Any, prompts: list[list[dict[str, Any]]], images: list[Any]) -> dict[str, Any]:
+def _encoded(
+    processing_class: Any, prompts: list[list[dict[str, Any]]], images: list[Any]
+) -> dict[str, Any]:
     """A left-padded batch; a vision-language processor also turns each row's image into pixels,
     placed as TRL's GRPOTrainer places it (before the first user message's text)."""
     if isinstance(processing_class, ProcessorMixin):
         from trl.data_utils import prepare_multimodal_messages
 
-        conversations = [prepare_multimodal_messages(p, images=[] if i is None else [i])
-                         for p, i in zip(prompts, images, strict=True)]
+        conversations = [
+            prepare_multimodal_messages(p, images=[] if i is None else [i])
+            for p, i in zip(prompts, images, strict=True)
+        ]
         return processing_class.apply_chat_template(
-            conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+            conversations,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
             processor_kwargs={"padding": True, "padding_side": "left"},
         )
-    texts = [processing_class.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    return processing_class(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    texts = [
+        processing_class.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]
+    return processing_class(
+        texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+    )
 
 
 @torch.no_grad()
@@ -57,8 +70,17 @@ def greedy_completions(
     model.eval()
     text = text_tokenizer(tokenizer)
     images = images or [None] * len(prompts)
-    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0,
-                "num_return_sequences": samples} if samples else {"do_sample": False}
+    sampling = (
+        {
+            "do_sample": True,
+            "temperature": temperature,
+            "top_k": 0,
+            "top_p": 1.0,
+            "num_return_sequences": samples,
+        }
+        if samples
+        else {"do_sample": False}
+    )
     per_batch = max(1, batch_size // samples) if samples else batch_size
     outputs: list[str] = []
     for start in range(0, len(prompts), per_batch):
@@ -106,10 +128,20 @@ def accuracy_by_task(
     per_prompt = max(1, samples)
 
     def answers(rows: list[dict[str, Any]]) -> list[str]:
-        return greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size, samples,
-                                  temperature, images=[r.get("image") for r in rows])
+        return greedy_completions(
+            model,
+            tokenizer,
+            [r["prompt"] for r in rows],
+            max_new_tokens,
+            batch_size,
+            samples,
+            temperature,
+            images=[r.get("image") for r in rows],
+        )
 
-    workers = 1 if samples else max(1, concurrent_tasks)  # sampling draws from torch's one global RNG
+    workers = (
+        1 if samples else max(1, concurrent_tasks)
+    )  # sampling draws from torch's one global RNG
     was_training = model.training
     model.eval()  # once, for every thread (each greedy_completions then restores eval mode)
     try:
@@ -122,7 +154,10 @@ def accuracy_by_task(
         task = checker_for(name, rows)  # a procedural task, or a data source's gold check
         completions = generated[name]
         result[name] = fmean(
-            any(task.is_correct(c, r["answer"]) for c in completions[i * per_prompt : (i + 1) * per_prompt])
+            any(
+                task.is_correct(c, r["answer"])
+                for c in completions[i * per_prompt : (i + 1) * per_prompt]
+            )
             for i, r in enumerate(rows)
         )
     result["macro"] = fmean(result.values()) if result else 0.0
@@ -137,8 +172,11 @@ def pass_at_k(
     max_new_tokens: int,
     temperature: float = 1.0,
 ) -> dict[str, float]:
-    """pass@k per task and macro: the ceiling RL from verifiable rewards pulls greedy accuracy towards."""
-    return accuracy_by_task(model, tokenizer, test_sets, max_new_tokens, 512, samples=k, temperature=temperature)
+    """pass@k per task and macro: the ceiling RL from verifiable rewards pulls greedy accuracy
+    towards."""
+    return accuracy_by_task(
+        model, tokenizer, test_sets, max_new_tokens, 512, samples=k, temperature=temperature
+    )
 
 
 def completion_rewards(
@@ -160,11 +198,27 @@ def completion_rewards(
     scored gets None.
     """
     per_prompt = max(1, samples)
-    completions: list[Any] = greedy_completions(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens,
-                                                batch_size, samples, temperature, images=[r.get("image") for r in rows])
-    if isinstance(rows[0]["prompt"], list):  # chat prompts: TRL hands over chat completions (trl.rewards index them)
+    completions: list[Any] = greedy_completions(
+        model,
+        tokenizer,
+        [r["prompt"] for r in rows],
+        max_new_tokens,
+        batch_size,
+        samples,
+        temperature,
+        images=[r.get("image") for r in rows],
+    )
+    if isinstance(
+        rows[0]["prompt"], list
+    ):  # chat prompts: TRL hands over chat completions (trl.rewards index them)
         completions = [[{"role": "assistant", "content": text}] for text in completions]
     repeated = [r for r in rows for _ in range(per_prompt)]
     columns = {k: [r[k] for r in repeated] for k in rows[0] if k != "prompt"}
-    scores = [fn(completions=completions, prompts=[r["prompt"] for r in repeated], **columns) for fn in reward_funcs]
-    return [weighted_total(per_row, weights or [1.0] * len(reward_funcs)) for per_row in zip(*scores, strict=True)]
+    scores = [
+        fn(completions=completions, prompts=[r["prompt"] for r in repeated], **columns)
+        for fn in reward_funcs
+    ]
+    return [
+        weighted_total(per_row, weights or [1.0] * len(reward_funcs))
+        for per_row in zip(*scores, strict=True)
+    ]

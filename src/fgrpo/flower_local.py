@@ -9,6 +9,7 @@ We find it by the log file Flower gives it, inside the Flower home (``$FLWR_HOME
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import psutil
@@ -27,8 +28,12 @@ def local_superlinks(home: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         args = proc.info["cmdline"] or []
-        if (any(Path(a).name == "flower-superlink" for a in args[:2]) and "--log-file" in args
-                and args.index("--log-file") + 1 < len(args) and args[args.index("--log-file") + 1] == log_file):
+        if (
+            any(Path(a).name == "flower-superlink" for a in args[:2])
+            and "--log-file" in args
+            and args.index("--log-file") + 1 < len(args)
+            and args[args.index("--log-file") + 1] == log_file
+        ):
             found.append(proc)
     return found
 
@@ -44,16 +49,12 @@ def stop_local_superlinks(home: Path, timeout: float = 10.0) -> list[int]:
         except psutil.NoSuchProcess:
             continue
     for proc in family:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(family, timeout=timeout)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=timeout)
     return [p.pid for p in superlinks]
 
@@ -70,5 +71,7 @@ def cmd_flwr_stop(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    stop = sub.add_parser("flwr-stop", help="stop the local SuperLink `flwr run .` started (Flower leaves it running)")
+    stop = sub.add_parser(
+        "flwr-stop", help="stop the local SuperLink `flwr run .` started (Flower leaves it running)"
+    )
     stop.set_defaults(func=cmd_flwr_stop)

@@ -23,9 +23,17 @@ from .config import Config
 from .errors import ConfigError
 
 # Ranges that TRL's GRPOConfig accepts (or rejects without naming the key) but training cannot use.
-AT_LEAST = {"num_generations": 2, "per_device_train_batch_size": 1, "max_completion_length": 1,
-            "gradient_accumulation_steps": 1, "learning_rate": 0, "beta": 0, "epsilon": 0, "weight_decay": 0,
-            "max_grad_norm": 0}
+AT_LEAST = {
+    "num_generations": 2,
+    "per_device_train_batch_size": 1,
+    "max_completion_length": 1,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 0,
+    "beta": 0,
+    "epsilon": 0,
+    "weight_decay": 0,
+    "max_grad_norm": 0,
+}
 POSITIVE = ("temperature",)
 
 
@@ -35,8 +43,15 @@ def _type_words(annotation: Any) -> str:
         return " or ".join(dict.fromkeys(_type_words(a) for a in typing.get_args(annotation)))
     if typing.get_origin(annotation) is typing.Literal:
         return " or ".join(repr(a) for a in typing.get_args(annotation))
-    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "none",
-             list: "a list", dict: "a table"}
+    words = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        type(None): "none",
+        list: "a list",
+        dict: "a table",
+    }
     base = typing.get_origin(annotation) or annotation
     if isinstance(base, type) and issubclass(base, enum.Enum):
         return "one of " + ", ".join(str(m.value) for m in base)
@@ -79,7 +94,9 @@ def _check_values(settings: dict[str, Any]) -> None:
     fixed = fixed_grpo_args("", 0, 1)
     for key, value in settings.items():
         if key in fixed:
-            raise ConfigError(f"grpo.{key}", "fgrpo sets this GRPOConfig field itself; remove the key")
+            raise ConfigError(
+                f"grpo.{key}", "fgrpo sets this GRPOConfig field itself; remove the key"
+            )
         if key in hints and not matches(value, hints[key]):
             raise ConfigError(f"grpo.{key}", f"expected {_type_words(hints[key])}, got {value!r}")
         if value is None:
@@ -113,4 +130,6 @@ def check_grpo_settings(cfg: Config) -> None:
             grpo_args(cfg, scratch, cfg.seed, cfg.federation.local_steps)
         except (ValueError, TypeError) as err:
             message = " ".join(str(err).split())
-            raise ConfigError(_culprit(message, settings, cfg.grpo), f"TRL's GRPOConfig rejects it: {message}") from err
+            raise ConfigError(
+                _culprit(message, settings, cfg.grpo), f"TRL's GRPOConfig rejects it: {message}"
+            ) from err

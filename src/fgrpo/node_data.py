@@ -42,14 +42,20 @@ def source_file(file: str, task: str, labels: list[str], path: str = "") -> Sour
         raise ConfigError(key, f"file not found: {location}")
     doc = read_toml(location)
     if set(doc) != {"source"} or not isinstance(doc["source"], dict):
-        raise ConfigError(f"{location}", "expected one [source] table (the fields of a [[data.sources]] table)")
+        raise ConfigError(
+            f"{location}", "expected one [source] table (the fields of a [[data.sources]] table)"
+        )
     table = resolve_source(doc["source"], location.resolve().parent)
-    source = build(SourceConfig, {**table, **({"path": path} if path else {})}, f"{location}: source.")
+    source = build(
+        SourceConfig, {**table, **({"path": path} if path else {})}, f"{location}: source."
+    )
     label = task or source.name
     if label not in labels:
-        raise ConfigError(f"{location}: source.name", f"name the run's task label these rows train as "
-                          f"(or node config data-task), one of {', '.join(labels)}; got {label!r}")
+        raise ConfigError(
+            f"{location}: source.name",
+            f"name the run's task label these rows train as "
+            f"(or node config data-task), one of {', '.join(labels)}; got {label!r}",
+        )
     source = dataclasses.replace(source, name=label, **NODE_ONLY)
     validate_source_fields(source, f"{location}: source")
     return source
-

@@ -24,7 +24,8 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_writable_dir(path: str | Path, flag: str = "--out") -> None:
-    """Raise UserInputError unless ``path`` is, or can be created as, a directory we can write in."""
+    """Raise UserInputError unless ``path`` is, or can be created as, a directory we can write
+    in."""
     path = Path(path).expanduser().absolute()
     where = f"{flag} {path}"
     existing = _nearest_existing(path)
@@ -36,4 +37,6 @@ def check_writable_dir(path: str | Path, flag: str = "--out") -> None:
         with tempfile.TemporaryDirectory(dir=existing, prefix=".fgrpo-write-test-"):
             pass
     except OSError as err:
-        raise UserInputError(f"{where}: cannot write in {existing} ({err.strerror or err})") from None
+        raise UserInputError(
+            f"{where}: cannot write in {existing} ({err.strerror or err})"
+        ) from None

@@ -19,8 +19,11 @@ from .errors import ConfigError, HubUnreachable
 def check_train_size(cfg: Config) -> None:
     """Fewer pooled prompts than clients cannot be partitioned."""
     if cfg.data.tasks and not cfg.data.sources and cfg.data.train_size < cfg.federation.num_clients:
-        raise ConfigError("data.train_size", f"{cfg.data.train_size} prompts cannot be shared by "
-                          f"{cfg.federation.num_clients} clients (federation.num_clients)")
+        raise ConfigError(
+            "data.train_size",
+            f"{cfg.data.train_size} prompts cannot be shared by "
+            f"{cfg.federation.num_clients} clients (federation.num_clients)",
+        )
 
 
 def check_client_shares(cfg: Config) -> None:
@@ -34,9 +37,12 @@ def check_client_shares(cfg: Config) -> None:
     for pid in range(cfg.federation.num_clients):
         size = len(client_partition(cfg, pid))
         if size < needed:
-            raise ConfigError("data.train_size", f"client {pid} gets {size} prompts under {cfg.data.partition!r}, "
-                              f"fewer than one GRPO step samples ({needed} = grpo.per_device_train_batch_size / "
-                              "grpo.num_generations); add data, use fewer clients or a smaller batch")
+            raise ConfigError(
+                "data.train_size",
+                f"client {pid} gets {size} prompts under {cfg.data.partition!r}, "
+                f"fewer than one GRPO step samples ({needed} = grpo.per_device_train_batch_size / "
+                "grpo.num_generations); add data, use fewer clients or a smaller batch",
+            )
 
 
 def check_images(cfg: Config) -> None:
@@ -44,10 +50,15 @@ def check_images(cfg: Config) -> None:
     from .models.vision import reads_images
     from .tasks import TASKS
 
-    with_images = [n for n in cfg.data.tasks if TASKS[n].needs_images] + [s.name for s in cfg.data.sources if s.image_column]
+    with_images = [n for n in cfg.data.tasks if TASKS[n].needs_images] + [
+        s.name for s in cfg.data.sources if s.image_column
+    ]
     if with_images and reads_images(cfg.model.name) is False:
-        raise ConfigError("model.name", f"{cfg.model.name!r} reads no images, and {with_images[0]!r} asks about images; "
-                          "use a vision-language model (tiny-vl, or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct)")
+        raise ConfigError(
+            "model.name",
+            f"{cfg.model.name!r} reads no images, and {with_images[0]!r} asks about images; "
+            "use a vision-language model (tiny-vl, or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct)",
+        )
 
 
 def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, str]:

@@ -60,8 +60,10 @@ def probe_quotas(task_counts: dict[str, int], take: int, caps: dict[str, int]) -
     """Probe rows per task: one for every task that can give one (when ``take`` allows), the rest
     in proportion to the partition's task mix, never more than ``caps[task]`` rows of a task."""
     quota = {task: 0 for task in task_counts}
-    eligible = sorted((t for t, c in task_counts.items() if c > 0 and caps[t] >= 1),
-                      key=lambda t: (-task_counts[t], t))
+    eligible = sorted(
+        (t for t, c in task_counts.items() if c > 0 and caps[t] >= 1),
+        key=lambda t: (-task_counts[t], t),
+    )
     for task in eligible[:take]:
         quota[task] = 1
     total = sum(task_counts.values())
@@ -75,15 +77,26 @@ def probe_quotas(task_counts: dict[str, int], take: int, caps: dict[str, int]) -
     return quota
 
 
-def generated_probe(cfg: Config, task: str, count: int, partition_id: int, pool_prompts: frozenset[str],
-                    pool_count: int) -> list[dict[str, Any]]:
+def generated_probe(
+    cfg: Config,
+    task: str,
+    count: int,
+    partition_id: int,
+    pool_prompts: frozenset[str],
+    pool_count: int,
+) -> list[dict[str, Any]]:
     """``count`` prompts of a procedural task's train share that are not in the training pool."""
     seed = PROBE_STREAM * (partition_id + 1) + cfg.seed
     try:  # the pool can hold at most pool_count of the generated prompts
-        rows = get_task(task).generate(count + pool_count, seed, cfg.data.difficulty, share="train", unique=True)
+        rows = get_task(task).generate(
+            count + pool_count, seed, cfg.data.difficulty, share="train", unique=True
+        )
     except ValueError as err:
-        raise ConfigError("data.probe_size", f"task {task}: too few distinct prompts beside the training "
-                          f"pool for a probe of {count} rows ({err})") from err
+        raise ConfigError(
+            "data.probe_size",
+            f"task {task}: too few distinct prompts beside the training "
+            f"pool for a probe of {count} rows ({err})",
+        ) from err
     return [row for row in rows if row_identity(row) not in pool_prompts][:count]
 
 
@@ -95,15 +108,21 @@ def row_identity(row: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=4)
 def _pool_prompts(config_json: str, task: str) -> tuple[frozenset[str], int]:
-    """The training pool's prompts of one task (no client may be probed on a prompt anyone trains on)."""
+    """The training pool's prompts of one task (no client may be probed on a prompt anyone trains
+    on)."""
     pool = partitioned_pool(config_from_dict(json.loads(config_json)))
     figures = pool["figure"] if "figure" in pool.column_names else [None] * len(pool)
-    keys = [row_identity({"prompt": p, "figure": f})
-            for p, t, f in zip(pool["prompt"], pool["task"], figures, strict=True) if t == task]
+    keys = [
+        row_identity({"prompt": p, "figure": f})
+        for p, t, f in zip(pool["prompt"], pool["task"], figures, strict=True)
+        if t == task
+    ]
     return frozenset(keys), len(keys)
 
 
-def split_client_rows(cfg: Config, rows: Dataset, partition_id: int, procedural: frozenset[str]) -> ClientRows:
+def split_client_rows(
+    cfg: Config, rows: Dataset, partition_id: int, procedural: frozenset[str]
+) -> ClientRows:
     """(training rows, probe) of one client; ``procedural``: the labels whose probe is generated."""
     size = cfg.data.probe_size
     if size == 0 or len(rows) == 0:
@@ -115,8 +134,12 @@ def split_client_rows(cfg: Config, rows: Dataset, partition_id: int, procedural:
     caps = {task: size if task in procedural else source_cap(counts[task]) for task in counts}
     quotas = probe_quotas(counts, size, caps)
     rng = random.Random(cfg.seed * 1_000_003 + partition_id)
-    held = sorted(i for task, indices in sorted(by_task.items()) if task not in procedural
-                  for i in rng.sample(indices, quotas[task]))
+    held = sorted(
+        i
+        for task, indices in sorted(by_task.items())
+        if task not in procedural
+        for i in rng.sample(indices, quotas[task])
+    )
     probe = [rows[i] for i in held]
     for task in sorted(t for t in quotas if t in procedural and quotas[t] > 0):
         prompts, pool_count = _pool_prompts(cfg.to_json(), task)
@@ -141,5 +164,9 @@ def pooled_training_rows(cfg: Config) -> Dataset:
     that share a prompt text, such as figure questions)."""
     if cfg.data.probe_size == 0 or not cfg.data.sources:
         return partitioned_pool(cfg)
-    return concatenate_datasets([client_rows(cfg, pid, {"partition-id": pid}).train
-                                 for pid in range(cfg.federation.num_clients)])
+    return concatenate_datasets(
+        [
+            client_rows(cfg, pid, {"partition-id": pid}).train
+            for pid in range(cfg.federation.num_clients)
+        ]
+    )

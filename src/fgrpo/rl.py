@@ -33,42 +33,73 @@ GRPO_DEFAULTS: dict[str, Any] = {
 }
 
 # The TRL GRPOConfig fields every preset sets (and nothing else).
-PRESET_KEYS = ("loss_type", "scale_rewards", "importance_sampling_level", "epsilon", "epsilon_high",
-               "mask_truncated_completions")
+PRESET_KEYS = (
+    "loss_type",
+    "scale_rewards",
+    "importance_sampling_level",
+    "epsilon",
+    "epsilon_high",
+    "mask_truncated_completions",
+)
 
 RL_PRESETS: dict[str, dict[str, Any]] = {
-    # DeepSeekMath GRPO: per-sequence length normalisation, group-std advantage scaling, symmetric clip.
+    # DeepSeekMath GRPO: per-sequence length normalisation, group-std advantage scaling, symmetric
+    # clip.
     "grpo": {
-        "loss_type": "grpo", "scale_rewards": "group", "importance_sampling_level": "token",
-        "epsilon": 0.2, "epsilon_high": None, "mask_truncated_completions": False,
+        "loss_type": "grpo",
+        "scale_rewards": "group",
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "epsilon_high": None,
+        "mask_truncated_completions": False,
     },
     # DAPO: clip-higher (eps_high 0.28), token-level normalisation over the accumulated batch,
     # overlong filtering (truncated completions masked out of the loss).
     "dapo": {
-        "loss_type": "dapo", "scale_rewards": "group", "importance_sampling_level": "token",
-        "epsilon": 0.2, "epsilon_high": 0.28, "mask_truncated_completions": True,
+        "loss_type": "dapo",
+        "scale_rewards": "group",
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "epsilon_high": 0.28,
+        "mask_truncated_completions": True,
     },
     # Dr. GRPO: constant normaliser (max_completion_length), no std scaling of advantages.
     "dr_grpo": {
-        "loss_type": "dr_grpo", "scale_rewards": "none", "importance_sampling_level": "token",
-        "epsilon": 0.2, "epsilon_high": None, "mask_truncated_completions": False,
+        "loss_type": "dr_grpo",
+        "scale_rewards": "none",
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "epsilon_high": None,
+        "mask_truncated_completions": False,
     },
     # BNPO: normalise by the active tokens of the local batch.
     "bnpo": {
-        "loss_type": "bnpo", "scale_rewards": "group", "importance_sampling_level": "token",
-        "epsilon": 0.2, "epsilon_high": None, "mask_truncated_completions": False,
+        "loss_type": "bnpo",
+        "scale_rewards": "group",
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "epsilon_high": None,
+        "mask_truncated_completions": False,
     },
     # GSPO: sequence-level importance ratio with the paper's tight clip range; TRL advises
     # loss_type="grpo" with sequence-level sampling to reproduce the paper.
     "gspo": {
-        "loss_type": "grpo", "scale_rewards": "group", "importance_sampling_level": "sequence",
-        "epsilon": 3e-4, "epsilon_high": 4e-4, "mask_truncated_completions": False,
+        "loss_type": "grpo",
+        "scale_rewards": "group",
+        "importance_sampling_level": "sequence",
+        "epsilon": 3e-4,
+        "epsilon_high": 4e-4,
+        "mask_truncated_completions": False,
     },
     # CISPO (MiniMax-M1): clip the importance weights (eps_max 5.0, ScaleRL's value), not the
     # advantage-scaled ratio; token-level normalisation.
     "cispo": {
-        "loss_type": "cispo", "scale_rewards": "group", "importance_sampling_level": "token",
-        "epsilon": 0.2, "epsilon_high": 5.0, "mask_truncated_completions": False,
+        "loss_type": "cispo",
+        "scale_rewards": "group",
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "epsilon_high": 5.0,
+        "mask_truncated_completions": False,
     },
 }
 
@@ -87,4 +118,6 @@ def preset(name: str) -> dict[str, Any]:
     try:
         return dict(RL_PRESETS[name])
     except KeyError:
-        raise ValueError(f"rl.algorithm: unknown preset {name!r}; known: {', '.join(RL_PRESETS)}") from None
+        raise ValueError(
+            f"rl.algorithm: unknown preset {name!r}; known: {', '.join(RL_PRESETS)}"
+        ) from None

@@ -25,25 +25,33 @@ MEAN, ROLLOUTS = "mean/", "rollouts/"
 
 def task_reward_record(means: dict[str, tuple[float, int]]) -> dict[str, float]:
     """A client's per-task (mean total reward, rollouts) as the reply's record holds them."""
-    return {**{MEAN + t: float(m) for t, (m, _) in means.items()}, **{ROLLOUTS + t: float(n) for t, (_, n) in means.items()}}
+    return {
+        **{MEAN + t: float(m) for t, (m, _) in means.items()},
+        **{ROLLOUTS + t: float(n) for t, (_, n) in means.items()},
+    }
 
 
 def read_task_rewards(record: Any) -> dict[str, tuple[float, float]]:
-    """{task: (mean, rollouts)} from a reply's record; ValueError for a malformed or non-finite one."""
+    """{task: (mean, rollouts)} from a reply's record; ValueError for a malformed or non-finite
+    one."""
     if record is None:
         return {}
     out = {}
     for key, value in record.items():
         if key.startswith(MEAN):
-            task = key[len(MEAN):]
+            task = key[len(MEAN) :]
             mean, rollouts = float(value), float(record.get(ROLLOUTS + task, math.nan))
             if not (math.isfinite(mean) and math.isfinite(rollouts) and rollouts > 0):
-                raise ValueError(f"task reward of {task!r} is not a finite mean over > 0 rollouts: {mean}, {rollouts}")
+                raise ValueError(
+                    f"task reward of {task!r} is not a finite mean over > 0 rollouts: {mean}, {rollouts}"
+                )
             out[task] = (mean, rollouts)
     return out
 
 
-def round_reward(clients: list[dict[str, Any]], ranges: dict[str, tuple[float, float]]) -> dict[str, Any] | None:
+def round_reward(
+    clients: list[dict[str, Any]], ranges: dict[str, tuple[float, float]]
+) -> dict[str, Any] | None:
     """{"normalised": the round's reward, "by_task": {task: raw mean}, "by_task_normalised": ...}
     over the clients' ledger rows (their ``task-reward``); None when no client reported one."""
     weighted: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -53,7 +61,9 @@ def round_reward(clients: list[dict[str, Any]], ranges: dict[str, tuple[float, f
                 weighted[task].append((entry["mean"], entry["rollouts"]))
     if not weighted:
         return None
-    by_task = {t: sum(m * n for m, n in v) / sum(n for _, n in v) for t, v in sorted(weighted.items())}
+    by_task = {
+        t: sum(m * n for m, n in v) / sum(n for _, n in v) for t, v in sorted(weighted.items())
+    }
     fraction = {t: (m - ranges[t][0]) / (ranges[t][1] - ranges[t][0]) for t, m in by_task.items()}
     rollouts = {t: sum(n for _, n in v) for t, v in weighted.items()}
     normalised = sum(rollouts[t] * fraction[t] for t in by_task) / sum(rollouts.values())

@@ -21,23 +21,43 @@ from .out_dir import check_writable_dir
 RUN_MARKERS = ("config.toml", "metrics.jsonl")  # what every fgrpo run directory has
 # Every top-level entry fgrpo writes into a run directory (tests check a real run writes no other),
 # and so all that --overwrite may remove.
-RUN_ENTRIES = frozenset({
-    "config.toml", "config.toml.tmp", "versions.json", "metrics.jsonl", "summary.json", "resources.json",
-    "grpo_settings.json", "run.log", "plots", "checkpoint", "checkpoint.old", "final", "clients",
-})
+RUN_ENTRIES = frozenset(
+    {
+        "config.toml",
+        "config.toml.tmp",
+        "versions.json",
+        "metrics.jsonl",
+        "summary.json",
+        "resources.json",
+        "grpo_settings.json",
+        "run.log",
+        "plots",
+        "checkpoint",
+        "checkpoint.old",
+        "final",
+        "clients",
+    }
+)
 EXTENDABLE = "federation.rounds"
 UNRESUMABLE = "centralized"  # one trainer over all steps: its optimiser state is not checkpointed
 
 
 def claim_fresh(out: Path, overwrite: bool) -> None:
-    """Refuse an unwritable or non-empty ``out`` unless ``overwrite``; checks only (see ``clear``)."""
+    """Refuse an unwritable or non-empty ``out`` unless ``overwrite``; checks only (see
+    ``clear``)."""
     check_writable_dir(out)
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:
-        raise ConfigError("--out", f"{out} is not empty; continue that run with --resume {out} or replace it with --overwrite")
+        raise ConfigError(
+            "--out",
+            f"{out} is not empty; continue that run with --resume {out} or replace it with --overwrite",
+        )
     if not all((out / marker).is_file() for marker in RUN_MARKERS):
-        raise ConfigError("--overwrite", f"{out} is not an fgrpo run directory (no {' or '.join(RUN_MARKERS)}); not deleting it")
+        raise ConfigError(
+            "--overwrite",
+            f"{out} is not an fgrpo run directory (no {' or '.join(RUN_MARKERS)}); not deleting it",
+        )
 
 
 def clear(out: Path) -> None:
@@ -65,15 +85,26 @@ def resume_config(run: Path, config_path: str | None, overrides: list[str]) -> C
     before, after = saved.flatten(), asked.flatten()
     for key in sorted(set(before) | set(after)):
         if key != EXTENDABLE and before.get(key) != after.get(key):
-            raise ConfigError(key, f"{after.get(key)!r} differs from {before.get(key)!r} in {saved_path}; "
-                                   f"--resume continues a run as it was configured (only {EXTENDABLE} may change)")
+            raise ConfigError(
+                key,
+                f"{after.get(key)!r} differs from {before.get(key)!r} in {saved_path}; "
+                f"--resume continues a run as it was configured (only {EXTENDABLE} may change)",
+            )
     if saved.strategy.name == UNRESUMABLE:
-        raise ConfigError("--resume", f"strategy {UNRESUMABLE!r} cannot be resumed; start it again with --overwrite")
+        raise ConfigError(
+            "--resume",
+            f"strategy {UNRESUMABLE!r} cannot be resumed; start it again with --overwrite",
+        )
     done = checked_progress(run)
     if asked.federation.rounds < done:
-        raise ConfigError(EXTENDABLE, f"{asked.federation.rounds} is below the {done} rounds {run} has completed")
+        raise ConfigError(
+            EXTENDABLE, f"{asked.federation.rounds} is below the {done} rounds {run} has completed"
+        )
     if done == asked.federation.rounds and (run / "summary.json").is_file():
-        raise ConfigError("--resume", f"{run} has completed all {done} rounds; to train on, add --set {EXTENDABLE}=N (N > {done})")
+        raise ConfigError(
+            "--resume",
+            f"{run} has completed all {done} rounds; to train on, add --set {EXTENDABLE}=N (N > {done})",
+        )
     return asked
 
 
@@ -85,8 +116,14 @@ def checked_progress(run: Path) -> int:
     if header is None:
         return 0  # died before its round-0 checkpoint: the resume starts over
     if "metrics-bytes" not in header:
-        raise ConfigError("--resume", f"{run}'s checkpoint predates resumable checkpoints (no RNG or metrics state)")
+        raise ConfigError(
+            "--resume",
+            f"{run}'s checkpoint predates resumable checkpoints (no RNG or metrics state)",
+        )
     metrics = run / "metrics.jsonl"
     if not metrics.is_file() or metrics.stat().st_size < int(header["metrics-bytes"]):
-        raise ConfigError("--resume", f"{metrics} is shorter than at round {header['round']}'s checkpoint; it was edited")
+        raise ConfigError(
+            "--resume",
+            f"{metrics} is shorter than at round {header['round']}'s checkpoint; it was edited",
+        )
     return int(header["round"])

@@ -23,4 +23,6 @@ def round_learning_rate(base_lr: float, schedule: str, server_round: int, rounds
         return base_lr
     if schedule == "cosine":
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * (server_round - 1) / rounds))
-    raise ValueError(f"federation.lr_schedule: unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
+    raise ValueError(
+        f"federation.lr_schedule: unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}"
+    )

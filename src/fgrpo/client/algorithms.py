@@ -52,7 +52,9 @@ def adapter_parameters(model: PeftModel) -> dict[str, torch.nn.Parameter]:
 # --- FedProx -------------------------------------------------------------------
 
 
-def proximal_term(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor], mu: float) -> torch.Tensor:
+def proximal_term(
+    params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor], mu: float
+) -> torch.Tensor:
     """mu/2 * sum_k ||theta_k - theta_global_k||^2."""
     total = sum(((params[k] - anchor[k]) ** 2).sum() for k in params)
     return 0.5 * mu * total  # type: ignore[return-value]
@@ -109,22 +111,30 @@ def start_adapter(msg: Message, context: Context) -> dict[str, np.ndarray]:
     return from_arrayrecord(msg.content["arrays"])
 
 
-def plan_round(msg: Message, context: Context, model: PeftModel, client_id: str, dataset: Dataset) -> LocalRound:
+def plan_round(
+    msg: Message, context: Context, model: PeftModel, client_id: str, dataset: Dataset
+) -> LocalRound:
     """Choose trainer and hooks from the message; call after the start adapter is loaded."""
     config = msg.content["config"]
     plan = LocalRound()
     finishers: list[Callable[[PeftModel], dict[str, Record]]] = []
     if PROXIMAL_MU_KEY in config:
         plan.trainer_cls = FedProxGRPOTrainer
-        plan.trainer_kwargs["proximal"] = ProximalTerm(adapter_parameters(model), float(config[PROXIMAL_MU_KEY]))
-    stateful = SERVER_VARIATE_KEY in msg.content.array_records or bool(config.get(KEEP_LOCAL_KEY, False))
+        plan.trainer_kwargs["proximal"] = ProximalTerm(
+            adapter_parameters(model), float(config[PROXIMAL_MU_KEY])
+        )
+    stateful = SERVER_VARIATE_KEY in msg.content.array_records or bool(
+        config.get(KEEP_LOCAL_KEY, False)
+    )
     if stateful:  # how many rounds this client's own state has lived through (it must persist)
         record = context.state.config_records.get(CLIENT_RECORD_KEY, ConfigRecord({"rounds": 0}))
         rounds = int(record["rounds"]) + 1
         context.state[CLIENT_RECORD_KEY] = ConfigRecord({"rounds": rounds})
         plan.metrics["client-state-rounds"] = rounds
     if SERVER_VARIATE_KEY in msg.content.array_records:
-        callback, finish_scaffold = plan_scaffold(msg, context, model, client_id, adapter_parameters(model))
+        callback, finish_scaffold = plan_scaffold(
+            msg, context, model, client_id, adapter_parameters(model)
+        )
         plan.trainer_kwargs.setdefault("callbacks", []).append(callback)
         plan.metrics["scaffold-correction-norm"] = correction_norm(callback)
         finishers.append(finish_scaffold)

@@ -47,7 +47,9 @@ def client_identity(context: Context) -> tuple[int, str]:
     ``client-id``; a node without one (nor a partition id) is named after its node id."""
     node_config = context.node_config
     partition_id = int(node_config.get("partition-id", 0))
-    fallback = f"client-{partition_id}" if "partition-id" in node_config else f"node-{context.node_id}"
+    fallback = (
+        f"client-{partition_id}" if "partition-id" in node_config else f"node-{context.node_id}"
+    )
     return partition_id, str(node_config.get("client-id", fallback))
 
 
@@ -65,13 +67,19 @@ def lr_scale(cfg: Config, partition_id: int) -> float:
 @reports_failure(lambda context: client_identity(context)[1])
 def train(msg: Message, context: Context) -> Message:
     route_output_to_run_log()  # under `fgrpo run`: this worker's library chatter goes to run.log
-    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 renames; not ours to fix
+    warnings.filterwarnings(
+        "ignore", category=FutureWarning
+    )  # transformers v6 renames; not ours to fix
     cfg = _parse_config(str(msg.content["config"][CONFIG_KEY]))
     server_round = int(msg.content["config"]["server-round"])
     learning_rate = float(msg.content["config"][LEARNING_RATE_KEY])
     partition_id, client_id = client_identity(context)
-    cfg = node_training_config(cfg, context.node_config)  # a node's own data-config: its source, its rewards
-    rows = client_rows(cfg, partition_id, context.node_config)  # the owner's file, or the simulated partition
+    cfg = node_training_config(
+        cfg, context.node_config
+    )  # a node's own data-config: its source, its rewards
+    rows = client_rows(
+        cfg, partition_id, context.node_config
+    )  # the owner's file, or the simulated partition
     torch.set_num_threads(max(1, int(cfg.federation.client_cpus)))
     store = state_store(msg.content["config"].get(CLIENT_STATE_KEY), context.node_config, client_id)
     if store is not None:  # a resumed run starts with an empty context.state
@@ -82,17 +90,37 @@ def train(msg: Message, context: Context) -> Message:
     # common random numbers must pair with the "after" one) and the FedProx and SCAFFOLD hooks
     model.to(training_device())
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
-    tally = RolloutRecorder(reward_functions(cfg), skip_steps=0, weights=function_weights(cfg))  # the round's reward per task
+    tally = RolloutRecorder(
+        reward_functions(cfg), skip_steps=0, weights=function_weights(cfg)
+    )  # the round's reward per task
     # FGRPO's signal (asked for in the message); the training rows are the same whatever it asks
-    signal = plan_signal(msg.content["config"].get(SIGNAL_REQUEST_KEY), cfg, partition_id,
-                         rows, tally.reward_funcs, (model, tokenizer), context.state)
-    plan = plan_round(msg, context, model, client_id, signal.dataset)  # FedProx / SCAFFOLD / local-only hooks
-    reporters = step_reporters(client_id, server_round, cfg.federation.local_steps)  # `fgrpo run`'s progress display
+    signal = plan_signal(
+        msg.content["config"].get(SIGNAL_REQUEST_KEY),
+        cfg,
+        partition_id,
+        rows,
+        tally.reward_funcs,
+        (model, tokenizer),
+        context.state,
+    )
+    plan = plan_round(
+        msg, context, model, client_id, signal.dataset
+    )  # FedProx / SCAFFOLD / local-only hooks
+    reporters = step_reporters(
+        client_id, server_round, cfg.federation.local_steps
+    )  # `fgrpo run`'s progress display
     plan.trainer_kwargs.setdefault("callbacks", []).extend(reporters)
     stats = train_locally(
-        model, tokenizer, signal.dataset, signal.reward_funcs, cfg, seed=round_seed(cfg, server_round, partition_id),
-        steps=cfg.federation.local_steps, trainer_cls=plan.trainer_cls,
-        learning_rate=learning_rate * lr_scale(cfg, partition_id), **plan.trainer_kwargs,
+        model,
+        tokenizer,
+        signal.dataset,
+        signal.reward_funcs,
+        cfg,
+        seed=round_seed(cfg, server_round, partition_id),
+        steps=cfg.federation.local_steps,
+        trainer_cls=plan.trainer_cls,
+        learning_rate=learning_rate * lr_scale(cfg, partition_id),
+        **plan.trainer_kwargs,
     )
     metrics = {
         "num-examples": len(signal.dataset),
@@ -106,16 +134,24 @@ def train(msg: Message, context: Context) -> Message:
     }
     content = RecordDict(
         {
-            "arrays": reply_record(adapter_state(model), from_arrayrecord(msg.content["arrays"]), cfg.model.transport_dtype),
+            "arrays": reply_record(
+                adapter_state(model),
+                from_arrayrecord(msg.content["arrays"]),
+                cfg.model.transport_dtype,
+            ),
             "metrics": MetricRecord(metrics),
             "client": ConfigRecord({"client-id": client_id}),
         }
     )
-    if tally.rollouts and cfg.strategy.baseline_at != "client":  # client-side baselines: per-task rewards stay home
+    if (
+        tally.rollouts and cfg.strategy.baseline_at != "client"
+    ):  # client-side baselines: per-task rewards stay home
         content[TASK_REWARDS_KEY] = ConfigRecord(task_reward_record(tally.signals()))
     if signal.measure is not None:
         content[SIGNALS_RECORD_KEY] = ConfigRecord(signal.measure())
-    for key, record in plan.finish(model).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix
+    for key, record in plan.finish(
+        model
+    ).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix
         content[key] = record
     if store is not None:
         store.save(context.state, server_round)

@@ -31,7 +31,12 @@ def reports_failure(client_id_of: Callable[[Context], str]) -> Callable[[TrainFn
                 client_id, error = client_id_of(context), f"{type(err).__name__}: {err}"
                 log(ERROR, "client %s failed: %s", client_id, error)
                 log(DEBUG, "%s", traceback.format_exc())
-                return Message(RecordDict({"client": ConfigRecord({"client-id": client_id, CLIENT_ERROR_KEY: error})}), reply_to=msg)
+                return Message(
+                    RecordDict(
+                        {"client": ConfigRecord({"client-id": client_id, CLIENT_ERROR_KEY: error})}
+                    ),
+                    reply_to=msg,
+                )
 
         return guarded
 

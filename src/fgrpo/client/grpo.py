@@ -44,17 +44,26 @@ def training_device() -> torch.device:
 
     The trainer moves the model there only once it is built; whatever a round prepares before
     (the probe's first measurement, FedProx's anchor) must happen there too (fgrpo.client.app)."""
-    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    return (
+        torch.device("cuda", torch.cuda.current_device())
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
 
 
-def placed_like(tensors: dict[str, torch.Tensor], params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def placed_like(
+    tensors: dict[str, torch.Tensor], params: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """``tensors`` on the device and in the dtype of the parameter of the same name (``.to`` is a
     no-op where they already are): a hook planned before the trainer moved the model follows it."""
     return {k: t.to(device=params[k].device, dtype=params[k].dtype) for k, t in tensors.items()}
 
 
-def grpo_args(cfg: Config, output_dir: str, seed: int, steps: int, learning_rate: float | None = None) -> GRPOConfig:
-    """TRL's GRPOConfig for ``steps`` local steps; ``learning_rate`` is the round's (fgrpo.schedule)."""
+def grpo_args(
+    cfg: Config, output_dir: str, seed: int, steps: int, learning_rate: float | None = None
+) -> GRPOConfig:
+    """TRL's GRPOConfig for ``steps`` local steps; ``learning_rate`` is the round's
+    (fgrpo.schedule)."""
     on_gpu = training_device().type == "cuda"
     settings: dict[str, Any] = {
         "bf16": on_gpu and torch.cuda.is_bf16_supported(),
@@ -68,8 +77,16 @@ def grpo_args(cfg: Config, output_dir: str, seed: int, steps: int, learning_rate
 
 def fixed_grpo_args(output_dir: str, seed: int, steps: int) -> dict[str, Any]:
     """The GRPOConfig arguments fgrpo sets itself for a round; grpo.* cannot override them."""
-    return {"output_dir": output_dir, "max_steps": steps, "logging_steps": 1, "save_strategy": "no", "report_to": [],
-            "disable_tqdm": True, "seed": seed, "data_seed": seed}
+    return {
+        "output_dir": output_dir,
+        "max_steps": steps,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "seed": seed,
+        "data_seed": seed,
+    }
 
 
 def prompts_per_step(settings: dict[str, Any]) -> int:
@@ -138,8 +155,11 @@ def train_locally(
     model.train()
     started = time.perf_counter()
     # The model outlives the trainer (process-wide cache): undo the trainer's patches to it.
-    with (tempfile.TemporaryDirectory(prefix="fgrpo-client-") as scratch, restored_after(model),
-          generation_clock(model) as generating):
+    with (
+        tempfile.TemporaryDirectory(prefix="fgrpo-client-") as scratch,
+        restored_after(model),
+        generation_clock(model) as generating,
+    ):
         trainer = trainer_cls(
             model=model,
             reward_funcs=reward_funcs,
@@ -160,11 +180,15 @@ class RoundScheduledGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose learning rate is constant within each block of ``steps_per_round`` steps
     and follows the server's schedule across blocks: the ``centralized`` reference's schedule."""
 
-    def __init__(self, *args: Any, lr_by_round: Callable[[int], float], steps_per_round: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lr_by_round: Callable[[int], float], steps_per_round: int, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lr_by_round, self.steps_per_round = lr_by_round, steps_per_round
 
-    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):  # noqa: ANN201
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ):  # noqa: ANN201
         if self.lr_scheduler is None:
             base = self.args.learning_rate
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(

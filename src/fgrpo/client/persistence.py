@@ -34,7 +34,9 @@ FILE_PATTERN = re.compile(r"round-(\d+)\.session-(\d+)\.state")
 
 def client_state_record(info: dict[str, Any], clients_dir: Path | None) -> str:
     """The server's side: run id, session history and (simulation) the run's clients directory."""
-    return json.dumps({**info, "dir": None if clients_dir is None else str(clients_dir)}, sort_keys=True)
+    return json.dumps(
+        {**info, "dir": None if clients_dir is None else str(clients_dir)}, sort_keys=True
+    )
 
 
 class StateStore:
@@ -81,7 +83,9 @@ class StateStore:
                 old.unlink()
 
 
-def state_store(request: str | None, node_config: dict[str, Any], client_id: str) -> StateStore | None:
+def state_store(
+    request: str | None, node_config: dict[str, Any], client_id: str
+) -> StateStore | None:
     """Where this client keeps its state for the run the server describes in ``request``."""
     if not request:
         return None

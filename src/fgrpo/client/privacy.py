@@ -31,7 +31,11 @@ def clip_when_asked(msg: Message, context: Context, call_next: ClientAppCallable
     reply = call_next(msg, context)
     # A failed round's reply (fgrpo.client.failure) has no adapter: it passes as is, so the
     # server reports the client's own error rather than this mod's KeyError.
-    if KEY_CLIPPING_NORM in config and not reply.has_error() and "arrays" in reply.content.array_records:
+    if (
+        KEY_CLIPPING_NORM in config
+        and not reply.has_error()
+        and "arrays" in reply.content.array_records
+    ):
         norm = float(config[KEY_CLIPPING_NORM])  # type: ignore[arg-type]
         reply.content["arrays"] = clip_update(reply.content["arrays"], msg.content["arrays"], norm)
     return reply

@@ -45,13 +45,17 @@ def route_output_to_run_log() -> None:
     """Send this worker's stdout/stderr to the run's run.log, once."""
     global _routed_to
     target = os.environ.get(RUN_LOG_ENV)
-    if not target or target == _routed_to or not Path(target).parent.is_dir():  # not there: another machine
+    if (
+        not target or target == _routed_to or not Path(target).parent.is_dir()
+    ):  # not there: another machine
         return
     point_output_at(target)
     _routed_to = target
 
 
-def write_progress(directory: Path, client_id: str, server_round: int, step: int, steps: int) -> None:
+def write_progress(
+    directory: Path, client_id: str, server_round: int, step: int, steps: int
+) -> None:
     """Replace the client's progress file atomically (the console never reads half a file)."""
     path = directory / f"{client_id}.json"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -63,10 +67,17 @@ class StepReporter(TrainerCallback):
     """Writes the client's progress file after each local GRPO step."""
 
     def __init__(self, directory: Path, client_id: str, server_round: int, steps: int) -> None:
-        self.directory, self.client_id, self.server_round, self.steps = directory, client_id, server_round, steps
+        self.directory, self.client_id, self.server_round, self.steps = (
+            directory,
+            client_id,
+            server_round,
+            steps,
+        )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        write_progress(self.directory, self.client_id, self.server_round, state.global_step, self.steps)
+        write_progress(
+            self.directory, self.client_id, self.server_round, state.global_step, self.steps
+        )
 
 
 def step_reporters(client_id: str, server_round: int, steps: int) -> list[StepReporter]:

@@ -54,9 +54,13 @@ def client_variate_update(
 class ScaffoldCorrection(TrainerCallback):
     """θ ← θ − lr_t · (c − c_i) after every optimiser step; sums the lr_t it applied."""
 
-    def __init__(self, params: dict[str, torch.nn.Parameter], correction: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, params: dict[str, torch.nn.Parameter], correction: dict[str, np.ndarray]
+    ) -> None:
         self.params = params
-        self.correction = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in correction.items()}
+        self.correction = {
+            k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in correction.items()
+        }
         self.lr_sum = 0.0
         self.steps = 0
 
@@ -72,8 +76,11 @@ class ScaffoldCorrection(TrainerCallback):
         self.steps += 1
 
 
-def committed_variate(context: Context, accepted: dict[str, int], client_id: str, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """This client's c_i: commit a pending c_i+ if the server took the reply that carried it, else drop it."""
+def committed_variate(
+    context: Context, accepted: dict[str, int], client_id: str, like: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """This client's c_i: commit a pending c_i+ if the server took the reply that carried it, else
+    drop it."""
     state = context.state
     if PENDING_VARIATE_KEY in state.array_records:
         pending_round = int(state[PENDING_ROUND_KEY]["round"])
@@ -92,7 +99,11 @@ def hold_pending(context: Context, new_c_i: dict[str, np.ndarray], server_round:
 
 
 def plan_scaffold(
-    msg: Message, context: Context, model: PeftModel, client_id: str, params: dict[str, torch.nn.Parameter]
+    msg: Message,
+    context: Context,
+    model: PeftModel,
+    client_id: str,
+    params: dict[str, torch.nn.Parameter],
 ) -> tuple[ScaffoldCorrection, Callable[[PeftModel], dict[str, ArrayRecord]]]:
     """The round's correction callback and the finisher that replies with delta c_i."""
     config = msg.content["config"]

@@ -58,12 +58,16 @@ class RolloutRecorder:
     entry, 1 when None: ``weighted_total``, as TRL trains on it) are recorded.
     """
 
-    def __init__(self, reward_funcs: list[Any], skip_steps: int, weights: list[float] | None = None) -> None:
+    def __init__(
+        self, reward_funcs: list[Any], skip_steps: int, weights: list[float] | None = None
+    ) -> None:
         self.skip_steps = skip_steps
         self.weights = weights or [1.0] * len(reward_funcs)
         self.rollouts: list[tuple[int, str, float]] = []
         self._batch: list[list[float | None]] = []
-        self.reward_funcs = [self._wrap(i, fn, len(reward_funcs)) for i, fn in enumerate(reward_funcs)]
+        self.reward_funcs = [
+            self._wrap(i, fn, len(reward_funcs)) for i, fn in enumerate(reward_funcs)
+        ]
 
     def _wrap(self, index: int, fn: Any, count: int) -> Any:
         @functools.wraps(fn)  # keeps the name TRL logs the function's mean under
@@ -102,16 +106,34 @@ class ProbeSampling:
     seed: int = 0  # the same every call: common random numbers before and after training
 
 
-def probe_signals(model: Any, tokenizer: Any, probe: list[dict[str, Any]], reward_funcs: list[Any], max_new_tokens: int,
-                  sampling: ProbeSampling = ProbeSampling(), weights: list[float] | None = None) -> TaskMeans:
-    """Per-task mean total reward (weighted as TRL trains on it) of the model's answers on the probe."""
+def probe_signals(
+    model: Any,
+    tokenizer: Any,
+    probe: list[dict[str, Any]],
+    reward_funcs: list[Any],
+    max_new_tokens: int,
+    sampling: ProbeSampling = ProbeSampling(),
+    weights: list[float] | None = None,
+) -> TaskMeans:
+    """Per-task mean total reward (weighted as TRL trains on it) of the model's answers on the
+    probe."""
     rows = probe
     device = next(model.parameters()).device
     cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # leaves the training RNG (CPU and the model's GPU) where it was
+    with torch.random.fork_rng(
+        devices=cuda
+    ):  # leaves the training RNG (CPU and the model's GPU) where it was
         torch.manual_seed(sampling.seed)
-        totals = completion_rewards(model, tokenizer, rows, reward_funcs, max_new_tokens,
-                                    sampling.samples, sampling.temperature, weights=weights)
+        totals = completion_rewards(
+            model,
+            tokenizer,
+            rows,
+            reward_funcs,
+            max_new_tokens,
+            sampling.samples,
+            sampling.temperature,
+            weights=weights,
+        )
     per_row = max(1, sampling.samples)
     means = per_task_means([r["task"] for r in rows for _ in range(per_row)], totals)
     if not means:
@@ -119,12 +141,22 @@ def probe_signals(model: Any, tokenizer: Any, probe: list[dict[str, Any]], rewar
     return means
 
 
-def task_signal_map(cfg: Config, after: TaskMeans, before: TaskMeans | None) -> dict[str, TaskSignal]:
+def task_signal_map(
+    cfg: Config, after: TaskMeans, before: TaskMeans | None
+) -> dict[str, TaskSignal]:
     ranges = reward_ranges(cfg)
-    unknown = (float("nan"), float("nan"))  # only the range/zscore/delta gains need it; they refuse NaN
+    unknown = (
+        float("nan"),
+        float("nan"),
+    )  # only the range/zscore/delta gains need it; they refuse NaN
     return {
-        task: TaskSignal(p=p, n=n, r_min=ranges.get(task, unknown)[0], r_max=ranges.get(task, unknown)[1],
-                         p_before=before[task][0] if before and task in before else None)
+        task: TaskSignal(
+            p=p,
+            n=n,
+            r_min=ranges.get(task, unknown)[0],
+            r_max=ranges.get(task, unknown)[1],
+            p_before=before[task][0] if before and task in before else None,
+        )
         for task, (p, n) in after.items()
     }
 
@@ -133,15 +165,22 @@ def client_side_gain(state: RecordDict, signals: dict[str, TaskSignal], cfg: Con
     """g_k from the history this client keeps in its own state, which it then updates."""
     params = fgrpo_params(cfg)
     record = state.config_records.get(HISTORY_KEY)
-    history = {t: TaskHistory(**h) for t, h in json.loads(str(record["json"])).items()} if record else {}
+    history = (
+        {t: TaskHistory(**h) for t, h in json.loads(str(record["json"])).items()} if record else {}
+    )
     g, _ = client_gain(signals, history, params)
     updated = update_histories(history, signals, params)
-    state[HISTORY_KEY] = ConfigRecord({"json": json.dumps({t: dataclasses.asdict(h) for t, h in updated.items()})})
+    state[HISTORY_KEY] = ConfigRecord(
+        {"json": json.dumps({t: dataclasses.asdict(h) for t, h in updated.items()})}
+    )
     return g
 
 
-def signal_metrics(cfg: Config, state: RecordDict, after: TaskMeans, before: TaskMeans | None) -> dict[str, float]:
-    """What the reply carries for FGRPO: per-task signals, or only g_k with client-side baselines."""
+def signal_metrics(
+    cfg: Config, state: RecordDict, after: TaskMeans, before: TaskMeans | None
+) -> dict[str, float]:
+    """What the reply carries for FGRPO: per-task signals, or only g_k with client-side
+    baselines."""
     if cfg.strategy.baseline_at == "client":
         return {GAIN_KEY: client_side_gain(state, task_signal_map(cfg, after, before), cfg)}
     return task_metrics(after, before)
@@ -157,24 +196,49 @@ class SignalPlan:
 
 
 def plan_signal(
-    request: str | None, cfg: Config, partition_id: int, rows: ClientRows, reward_funcs: list[Any],
-    model_and_tokenizer: tuple[Any, Any], state: RecordDict,
+    request: str | None,
+    cfg: Config,
+    partition_id: int,
+    rows: ClientRows,
+    reward_funcs: list[Any],
+    model_and_tokenizer: tuple[Any, Any],
+    state: RecordDict,
 ) -> SignalPlan:
     """Prepare this round's FGRPO signal (``request``: the signal the server asked for, or None).
 
     The client trains on ``rows.train`` whatever is asked: the probe lies beside it."""
     if request == "train-reward":
-        recorder = RolloutRecorder(reward_funcs, cfg.strategy.signal_skip_steps, function_weights(cfg))
-        return SignalPlan(rows.train, recorder.reward_funcs,
-                          lambda: signal_metrics(cfg, state, recorder.signals(), None))
+        recorder = RolloutRecorder(
+            reward_funcs, cfg.strategy.signal_skip_steps, function_weights(cfg)
+        )
+        return SignalPlan(
+            rows.train,
+            recorder.reward_funcs,
+            lambda: signal_metrics(cfg, state, recorder.signals(), None),
+        )
     if request == "probe":  # the seed does not depend on the round: the same draws every round
         if not rows.probe:
-            raise ConfigError("data.probe_size", "the probe signal needs probe rows: this client has none "
-                              "(data.probe_size = 0, or a data source with a single row of each task)")
-        sampling = ProbeSampling(cfg.strategy.probe_samples, cfg.strategy.probe_temperature,
-                                 cfg.seed * 1_000_003 + partition_id)
-        score = functools.partial(probe_signals, *model_and_tokenizer, rows.probe, reward_funcs,
-                                  cfg.eval.max_new_tokens, sampling, function_weights(cfg))
+            raise ConfigError(
+                "data.probe_size",
+                "the probe signal needs probe rows: this client has none "
+                "(data.probe_size = 0, or a data source with a single row of each task)",
+            )
+        sampling = ProbeSampling(
+            cfg.strategy.probe_samples,
+            cfg.strategy.probe_temperature,
+            cfg.seed * 1_000_003 + partition_id,
+        )
+        score = functools.partial(
+            probe_signals,
+            *model_and_tokenizer,
+            rows.probe,
+            reward_funcs,
+            cfg.eval.max_new_tokens,
+            sampling,
+            function_weights(cfg),
+        )
         before = score() if cfg.strategy.gain == "delta" else None  # on the received global model
-        return SignalPlan(rows.train, reward_funcs, lambda: signal_metrics(cfg, state, score(), before))
+        return SignalPlan(
+            rows.train, reward_funcs, lambda: signal_metrics(cfg, state, score(), before)
+        )
     return SignalPlan(rows.train, reward_funcs)

@@ -25,8 +25,8 @@ from typing import IO, Any
 
 from flwr.supercore.logger import update_console_handler
 from rich.console import Console
-from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from ..client.progress import PROGRESS_DIR_ENV, RUN_LOG_ENV, point_output_at
 
@@ -47,7 +47,9 @@ def client_steps(directory: Path, server_round: int) -> dict[str, tuple[int, int
     return found
 
 
-def clients_text(sampled: int, steps_per_client: int, progress: dict[str, tuple[int, int]]) -> tuple[str, int, int]:
+def clients_text(
+    sampled: int, steps_per_client: int, progress: dict[str, tuple[int, int]]
+) -> tuple[str, int, int]:
     """The clients row's text, and its bar's (completed, total) local steps."""
     done = sum(step >= steps for step, steps in progress.values())
     taken = sum(min(step, steps) for step, steps in progress.values())
@@ -55,7 +57,9 @@ def clients_text(sampled: int, steps_per_client: int, progress: dict[str, tuple[
     text = f"clients {done}/{sampled} done"
     running = sorted((cid, step, steps) for cid, (step, steps) in progress.items() if step < steps)
     if running:
-        text += " | running " + ", ".join(f"{cid} {step}/{steps}" for cid, step, steps in running[:RUNNING_SHOWN])
+        text += " | running " + ", ".join(
+            f"{cid} {step}/{steps}" for cid, step, steps in running[:RUNNING_SHOWN]
+        )
         text += " …" if len(running) > RUNNING_SHOWN else ""
     elif sampled and done >= sampled:
         text += " | aggregating, evaluating"
@@ -88,12 +92,22 @@ class RunConsole:
             os.environ[key] = value
         self.console = Console(file=self._screen or sys.stdout, highlight=False, soft_wrap=True)
         self.display = Progress(
-            TextColumn("{task.description}", table_column=Column(min_width=40, no_wrap=True, overflow="ellipsis")),
-            BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=True, disable=not self.console.is_terminal,
-            redirect_stdout=self.verbose, redirect_stderr=self.verbose,
+            TextColumn(
+                "{task.description}",
+                table_column=Column(min_width=40, no_wrap=True, overflow="ellipsis"),
+            ),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+            redirect_stdout=self.verbose,
+            redirect_stderr=self.verbose,
         )
-        self.rounds_row = self.display.add_task("starting: model, data, round-0 evaluation", total=self.rounds)
+        self.rounds_row = self.display.add_task(
+            "starting: model, data, round-0 evaluation", total=self.rounds
+        )
         self.clients_row = self.display.add_task("", total=1, visible=False)
         self.display.start()
         self._poller = threading.Thread(target=self._poll, name="fgrpo-progress", daemon=True)
@@ -121,7 +135,8 @@ class RunConsole:
             print(text, flush=True)  # stdout is run.log here
 
     def abort(self, text: str) -> None:
-        """The run ends now (a signal): the terminal back as it was, and ``text`` on it and in run.log."""
+        """The run ends now (a signal): the terminal back as it was, and ``text`` on it and in
+        run.log."""
         self._stop.set()
         self.display.stop()
         if not self.verbose:
@@ -138,14 +153,20 @@ class RunConsole:
         self.round, self.sampled = server_round, sampled
         description = f"round {server_round}/{self.rounds}"
         self.display.update(self.rounds_row, description=description, completed=server_round - 1)
-        self.display.reset(self.clients_row, completed=0, visible=False)  # its clock restarts with the round
+        self.display.reset(
+            self.clients_row, completed=0, visible=False
+        )  # its clock restarts with the round
         self._refresh_clients()
 
     def _refresh_clients(self) -> None:
         if not self.round:
             return
-        text, taken, total = clients_text(self.sampled, self.local_steps, client_steps(self.progress_dir, self.round))
-        self.display.update(self.clients_row, description=text, completed=taken, total=max(total, 1), visible=True)
+        text, taken, total = clients_text(
+            self.sampled, self.local_steps, client_steps(self.progress_dir, self.round)
+        )
+        self.display.update(
+            self.clients_row, description=text, completed=taken, total=max(total, 1), visible=True
+        )
 
     def _poll(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
@@ -163,7 +184,7 @@ class RunConsole:
         sys.stdout.flush()
         sys.stderr.flush()
         self._screen.close()
-        for fd, saved in zip((1, 2), self._saved_fds):
+        for fd, saved in zip((1, 2), self._saved_fds, strict=False):
             os.dup2(saved, fd)
             os.close(saved)
         self._saved_fds = None

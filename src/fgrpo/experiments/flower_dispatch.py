@@ -29,11 +29,13 @@ def waiting_nodes(state: Any) -> set[int] | None:
         return {m.metadata.dst_node_id for m in store.values() if m.metadata.delivered_at == ""}
 
 
-def add_messages_to_queue(state: Any, queue: Queue, nodes_mapping: dict[int, int], f_stop: threading.Event) -> None:
+def add_messages_to_queue(
+    state: Any, queue: Queue, nodes_mapping: dict[int, int], f_stop: threading.Event
+) -> None:
     """Flower's loop (same signature), skipping the nodes with nothing waiting."""
     while not f_stop.is_set():
         waiting = waiting_nodes(state)
-        for node_id in nodes_mapping.keys():
+        for node_id in nodes_mapping:
             if waiting is not None and node_id not in waiting:
                 continue
             for msg in state.get_message_ins(node_id=node_id, limit=1):
@@ -42,5 +44,6 @@ def add_messages_to_queue(state: Any, queue: Queue, nodes_mapping: dict[int, int
 
 
 def install() -> None:
-    """Use the replacement in this process's simulations (run_api looks the name up when it starts)."""
+    """Use the replacement in this process's simulations (run_api looks the name up when it
+    starts)."""
     vce_api.add_messages_to_queue = add_messages_to_queue

@@ -26,11 +26,20 @@ from flwr.supercore.telemetry import EventType
 
 from ..errors import UserInputError
 
-RUNTIME_MODULE = "flwr.simulation.run_simulation"  # the module (its package re-exports a function of that name)
+RUNTIME_MODULE = (
+    "flwr.simulation.run_simulation"  # the module (its package re-exports a function of that name)
+)
 RUNTIME_FUNCTION = "_run_simulation"
 FLWR_RUN_CALLER = "flwr.simulation.app"  # what `flwr run`'s flwr-simulation process executes
-USED_PARAMETERS = ("num_supernodes", "exit_event", "client_app", "server_app", "backend_name", "backend_config",
-                   "verbose_logging")
+USED_PARAMETERS = (
+    "num_supernodes",
+    "exit_event",
+    "client_app",
+    "server_app",
+    "backend_name",
+    "backend_config",
+    "verbose_logging",
+)
 
 
 class FlowerChanged(UserInputError):
@@ -48,22 +57,34 @@ def check_flower() -> Any:
     where = f"{RUNTIME_MODULE}.{RUNTIME_FUNCTION}"
     runtime = getattr(importlib.import_module(RUNTIME_MODULE), RUNTIME_FUNCTION, None)
     if runtime is None:
-        raise FlowerChanged(f"flwr {__version__} has no {where}; fgrpo run needs flwr 1.42 (pip install flwr==1.42.0)")
+        raise FlowerChanged(
+            f"flwr {__version__} has no {where}; fgrpo run needs flwr 1.42 (pip install flwr==1.42.0)"
+        )
     missing = [p for p in USED_PARAMETERS if p not in inspect.signature(runtime).parameters]
     if missing:
-        raise FlowerChanged(f"flwr {__version__}'s {where} lacks {', '.join(missing)}; fgrpo run needs flwr 1.42")
+        raise FlowerChanged(
+            f"flwr {__version__}'s {where} lacks {', '.join(missing)}; fgrpo run needs flwr 1.42"
+        )
     caller = importlib.import_module(FLWR_RUN_CALLER)
     if getattr(caller, RUNTIME_FUNCTION, None) is not runtime:
-        raise FlowerChanged(f"flwr {__version__}'s `flwr run` ({FLWR_RUN_CALLER}) no longer runs {where}; "
-                            "fgrpo run would be on a path Flower does not use")
+        raise FlowerChanged(
+            f"flwr {__version__}'s `flwr run` ({FLWR_RUN_CALLER}) no longer runs {where}; "
+            "fgrpo run would be on a path Flower does not use"
+        )
     return runtime
 
 
 _RUNTIME = check_flower()
 
 
-def simulate(server_app: ServerApp, client_app: ClientApp, num_supernodes: int, backend_config: dict[str, Any]) -> None:
-    """Run ``server_app`` against ``num_supernodes`` simulated nodes running ``client_app`` on Ray."""
+def simulate(
+    server_app: ServerApp,
+    client_app: ClientApp,
+    num_supernodes: int,
+    backend_config: dict[str, Any],
+) -> None:
+    """Run ``server_app`` against ``num_supernodes`` simulated nodes running ``client_app`` on
+    Ray."""
     _RUNTIME(
         num_supernodes=num_supernodes,
         exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,

@@ -5,12 +5,12 @@ A sweep file (TOML)::
     base = "../configs/demo.toml"        # a config file, relative to this file; or a [base] table
     [set]                                # dotted keys every point shares
     "federation.rounds" = 4
-    [grid]                               # dotted keys and the values to try; the points are the product
-    "strategy.name" = ["fgrpo", "fedavg"]
+    [grid]                               # dotted keys and the values to try; the points are the
+    product "strategy.name" = ["fgrpo", "fedavg"]
     seed = [0, 1, 2]
     data = [{alpha = 0.1}, {partition = "iid"}]   # a table sets several keys of one axis together
-    [slices.alpha]                       # `--slice alpha`: this set/grid over (and before) the top-level ones
-    grid = {"data.alpha" = [0.1, 0.5]}
+    [slices.alpha]                       # `--slice alpha`: this set/grid over (and before) the
+    top-level ones grid = {"data.alpha" = [0.1, 0.5]}
 
 Every point is validated by ``load_config`` before anything runs, so a typo in the last point
 costs a second, not the hours the points before it take.
@@ -68,8 +68,11 @@ def value_label(value: Any) -> str:
 
 
 def values_label(values: dict[str, Any], sep: str = ",") -> str:
-    """Grid values as the point name and the report show them: strategy.name=fgrpo,data.alpha=0.1."""
-    return sep.join(f"{k}={value_label(v)}" for key, value in values.items() for k, v in axis_items(key, value))
+    """Grid values as the point name and the report show them:
+    strategy.name=fgrpo,data.alpha=0.1."""
+    return sep.join(
+        f"{k}={value_label(v)}" for key, value in values.items() for k, v in axis_items(key, value)
+    )
 
 
 def point_name(values: dict[str, Any]) -> str:
@@ -78,9 +81,10 @@ def point_name(values: dict[str, Any]) -> str:
 
 
 def about_point(name: str, err: UserInputError) -> UserInputError:
-    """``err`` with the point it concerns in front: ``point strategy.name=fgrpo: data.alpha: ...``."""
+    """``err`` with the point it concerns in front: ``point strategy.name=fgrpo: data.alpha:
+    ...``."""
     if isinstance(err, ConfigError):
-        return ConfigError(f"point {name}: {err.key}", str(err)[len(err.key) + 2:])
+        return ConfigError(f"point {name}: {err.key}", str(err)[len(err.key) + 2 :])
     return UserInputError(f"point {name}: {err}")
 
 
@@ -91,16 +95,23 @@ def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _select(doc: dict[str, Any], slice_name: str | None, path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
+def _select(
+    doc: dict[str, Any], slice_name: str | None, path: Path
+) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(fixed keys, grid, description) of the whole file or of one slice."""
     for key in doc:
         if key not in SWEEP_KEYS:
-            raise ConfigError(f"{path}: {key}", f"unknown sweep key; known: {', '.join(sorted(SWEEP_KEYS))}")
+            raise ConfigError(
+                f"{path}: {key}", f"unknown sweep key; known: {', '.join(sorted(SWEEP_KEYS))}"
+            )
     fixed, grid = dict(_table(doc, "set", "")), dict(_table(doc, "grid", ""))
     slices = _table(doc, "slices", "")
     if slice_name is None:
         if slices:
-            raise ConfigError("--slice", f"{path} defines slices {', '.join(slices)}; choose one with --slice NAME")
+            raise ConfigError(
+                "--slice",
+                f"{path} defines slices {', '.join(slices)}; choose one with --slice NAME",
+            )
         return fixed, grid, str(doc.get("description", ""))
     if slice_name not in slices:
         known = ", ".join(slices) or "none"
@@ -108,10 +119,16 @@ def _select(doc: dict[str, Any], slice_name: str | None, path: Path) -> tuple[di
     chosen = _table(slices, slice_name, "slices.")
     for key in chosen:
         if key not in SLICE_KEYS:
-            raise ConfigError(f"slices.{slice_name}.{key}", f"unknown slice key; known: {', '.join(sorted(SLICE_KEYS))}")
+            raise ConfigError(
+                f"slices.{slice_name}.{key}",
+                f"unknown slice key; known: {', '.join(sorted(SLICE_KEYS))}",
+            )
     fixed.update(_table(chosen, "set", f"slices.{slice_name}."))
     own = _table(chosen, "grid", f"slices.{slice_name}.")
-    grid = {**own, **{k: v for k, v in grid.items() if k not in own}}  # the slice's keys first in point names
+    grid = {
+        **own,
+        **{k: v for k, v in grid.items() if k not in own},
+    }  # the slice's keys first in point names
     return fixed, grid, str(chosen.get("description", doc.get("description", "")))
 
 
@@ -140,7 +157,9 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
     doc = read_toml(path)
     fixed, grid, description = _select(doc, slice_name, path)
     if not grid:
-        raise ConfigError(f"{path}: grid", "empty; a sweep needs at least one key with values to try")
+        raise ConfigError(
+            f"{path}: grid", "empty; a sweep needs at least one key with values to try"
+        )
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}", "expected a non-empty list of values to try")
@@ -150,18 +169,23 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
     # Seeds outermost: a sweep stopped part-way has every other combination at the first seeds.
     order = sorted(grid, key=lambda key: key != "seed")
     for combo in itertools.product(*(grid[key] for key in order)):
-        chosen = dict(zip(order, combo))
+        chosen = dict(zip(order, combo, strict=False))
         values = {key: chosen[key] for key in grid}  # named in the grid's own order
         name = point_name(values)
         overrides = shared + [o for k, v in values.items() for o in _axis_overrides(k, v)]
         try:
-            cfg = load_config(base_file, overrides, overrides_dir=path.parent)  # the sweep file's paths
+            cfg = load_config(
+                base_file, overrides, overrides_dir=path.parent
+            )  # the sweep file's paths
         except ConfigError as err:
             raise about_point(name, err) from err
         points.append(Point(name, values, cfg))
     seen: set[str] = set()
     for point in points:
         if point.name in seen:
-            raise ConfigError(f"point {point.name}", "two points share this run directory name; make their values differ")
+            raise ConfigError(
+                f"point {point.name}",
+                "two points share this run directory name; make their values differ",
+            )
         seen.add(point.name)
     return Sweep(path, slice_name, points, description)

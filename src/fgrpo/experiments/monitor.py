@@ -24,24 +24,40 @@ def gpu_sample() -> tuple[float, float] | None:
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout
+        out = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=utilization.gpu,memory.used",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    rows = [[float(v) for v in line.split(",")] for line in out.strip().splitlines() if line.strip()]
+    rows = [
+        [float(v) for v in line.split(",")] for line in out.strip().splitlines() if line.strip()
+    ]
     return (sum(r[0] for r in rows), sum(r[1] for r in rows)) if rows else None
 
 
 class TreeMonitor:
-    """Samples ``pid`` and its descendants (and those of ``also``) every ``interval`` seconds in a daemon thread."""
+    """Samples ``pid`` and its descendants (and those of ``also``) every ``interval`` seconds in a
+    daemon thread."""
 
     def __init__(self, pid: int, interval: float = 1.0, also: tuple[int, ...] = ()) -> None:
-        self.roots = [psutil.Process(p) for p in (pid, *also)]  # ``also``: e.g. a shared Ray cluster's daemons
+        self.roots = [
+            psutil.Process(p) for p in (pid, *also)
+        ]  # ``also``: e.g. a shared Ray cluster's daemons
         self.interval = interval
         self.cpu: list[float] = []
         self.rss: list[int] = []
         self.gpu: list[tuple[float, float]] = []
-        self._seen: dict[int, psutil.Process] = {}  # cpu_percent needs the same object between calls
+        self._seen: dict[
+            int, psutil.Process
+        ] = {}  # cpu_percent needs the same object between calls
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._start = time.monotonic()
@@ -71,7 +87,9 @@ class TreeMonitor:
         cpu, rss = 0.0, 0
         for proc in self._tree():
             try:
-                cpu += proc.cpu_percent(None)  # since this object's previous call (0.0 on the first)
+                cpu += proc.cpu_percent(
+                    None
+                )  # since this object's previous call (0.0 on the first)
                 rss += proc.memory_info().rss
             except psutil.Error:  # exited between listing and reading
                 continue

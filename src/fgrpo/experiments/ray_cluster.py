@@ -55,8 +55,13 @@ class SharedCluster:
     def __enter__(self) -> SharedCluster:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as err:
-            self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=err, text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _HOLDER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], START_SECONDS)
         self.address = self.proc.stdout.readline().strip() if ready else ""
@@ -107,6 +112,8 @@ def join(init_args: dict[str, Any]) -> bool:
     # not from this process, so they get it through the run's Ray job instead.
     worker_env = (PROGRESS_DIR_ENV, RUN_LOG_ENV, "TOKENIZERS_PARALLELISM")
     env_vars = {key: os.environ[key] for key in worker_env if key in os.environ}
-    env_vars["PYTHONPATH"] = os.pathsep.join([*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env_vars["PYTHONPATH"] = os.pathsep.join(
+        [*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     ray.init(runtime_env={"env_vars": env_vars}, **init_args)
     return True

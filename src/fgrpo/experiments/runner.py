@@ -15,9 +15,13 @@ if TYPE_CHECKING:
 
 
 def backend_config(cfg: Config, log_to_driver: bool = True) -> dict[str, Any]:
-    """Ray's settings; ``log_to_driver`` False leaves the workers' output off this process's streams."""
+    """Ray's settings; ``log_to_driver`` False leaves the workers' output off this process's
+    streams."""
     return {
-        "client_resources": {"num_cpus": cfg.federation.client_cpus, "num_gpus": cfg.federation.client_gpus},
+        "client_resources": {
+            "num_cpus": cfg.federation.client_cpus,
+            "num_gpus": cfg.federation.client_gpus,
+        },
         "init_args": {"logging_level": "ERROR", "log_to_driver": log_to_driver},
     }
 
@@ -41,11 +45,15 @@ def run_experiment(
     quiet_flower()
     out_dir = out_dir.resolve()
     progress = console.line if console else None
-    if cfg.strategy.name == "centralized":  # reference point: one trainer on the pooled data, no Flower
+    if (
+        cfg.strategy.name == "centralized"
+    ):  # reference point: one trainer on the pooled data, no Flower
         from ..server.centralized import run_centralized
 
         if console:
-            console.status("centralized reference: one trainer on the pooled data (round lines above)")
+            console.status(
+                "centralized reference: one trainer on the pooled data (round lines above)"
+            )
         return run_centralized(cfg, out_dir, progress)
     from .flower_dispatch import install
     from .flower_simulation import simulate

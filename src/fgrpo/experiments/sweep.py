@@ -2,8 +2,8 @@
 
 Layout of ``DIR``::
 
-    DIR/sweep.json         the manifest: machine, start/update times, every point's values, status, seconds, error
-    DIR/<point>/           the point's run directory (`fgrpo run`'s) + resources.json
+    DIR/sweep.json         the manifest: machine, start/update times, every point's values, status,
+    seconds, error DIR/<point>/           the point's run directory (`fgrpo run`'s) + resources.json
     DIR/configs/<point>.toml  the point's resolved config, which `fgrpo run --config` receives
     DIR/logs/<point>.log   the point's output
     DIR/report/            `fgrpo report DIR`: figures and report.md
@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -68,18 +68,26 @@ def fgrpo_subprocess(args: list[str], log: Path, cluster: SharedCluster | None =
     with log.open("a") as fh:
         fh.write(f"$ fgrpo {' '.join(args)}\n")
         fh.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "fgrpo", *args], stdout=fh, stderr=subprocess.STDOUT,
-                                env=cluster.env if cluster else None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fgrpo", *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=cluster.env if cluster else None,
+        )
         with TreeMonitor(proc.pid, also=cluster.node_pids() if cluster else ()) as monitor:
             try:
                 returncode = proc.wait()
-            except KeyboardInterrupt:  # the run got the same Ctrl-C; let it stop before the sweep does
+            except (
+                KeyboardInterrupt
+            ):  # the run got the same Ctrl-C; let it stop before the sweep does
                 proc.terminate()
                 proc.wait()
                 raise
     error = None
     if returncode != 0:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        lines = [
+            line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()
+        ]
         ours = [line for line in lines if line.startswith("fgrpo:")]  # the CLI's one-line errors
         error = (ours or lines or [f"exit code {returncode}"])[-1][:500]
     return Outcome(returncode, error, monitor.record())
@@ -102,8 +110,11 @@ def action(point: Point, out: Path) -> str:
     run = out / point.name
     same = same_config(point.config, run)
     if same is False:
-        raise ConfigError(f"point {point.name}", f"{run}/config.toml differs from the sweep's config for this point; "
-                                                  "use a new --out (or delete that run directory)")
+        raise ConfigError(
+            f"point {point.name}",
+            f"{run}/config.toml differs from the sweep's config for this point; "
+            "use a new --out (or delete that run directory)",
+        )
     if same and (run / "summary.json").is_file():
         return "done"
     if same and point.config.strategy.name != "centralized" and checkpoint_header(run) is not None:
@@ -116,7 +127,9 @@ def check_out(out: Path) -> None:
 
     check_writable_dir(out)
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ConfigError("--out", f"{out} is not empty and holds no {MANIFEST}; a sweep needs its own directory")
+        raise ConfigError(
+            "--out", f"{out} is not empty and holds no {MANIFEST}; a sweep needs its own directory"
+        )
 
 
 def preflight(sweep: Sweep, out: Path) -> dict[str, str]:
@@ -135,8 +148,14 @@ def preflight(sweep: Sweep, out: Path) -> dict[str, str]:
 
 def plan_text(sweep: Sweep, actions: dict[str, str]) -> str:
     """What `fgrpo sweep --dry-run` prints: one line per point."""
-    counts = {a: sum(1 for v in actions.values() if v == a) for a in ("done", "resume", "rerun", "new")}
-    head = f"sweep {sweep.path}" + (f" (slice {sweep.slice})" if sweep.slice else "") + f": {len(sweep.points)} points, "
+    counts = {
+        a: sum(1 for v in actions.values() if v == a) for a in ("done", "resume", "rerun", "new")
+    }
+    head = (
+        f"sweep {sweep.path}"
+        + (f" (slice {sweep.slice})" if sweep.slice else "")
+        + f": {len(sweep.points)} points, "
+    )
     head += ", ".join(f"{n} {a}" for a, n in counts.items() if n)
     rows = [head]
     rows += [f"  {actions[p.name]:6s} {p.name}  [{plan_line(p.config)}]" for p in sweep.points]
@@ -151,14 +170,31 @@ class Manifest:
         old = json.loads(self.path.read_text()) if self.path.is_file() else {}
         before = {p["name"]: p for p in old.get("points", [])}
         self.doc: dict[str, Any] = {
-            "sweep": str(sweep.path), "slice": sweep.slice, "description": sweep.description,
+            "sweep": str(sweep.path),
+            "slice": sweep.slice,
+            "description": sweep.description,
             "command": command,
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "gpu": shutil.which("nvidia-smi") is not None},
+            "machine": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "gpu": shutil.which("nvidia-smi") is not None,
+            },
             "started": old.get("started", _now()),
-            "points": [{"name": p.name, "values": p.values, "status": "pending", "seconds": None, "error": None,
-                        **{k: before[p.name][k] for k in ("status", "seconds", "error") if p.name in before}}
-                       for p in sweep.points],
+            "points": [
+                {
+                    "name": p.name,
+                    "values": p.values,
+                    "status": "pending",
+                    "seconds": None,
+                    "error": None,
+                    **{
+                        k: before[p.name][k]
+                        for k in ("status", "seconds", "error")
+                        if p.name in before
+                    },
+                }
+                for p in sweep.points
+            ],
         }
         self.by_name = {p["name"]: p for p in self.doc["points"]}
 
@@ -171,14 +207,18 @@ class Manifest:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _eta(seconds: list[float], remaining: int) -> str:
     if not seconds or not remaining:
         return ""
     left = sum(seconds) / len(seconds) * remaining
-    return f" | ~{left / 60:.0f} min left for {remaining} points" if left >= 60 else f" | ~{left:.0f}s left"
+    return (
+        f" | ~{left / 60:.0f} min left for {remaining} points"
+        if left >= 60
+        else f" | ~{left:.0f}s left"
+    )
 
 
 def run_point(point: Point, out: Path, what: str, runner: Runner) -> Outcome:
@@ -187,25 +227,35 @@ def run_point(point: Point, out: Path, what: str, runner: Runner) -> Outcome:
     config_file.parent.mkdir(exist_ok=True)
     log.parent.mkdir(exist_ok=True)
     config_file.write_text(tomli_w.dumps({**point.config.to_dict(), "output": {"dir": str(run)}}))
-    fresh = ["run", "--config", str(config_file), "--out", str(run)] + (["--overwrite"] if what == "rerun" else [])
+    fresh = ["run", "--config", str(config_file), "--out", str(run)] + (
+        ["--overwrite"] if what == "rerun" else []
+    )
     outcome = runner(["run", "--resume", str(run)] if what == "resume" else fresh, log)
     if what == "resume" and outcome.returncode == 2:  # the resume was refused: start the point over
         outcome = runner(fresh + ["--overwrite"], log)
     if run.is_dir():
-        (run / "resources.json").write_text(json.dumps({**outcome.resources, "attempt": what}, indent=2) + "\n")
+        (run / "resources.json").write_text(
+            json.dumps({**outcome.resources, "attempt": what}, indent=2) + "\n"
+        )
     return outcome
 
 
 def uses_ray(point: Point) -> bool:
-    return point.config.strategy.name != "centralized"  # the centralized reference runs without Flower
+    return (
+        point.config.strategy.name != "centralized"
+    )  # the centralized reference runs without Flower
 
 
 @contextmanager
-def point_runners(sweep: Sweep, out: Path, actions: dict[str, str],
-                  echo: Callable[[str], None]) -> Iterator[Callable[[Point], Runner]]:
+def point_runners(
+    sweep: Sweep, out: Path, actions: dict[str, str], echo: Callable[[str], None]
+) -> Iterator[Callable[[Point], Runner]]:
     """Each point's runner: its own `fgrpo run` process, joining one Ray cluster started for the
-    sweep's federated points (fgrpo.experiments.ray_cluster) unless RAY_ADDRESS names one already."""
-    if not any(actions[p.name] != "done" and uses_ray(p) for p in sweep.points) or os.environ.get(ADDRESS_ENV):
+    sweep's federated points (fgrpo.experiments.ray_cluster) unless RAY_ADDRESS names one
+    already."""
+    if not any(actions[p.name] != "done" and uses_ray(p) for p in sweep.points) or os.environ.get(
+        ADDRESS_ENV
+    ):
         yield lambda point: fgrpo_subprocess
         return
     with ExitStack() as stack:
@@ -218,16 +268,26 @@ def point_runners(sweep: Sweep, out: Path, actions: dict[str, str],
 
         def runner(point: Point) -> Runner:
             if uses_ray(point) and not cluster.alive:
-                echo(f"sweep: the shared Ray cluster stopped (see {cluster.log}); {point.name} starts its own")
-            return partial(fgrpo_subprocess, cluster=cluster if uses_ray(point) and cluster.alive else None)
+                echo(
+                    f"sweep: the shared Ray cluster stopped (see {cluster.log}); {point.name} starts its own"
+                )
+            return partial(
+                fgrpo_subprocess, cluster=cluster if uses_ray(point) and cluster.alive else None
+            )
 
         yield runner
 
 
-def run_sweep(sweep: Sweep, out: Path, runner: Runner | None = None, echo: Callable[[str], None] = print,
-              command: list[str] | None = None) -> int:
+def run_sweep(
+    sweep: Sweep,
+    out: Path,
+    runner: Runner | None = None,
+    echo: Callable[[str], None] = print,
+    command: list[str] | None = None,
+) -> int:
     """Run every point not done yet (``runner``: the same one for every point, instead of an
-    `fgrpo run` process each); 0 when all are done, 1 when any failed. ``command``: for the manifest."""
+    `fgrpo run` process each); 0 when all are done, 1 when any failed. ``command``: for the
+    manifest."""
     actions = preflight(sweep, out)
     out.mkdir(parents=True, exist_ok=True)
     if runner is not None:
@@ -236,8 +296,14 @@ def run_sweep(sweep: Sweep, out: Path, runner: Runner | None = None, echo: Calla
         return _run_points(sweep, out, actions, runners, echo, command)
 
 
-def _run_points(sweep: Sweep, out: Path, actions: dict[str, str], runners: Callable[[Point], Runner],
-                echo: Callable[[str], None], command: list[str] | None) -> int:
+def _run_points(
+    sweep: Sweep,
+    out: Path,
+    actions: dict[str, str],
+    runners: Callable[[Point], Runner],
+    echo: Callable[[str], None],
+    command: list[str] | None,
+) -> int:
     manifest = Manifest(out, sweep, command)
     total, finished = len(sweep.points), sum(1 for a in actions.values() if a == "done")
     echo(plan_text(sweep, actions).splitlines()[0])
@@ -262,9 +328,16 @@ def _run_points(sweep: Sweep, out: Path, actions: dict[str, str], runners: Calla
         finished += 1
         ok = outcome.returncode == 0
         failed += not ok
-        manifest.update(point.name, status="done" if ok else "failed", seconds=seconds, error=outcome.error)
+        manifest.update(
+            point.name, status="done" if ok else "failed", seconds=seconds, error=outcome.error
+        )
         verdict = "done" if ok else f"FAILED ({outcome.error})"
-        echo(f"[{finished}/{total}] {verdict}: {point.name} in {seconds:.0f}s{_eta(spent, total - finished)}")
-    echo(f"sweep: {total - failed} of {total} points done" + (f", {failed} failed (see {out / MANIFEST})" if failed else "")
-         + f"; report: fgrpo report {out}")
+        echo(
+            f"[{finished}/{total}] {verdict}: {point.name} in {seconds:.0f}s{_eta(spent, total - finished)}"
+        )
+    echo(
+        f"sweep: {total - failed} of {total} points done"
+        + (f", {failed} failed (see {out / MANIFEST})" if failed else "")
+        + f"; report: fgrpo report {out}"
+    )
     return 1 if failed else 0

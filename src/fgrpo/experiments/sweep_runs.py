@@ -18,7 +18,9 @@ from .grid import values_label
 from .reports import accuracy_series, train_reward
 from .stats import mean_std
 
-STRATEGY_KEY = "strategy.name"  # its values are the lines of a panel; other strategy.* keys make panels
+STRATEGY_KEY = (
+    "strategy.name"  # its values are the lines of a panel; other strategy.* keys make panels
+)
 SEED_KEY = "seed"
 REFERENCES = ("local-only", "centralized")  # reference rows, not federated methods
 BASELINE = "fedavg"
@@ -35,13 +37,20 @@ class Run:
     resources: dict[str, Any] = field(default_factory=dict)
 
     def points(self, series: str) -> list[tuple[int, float, float]]:
-        """(round, value, standard error) of ``series``: "macro" accuracy (round 0 the starting model,
-        binomial se) or the round's "reward" (train.reward; no se is logged for it)."""
+        """(round, value, standard error) of ``series``: "macro" accuracy (round 0 the starting
+        model, binomial se) or the round's "reward" (train.reward; no se is logged for it)."""
         if series == "reward":
-            return [(r["round"], train_reward(r), 0.0) for r in self.rounds if train_reward(r) is not None]
+            return [
+                (r["round"], train_reward(r), 0.0)
+                for r in self.rounds
+                if train_reward(r) is not None
+            ]
         initial = None
         if self.summary.get("initial_eval"):
-            initial = {"eval": self.summary["initial_eval"], "eval_se": self.summary["initial_eval_se"]}
+            initial = {
+                "eval": self.summary["initial_eval"],
+                "eval_se": self.summary["initial_eval_se"],
+            }
         return accuracy_series(initial, self.rounds).get(series, [])
 
     @property
@@ -70,11 +79,26 @@ def load_runs(directory: Path) -> tuple[dict[str, Any], list[Run]]:
             continue
         seed = values.get(SEED_KEY, tomllib.loads((run / "config.toml").read_text()).get("seed", 0))
         strategy = str(values.get(STRATEGY_KEY, summary["strategy"]))
-        panel = values_label({k: v for k, v in values.items() if k not in (STRATEGY_KEY, SEED_KEY)}, ", ")
+        panel = values_label(
+            {k: v for k, v in values.items() if k not in (STRATEGY_KEY, SEED_KEY)}, ", "
+        )
         lines = (run / "metrics.jsonl").read_text().splitlines()
-        resources = json.loads((run / "resources.json").read_text()) if (run / "resources.json").is_file() else {}
-        runs.append(Run(point["name"], strategy, int(seed), panel or "all", summary,
-                        [json.loads(line) for line in lines if line.strip()], resources))
+        resources = (
+            json.loads((run / "resources.json").read_text())
+            if (run / "resources.json").is_file()
+            else {}
+        )
+        runs.append(
+            Run(
+                point["name"],
+                strategy,
+                int(seed),
+                panel or "all",
+                summary,
+                [json.loads(line) for line in lines if line.strip()],
+                resources,
+            )
+        )
     return manifest, runs
 
 
@@ -87,8 +111,9 @@ def groups(runs: list[Run]) -> dict[str, dict[str, list[Run]]]:
 
 
 def curve(runs: list[Run], series: str) -> list[tuple[int, float, float]]:
-    """(round, mean, spread) of ``series`` ("macro" or "reward") at rounds every seed has: the spread
-    is the std over seeds, or for a single seed its own standard error (a lone curve is not exact)."""
+    """(round, mean, spread) of ``series`` ("macro" or "reward") at rounds every seed has: the
+    spread is the std over seeds, or for a single seed its own standard error (a lone curve is not
+    exact)."""
     if len(runs) == 1:
         return runs[0].points(series)
     points = [{x: v for x, v, _ in r.points(series)} for r in runs]

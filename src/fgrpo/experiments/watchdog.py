@@ -29,7 +29,9 @@ import psutil
 
 TOKEN_ENV = "FGRPO_RUN_TOKEN"
 POLL_SECONDS = 0.5  # how soon after the run's death its leftovers start being killed (and how often its tree is read)
-CLEANUP_SECONDS = 30  # leftovers that keep appearing (a raylet restarting workers) are chased this long
+CLEANUP_SECONDS = (
+    30  # leftovers that keep appearing (a raylet restarting workers) are chased this long
+)
 
 
 def mark() -> str:
@@ -41,13 +43,18 @@ def mark() -> str:
 
 def guard(token: str) -> subprocess.Popen:
     """Start the watchdog for this process and the processes that carry ``token``."""
-    return subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid()), token],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__, str(os.getpid()), token],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def carries(proc: psutil.Process, token: str) -> bool:
     """Whether ``proc``'s environment holds ``token``. On Linux the raw block is searched: Ray's
-    process titles overwrite the start of it with NULs, where psutil's ``environ()`` stops reading."""
+    process titles overwrite the start of it with NULs, where psutil's ``environ()`` stops
+    reading."""
     entry = f"{TOKEN_ENV}={token}"
     if sys.platform.startswith("linux"):
         try:
@@ -59,7 +66,8 @@ def carries(proc: psutil.Process, token: str) -> bool:
 
 
 def carriers(token: str) -> list[psutil.Process]:
-    """Live processes (not this one) that carry ``token``; others' processes are unreadable and skipped."""
+    """Live processes (not this one) that carry ``token``; others' processes are unreadable and
+    skipped."""
     found = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
@@ -86,12 +94,18 @@ def descendants(procs: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def clean(token: str, seen: list[psutil.Process] = (), seconds: float = CLEANUP_SECONDS) -> int:
-    """Kill every carrier of ``token`` and every process of ``seen`` (and their children): the run is
-    gone, nothing of it has work left to finish. How many were killed."""
+    """Kill every carrier of ``token`` and every process of ``seen`` (and their children): the run
+    is gone, nothing of it has work left to finish. How many were killed."""
     killed: set[int] = set()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        left = list({p.pid: p for p in [*descendants(list(seen)), *carriers(token)] if p.pid != os.getpid()}.values())
+        left = list(
+            {
+                p.pid: p
+                for p in [*descendants(list(seen)), *carriers(token)]
+                if p.pid != os.getpid()
+            }.values()
+        )
         if not left:
             break
         for proc in left:

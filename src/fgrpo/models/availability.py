@@ -17,7 +17,9 @@ from typing import Any
 from ..errors import HubUnreachable, UserInputError
 from .registry import KNOWN_MODELS, describe
 
-HUB_TIMEOUT = 4.0  # seconds for the one metadata request about an uncached hub id (the hub answers in <1 s)
+HUB_TIMEOUT = (
+    4.0  # seconds for the one metadata request about an uncached hub id (the hub answers in <1 s)
+)
 
 
 def check_model(name: str, key: str = "model.name") -> None:
@@ -31,14 +33,18 @@ def check_model(name: str, key: str = "model.name") -> None:
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
-            raise UserInputError(f"{where}: the directory has no config.json (not a Hugging Face model directory)")
+            raise UserInputError(
+                f"{where}: the directory has no config.json (not a Hugging Face model directory)"
+            )
         return
     if local.exists():
         raise UserInputError(f"{where} is a file; give a model directory or a hub id")
     near = difflib.get_close_matches(name, KNOWN_MODELS, n=1, cutoff=0.75)
     if near and "/" not in name:  # a registry name mistyped: say so now, not after asking the hub
-        raise UserInputError(f"{where} is neither a model name nor a local model directory; did you mean "
-                             f"{near[0]!r}? (names: {', '.join(KNOWN_MODELS)}; `fgrpo models` lists them)")
+        raise UserInputError(
+            f"{where} is neither a model name nor a local model directory; did you mean "
+            f"{near[0]!r}? (names: {', '.join(KNOWN_MODELS)}; `fgrpo models` lists them)"
+        )
     _check_hub_id(name, where)
 
 
@@ -52,7 +58,10 @@ def _check_hub_id(name: str, where: str) -> None:
         RepositoryNotFoundError,
     )
 
-    unknown = f"{where} is not a model name ({', '.join(KNOWN_MODELS)}), a local model directory, or a Hugging Face hub id"
+    unknown = (
+        f"{where} is not a model name ({', '.join(KNOWN_MODELS)}), a local model directory, "
+        "or a Hugging Face hub id"
+    )
     try:
         cached = try_to_load_from_cache(name, "config.json")
     except HFValidationError:
@@ -75,7 +84,8 @@ def _check_hub_id(name: str, where: str) -> None:
 
 
 def check_adapter_dir(path: str | Path, key: str = "--adapter") -> None:
-    """Raise UserInputError unless ``path`` holds a PEFT adapter: a config with a peft_type and weights."""
+    """Raise UserInputError unless ``path`` holds a PEFT adapter: a config with a peft_type and
+    weights."""
     from peft.utils import SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
 
     where = f"{key} {path}"
@@ -84,15 +94,23 @@ def check_adapter_dir(path: str | Path, key: str = "--adapter") -> None:
         raise UserInputError(f"{where}: no such directory")
     config_path = folder / "adapter_config.json"
     if not config_path.is_file():
-        raise UserInputError(f"{where}: no adapter_config.json there (not a PEFT adapter directory)")
+        raise UserInputError(
+            f"{where}: no adapter_config.json there (not a PEFT adapter directory)"
+        )
     try:
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserInputError(f"{where}: adapter_config.json is not valid JSON ({err})") from None
     if not isinstance(config, dict) or "peft_type" not in config:
-        raise UserInputError(f"{where}: adapter_config.json has no peft_type (not a PEFT adapter config)")
-    if not any((folder / weights).is_file() for weights in (SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME)):
-        raise UserInputError(f"{where}: no adapter weights ({SAFETENSORS_WEIGHTS_NAME} or {WEIGHTS_NAME})")
+        raise UserInputError(
+            f"{where}: adapter_config.json has no peft_type (not a PEFT adapter config)"
+        )
+    if not any(
+        (folder / weights).is_file() for weights in (SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME)
+    ):
+        raise UserInputError(
+            f"{where}: no adapter weights ({SAFETENSORS_WEIGHTS_NAME} or {WEIGHTS_NAME})"
+        )
 
 
 def check_adapter_base(path: str | Path, name: str, key: str = "--adapter") -> None:
@@ -106,12 +124,15 @@ def check_adapter_base(path: str | Path, name: str, key: str = "--adapter") -> N
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise UserInputError(f"{key} {path}: fgrpo_export.json is not a JSON object") from None
     if base and base != name:
-        raise UserInputError(f"{key} {path} was trained on base model {base!r}, not {name!r}; evaluate it with "
-                             f"--model {base}")
+        raise UserInputError(
+            f"{key} {path} was trained on base model {base!r}, not {name!r}; evaluate it with "
+            f"--model {base}"
+        )
 
 
 def load_adapter(model: Any, path: str | Path, name: str, key: str = "--adapter") -> Any:
-    """``model`` with the PEFT adapter at ``path``; an adapter shaped for another base is one line."""
+    """``model`` with the PEFT adapter at ``path``; an adapter shaped for another base is one
+    line."""
     from peft import PeftModel
 
     try:
@@ -121,6 +142,12 @@ def load_adapter(model: Any, path: str | Path, name: str, key: str = "--adapter"
             raise
         config = json.loads((Path(path) / "adapter_config.json").read_text())
         trained_on = config.get("base_model_name_or_path")
-        named = f"adapter_config.json names {trained_on!r}" if trained_on else "adapter_config.json names none"
-        raise UserInputError(f"{key} {path} does not fit base model {name!r}: its LoRA weights have other shapes, "
-                             f"it was trained on another base ({named})") from None
+        named = (
+            f"adapter_config.json names {trained_on!r}"
+            if trained_on
+            else "adapter_config.json names none"
+        )
+        raise UserInputError(
+            f"{key} {path} does not fit base model {name!r}: its LoRA weights have other shapes, "
+            f"it was trained on another base ({named})"
+        ) from None

@@ -62,7 +62,9 @@ class BuildSettings:
     report_size: int = 500  # test-share prompts per task the report is measured on
     min_steps: int = 600
     rehearse: float = 0.3  # sampling weight of a task inside the band (tasks below it: 1.0)
-    slowdown: float = 0.0  # sampling weight of a task already above band_high (it may drift back down)
+    slowdown: float = (
+        0.0  # sampling weight of a task already above band_high (it may drift back down)
+    )
     examples_per_task: int = 30_000
     threads: int = 1  # faster than 2 on a shared 2-core machine
     tasks: list[str] = field(default_factory=lambda: list(Config().data.tasks))
@@ -72,9 +74,13 @@ class BuildSettings:
 
 def _encode(tokenizer: Any, row: dict[str, Any]) -> tuple[list[int], int]:
     """Token ids of prompt + gold completion + EOS, and where the completion starts."""
-    prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        row["prompt"], tokenize=False, add_generation_prompt=True
+    )
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(row["solution"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(row["solution"] + tokenizer.eos_token, add_special_tokens=False)[
+        "input_ids"
+    ]
     return prompt_ids + completion_ids, len(prompt_ids)
 
 
@@ -96,7 +102,10 @@ def sft_rows(settings: BuildSettings, excluded: set[str]) -> dict[str, list[dict
     data = {}
     for name in settings.tasks:
         rows = get_task(name).generate(
-            settings.examples_per_task, settings.seed + TRAIN_STREAM_OFFSET, settings.difficulty, share="train"
+            settings.examples_per_task,
+            settings.seed + TRAIN_STREAM_OFFSET,
+            settings.difficulty,
+            share="train",
         )
         data[name] = [r for r in rows if prompt_key(r) not in excluded]
         if not data[name]:
@@ -116,17 +125,22 @@ def _in_band(acc: dict[str, float], low: float, high: float, tasks: list[str]) -
 
 def _band_distance(acc: dict[str, float], settings: BuildSettings) -> float:
     """How far the tasks' accuracies lie outside the band, summed (0 inside)."""
-    return sum(max(0.0, settings.band_low - acc[t], acc[t] - settings.band_high) for t in settings.tasks)
+    return sum(
+        max(0.0, settings.band_low - acc[t], acc[t] - settings.band_high) for t in settings.tasks
+    )
 
 
-def _has_headroom(greedy: dict[str, float], sampled: dict[str, float], settings: BuildSettings) -> bool:
+def _has_headroom(
+    greedy: dict[str, float], sampled: dict[str, float], settings: BuildSettings
+) -> bool:
     return all(sampled[t] - greedy[t] >= settings.headroom for t in settings.tasks)
 
 
 def build_tiny_model(
     out_dir: str | Path = TINY_DIR, settings: BuildSettings | None = None, progress: Any = None
 ) -> dict[str, Any]:
-    """Train, stop inside the band, save (safetensors + tokenizer + build_report.json); return the report."""
+    """Train, stop inside the band, save (safetensors + tokenizer + build_report.json); return the
+    report."""
     settings = settings or BuildSettings()
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
@@ -138,35 +152,55 @@ def build_tiny_model(
     from transformers import LlamaForCausalLM
 
     tokenizer = build_char_tokenizer()
-    model = LlamaForCausalLM(tiny_architecture(len(tokenizer), settings.hidden_size, settings.layers))
+    model = LlamaForCausalLM(
+        tiny_architecture(len(tokenizer), settings.hidden_size, settings.layers)
+    )
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
 
-    tests = {name: task_test_set(name, settings.report_size, settings.difficulty) for name in settings.tasks}
+    tests = {
+        name: task_test_set(name, settings.report_size, settings.difficulty)
+        for name in settings.tasks
+    }
     valid = {
         name: get_task(name).generate(
-            settings.valid_size, settings.seed + VALID_STREAM_OFFSET, settings.difficulty, share="train", unique=True
+            settings.valid_size,
+            settings.seed + VALID_STREAM_OFFSET,
+            settings.difficulty,
+            share="train",
+            unique=True,
         )
         for name in settings.tasks
     }
     excluded = {prompt_key(r) for rows in valid.values() for r in rows}
-    data = {name: [_encode(tokenizer, r) for r in rows] for name, rows in sft_rows(settings, excluded).items()}
+    data = {
+        name: [_encode(tokenizer, r) for r in rows]
+        for name, rows in sft_rows(settings, excluded).items()
+    }
     progress(
         f"build-tiny-model: {sum(p.numel() for p in model.parameters()):,} parameters, "
         + ", ".join(f"{n} {len(v)}" for n, v in data.items())
         + " training examples"
     )
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / settings.warmup_steps))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / settings.warmup_steps)
+    )
     weights = {name: 1.0 for name in settings.tasks}
     history: list[dict[str, Any]] = []
     valid_acc: dict[str, float] = {}
-    closest: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (band distance, step, weights)
+    closest: tuple[float, int, dict[str, torch.Tensor]] | None = (
+        None  # (band distance, step, weights)
+    )
     step = 0
     model.train()
     while step < settings.steps_max:
-        names = rng.choices(settings.tasks, weights=[weights[t] for t in settings.tasks], k=settings.batch_size)
+        names = rng.choices(
+            settings.tasks, weights=[weights[t] for t in settings.tasks], k=settings.batch_size
+        )
         batch = _batch([rng.choice(data[n]) for n in names], tokenizer.pad_token_id)
         loss = model(**batch).loss
         loss.backward()
@@ -179,7 +213,13 @@ def build_tiny_model(
             continue
         valid_acc = accuracy_by_task(model, tokenizer, valid, settings.max_new_tokens)
         model.train()
-        history.append({"step": step, "loss": round(loss.item(), 4), **{k: round(v, 3) for k, v in valid_acc.items()}})
+        history.append(
+            {
+                "step": step,
+                "loss": round(loss.item(), 4),
+                **{k: round(v, 3) for k, v in valid_acc.items()},
+            }
+        )
         progress(
             f"step {step} | loss {loss.item():.3f} | "
             + " ".join(f"{t} {valid_acc[t]:.2f}" for t in settings.tasks)
@@ -187,22 +227,35 @@ def build_tiny_model(
         )
         distance = _band_distance(valid_acc, settings)
         if step >= settings.min_steps and (closest is None or distance <= closest[0]):
-            closest = (distance, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
-        if step >= settings.min_steps and _in_band(valid_acc, settings.band_low, settings.band_high, settings.tasks):
+            closest = (
+                distance,
+                step,
+                {k: v.detach().clone() for k, v in model.state_dict().items()},
+            )
+        if step >= settings.min_steps and _in_band(
+            valid_acc, settings.band_low, settings.band_high, settings.tasks
+        ):
             valid_pass = pass_at_k(model, tokenizer, valid, PASS_K, settings.max_new_tokens)
             model.train()
             history[-1]["pass_at_k"] = {k: round(v, 3) for k, v in valid_pass.items()}
-            progress("  in band; pass@k " + " ".join(f"{t} {valid_pass[t]:.2f}" for t in settings.tasks))
+            progress(
+                "  in band; pass@k " + " ".join(f"{t} {valid_pass[t]:.2f}" for t in settings.tasks)
+            )
             if _has_headroom(valid_acc, valid_pass, settings):
                 break
-        # Compute goes to the tasks still below the band; tasks inside it rehearse, tasks past it slow down.
+        # Compute goes to the tasks still below the band; tasks inside it rehearse, tasks past it
+        # slow down.
         weights = {t: _mix_weight(valid_acc[t], settings) for t in settings.tasks}
     else:
-        if closest is not None:  # the accuracies oscillate: keep the evaluation that came closest to the band
+        if (
+            closest is not None
+        ):  # the accuracies oscillate: keep the evaluation that came closest to the band
             model.load_state_dict(closest[2])
             step = closest[1]
-        progress(f"build-tiny-model: no step met the band and headroom within {settings.steps_max} steps; "
-                 f"saving step {step}, the closest to the band")
+        progress(
+            f"build-tiny-model: no step met the band and headroom within {settings.steps_max} steps; "
+            f"saving step {step}, the closest to the band"
+        )
 
     model.eval()
     test_acc = accuracy_by_task(model, tokenizer, tests, settings.max_new_tokens)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import UserInputError
 
+
 # --- fgrpo models -------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
     from .registry import KNOWN_MODELS, describe
@@ -23,7 +24,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{'name':<{width}}  {'kind':<11}  {'available':<9}  loads from")
     for r in rows:
         print(f"{r.name:<{width}}  {r.kind:<11}  {'yes' if r.available else 'no':<9}  {r.location}")
-    print(f"{'<hub id|dir>':<{width}}  {'hub-or-path':<11}  {'-':<9}  any Hugging Face hub id or local model directory")
+    print(
+        f"{'<hub id|dir>':<{width}}  {'hub-or-path':<11}  {'-':<9}  any Hugging Face hub id or local model directory"
+    )
     return 0
 
 
@@ -48,7 +51,9 @@ def run_adapter_dir(run_dir: Path) -> Path:
     for candidate in (run_dir / "final" / "adapter", run_dir / "checkpoint" / "adapter"):
         if (candidate / "adapter_config.json").is_file():
             return candidate
-    raise UserInputError(f"{run_dir}: no final/adapter or checkpoint/adapter (is it an `fgrpo run` directory?)")
+    raise UserInputError(
+        f"{run_dir}: no final/adapter or checkpoint/adapter (is it an `fgrpo run` directory?)"
+    )
 
 
 def run_config(run_dir: Path):
@@ -60,13 +65,16 @@ def run_config(run_dir: Path):
     return load_config(path, local_files=False)  # only the model is needed: the data may be gone
 
 
-def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force: bool = False) -> Path:
-    """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus the
-    tokenizer and a model card (README.md). The adapter names a base ``from_pretrained`` loads
+def export_run(
+    run_dir: str | Path, out: str | Path, merged: bool = False, force: bool = False
+) -> Path:
+    """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus
+    the tokenizer and a model card (README.md). The adapter names a base ``from_pretrained`` loads
     (fgrpo.models.registry.base_location); a base that exists only in memory (``tiny-random``) is
     saved into the export as ``base/``.
 
-    ``out`` must be new or empty, and outside the run directory unless ``force``; nothing is ever deleted.
+    ``out`` must be new or empty, and outside the run directory unless ``force``; nothing is ever
+    deleted.
     """
     from peft import PeftModel
 
@@ -99,10 +107,21 @@ def export_run(run_dir: str | Path, out: str | Path, merged: bool = False, force
             adapter_cfg["base_model_name_or_path"] = location  # AutoPeftModelForCausalLM loads it
             config_path.write_text(json.dumps(adapter_cfg, indent=2) + "\n")
         tokenizer.save_pretrained(tmp)
-        (tmp / "fgrpo_export.json").write_text(json.dumps(
-            {"run": str(run_dir.resolve()), "base_model": cfg.model.name, "base_model_path": location,
-             "merged": merged}, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(cfg, run_dir, out, location or cfg.model.name, merged))
+        (tmp / "fgrpo_export.json").write_text(
+            json.dumps(
+                {
+                    "run": str(run_dir.resolve()),
+                    "base_model": cfg.model.name,
+                    "base_model_path": location,
+                    "merged": merged,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        (tmp / "README.md").write_text(
+            model_card(cfg, run_dir, out, location or cfg.model.name, merged)
+        )
         move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own staging directory, never the user's
@@ -118,7 +137,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # --- fgrpo eval -------------------------------------------------------------------------
-def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None) -> tuple[dict[str, float], dict[str, float]]:
+def evaluate_model(
+    cfg: Any, model_name: str, adapter: str | Path | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
     """(greedy accuracy per task and macro, their binomial standard errors) of a base model,
     optionally with a PEFT adapter."""
     from ..cpu import torch_threads
@@ -135,8 +156,14 @@ def evaluate_model(cfg: Any, model_name: str, adapter: str | Path | None = None)
     model.to(device).eval()
     held_out = test_sets(cfg)
     with torch_threads(cfg.eval.threads):  # as the server's evaluation (fgrpo.cpu)
-        accuracy = accuracy_by_task(model, tokenizer, held_out, cfg.eval.max_new_tokens, cfg.eval.batch_size,
-                                    concurrent_tasks=cfg.eval.concurrent_tasks)
+        accuracy = accuracy_by_task(
+            model,
+            tokenizer,
+            held_out,
+            cfg.eval.max_new_tokens,
+            cfg.eval.batch_size,
+            concurrent_tasks=cfg.eval.concurrent_tasks,
+        )
     return accuracy, standard_errors(accuracy, {task: len(rows) for task, rows in held_out.items()})
 
 
@@ -146,13 +173,14 @@ def accuracy_table(accuracy: dict[str, float], se: dict[str, float], test_size: 
     lines = [f"{'task':<{width}}  accuracy  (± standard error)", f"{'-' * width}  --------"]
     lines += [row(k) for k in accuracy if k != "macro"]
     lines.append(row("macro"))
-    lines.append(f"({test_size} held-out prompts per task, greedy decoding; binomial standard errors)")
+    lines.append(
+        f"({test_size} held-out prompts per task, greedy decoding; binomial standard errors)"
+    )
     return "\n".join(lines)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..config import load_config
-
     from ..out_dir import check_writable_dir
     from .availability import check_adapter_base, check_adapter_dir, check_model
 
@@ -170,8 +198,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"model {name}" + (f" + adapter {args.adapter}" if args.adapter else ""))
     print(accuracy_table(accuracy, se, cfg.data.test_size))
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": name, "adapter": args.adapter, "accuracy": accuracy,
-                                               "accuracy_se": se}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"model": name, "adapter": args.adapter, "accuracy": accuracy, "accuracy_se": se},
+                indent=2,
+            )
+        )
     return 0
 
 
@@ -180,15 +212,25 @@ def register(sub: Any, add_config_args: Any) -> None:
     models = sub.add_parser("models", help="list the model names and where they load from")
     models.set_defaults(func=cmd_models)
 
-    build = sub.add_parser("build-tiny-model", help="train the shipped tiny reasoner from scratch (SFT, CPU)")
+    build = sub.add_parser(
+        "build-tiny-model", help="train the shipped tiny reasoner from scratch (SFT, CPU)"
+    )
     build.add_argument("--out", help="output directory (default: the package's models/tiny)")
-    build.add_argument("--seed", type=int, default=0, help="seed for data, initial weights and stopping point")
+    build.add_argument(
+        "--seed", type=int, default=0, help="seed for data, initial weights and stopping point"
+    )
     build.set_defaults(func=cmd_build_tiny)
 
-    export = sub.add_parser("export", help="export a run's final adapter (PEFT) or the merged model")
+    export = sub.add_parser(
+        "export", help="export a run's final adapter (PEFT) or the merged model"
+    )
     export.add_argument("run_dir", help="an `fgrpo run` output directory")
-    export.add_argument("--out", required=True, help="directory to write (new or empty; nothing is deleted)")
-    export.add_argument("--merged", action="store_true", help="merge the adapter into the base model")
+    export.add_argument(
+        "--out", required=True, help="directory to write (new or empty; nothing is deleted)"
+    )
+    export.add_argument(
+        "--merged", action="store_true", help="merge the adapter into the base model"
+    )
     export.add_argument("--force", action="store_true", help="allow --out inside the run directory")
     export.set_defaults(func=cmd_export)
 

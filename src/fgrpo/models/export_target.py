@@ -14,17 +14,24 @@ from ..out_dir import check_writable_dir
 
 
 def check_export_target(run_dir: Path, out: Path, force: bool = False) -> None:
-    """Raise UserInputError for an ``--out`` that holds files or lies inside the run (without ``force``)."""
+    """Raise UserInputError for an ``--out`` that holds files or lies inside the run (without
+    ``force``)."""
     run, target = run_dir.resolve(), out.expanduser().resolve()
     if target == run:
         raise UserInputError(f"--out {out} is the run directory itself; choose a new directory")
     if run.is_relative_to(target):
-        raise UserInputError(f"--out {out} contains the run directory {run_dir}; choose a new directory")
+        raise UserInputError(
+            f"--out {out} contains the run directory {run_dir}; choose a new directory"
+        )
     if target.is_relative_to(run) and not force:
-        raise UserInputError(f"--out {out} is inside the run directory {run_dir}; pass --force to write there")
+        raise UserInputError(
+            f"--out {out} is inside the run directory {run_dir}; pass --force to write there"
+        )
     check_writable_dir(out)
     if target.is_dir() and any(target.iterdir()):
-        raise UserInputError(f"--out {out} is not empty; choose a new directory (export never deletes files)")
+        raise UserInputError(
+            f"--out {out} is not empty; choose a new directory (export never deletes files)"
+        )
 
 
 def staging_dir(out: Path) -> Path:

@@ -33,7 +33,9 @@ def lora_config(model_cfg: ModelConfig, base: PreTrainedModel | None = None) -> 
     )
 
 
-def fresh_adapter_model(model_cfg: ModelConfig, seed: int) -> tuple[PeftModel, PreTrainedTokenizerBase]:
+def fresh_adapter_model(
+    model_cfg: ModelConfig, seed: int
+) -> tuple[PeftModel, PreTrainedTokenizerBase]:
     """Base model wrapped with a newly initialised adapter (B = 0, so it starts as a no-op)."""
     base, tokenizer = load_base(model_cfg.name, model_cfg.dtype)
     torch.manual_seed(seed)
@@ -42,8 +44,14 @@ def fresh_adapter_model(model_cfg: ModelConfig, seed: int) -> tuple[PeftModel, P
 
 @lru_cache(maxsize=2)
 def _cached(name: str, r: int, alpha: int, dropout: float, targets: tuple[str, ...], dtype: str):
-    cfg = ModelConfig(name=name, lora_r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
-                      dtype=dtype)
+    cfg = ModelConfig(
+        name=name,
+        lora_r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(targets),
+        dtype=dtype,
+    )
     loaded = fresh_adapter_model(cfg, seed=0)
     freeze_heap()  # what is alive now lives as long as the process: later collections skip it
     return loaded

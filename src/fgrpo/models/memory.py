@@ -6,12 +6,12 @@ usual back-of-the-envelope for one device, rounded up, not a measurement:
 
     weights       P x bytes of ``model.dtype``
     adapter       trainable x 16 bytes (fp32 weight, gradient, two AdamW moments)
-    KV cache      2 x layers x kv_heads x head_dim x (prompt + completion) x generation batch x bytes
-    logits        micro-batch x completion x vocab x 4 (fp32 log-softmax of completion tokens)
+    KV cache      2 x layers x kv_heads x head_dim x (prompt + completion) x generation batch x
+    bytes logits        micro-batch x completion x vocab x 4 (fp32 log-softmax of completion tokens)
     activations   micro-batch x (prompt + completion) x hidden x layers x 34 bytes at 16 bit
                   (Korthikanti et al. 2022, attention without the s^2 term, as SDPA/flash keep it),
-                  x 2 at 32 bit; with activation checkpointing only each layer's input (2 bytes, x 2)
-                  plus one layer's full set
+                  x 2 at 32 bit; with activation checkpointing only each layer's input (2 bytes, x
+                  2) plus one layer's full set
 
 TRL's GRPOConfig has no prompt-length limit, so prompts count ``PROMPT_TOKENS``. With
 ``grpo.use_vllm`` in colocate mode vLLM also holds ``vllm_gpu_memory_utilization`` of the GPU.
@@ -74,7 +74,11 @@ def estimate(cfg: Config) -> MemoryEstimate:
 
     model = _meta_model(cfg.model.name)
     params = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in get_peft_model(model, lora_config(cfg.model, model)).parameters() if p.requires_grad)
+    trainable = sum(
+        p.numel()
+        for p in get_peft_model(model, lora_config(cfg.model, model)).parameters()
+        if p.requires_grad
+    )
     text = _text_config(model)
     layers, hidden, vocab = text.num_hidden_layers, text.hidden_size, text.vocab_size
     heads = text.num_attention_heads
@@ -83,8 +87,13 @@ def estimate(cfg: Config) -> MemoryEstimate:
     width = DTYPE_BYTES[cfg.model.dtype]
     settings = cfg.grpo_settings()
     micro = int(settings["per_device_train_batch_size"])
-    generation = int(settings.get("generation_batch_size") or micro * int(
-        settings.get("steps_per_generation") or settings.get("gradient_accumulation_steps") or 1))
+    generation = int(
+        settings.get("generation_batch_size")
+        or micro
+        * int(
+            settings.get("steps_per_generation") or settings.get("gradient_accumulation_steps") or 1
+        )
+    )
     tokens = PROMPT_TOKENS + int(settings["max_completion_length"])
     per_layer = micro * tokens * hidden * 34 * width / 2
     if settings.get("activation_checkpointing") or settings.get("gradient_checkpointing"):
@@ -97,7 +106,10 @@ def estimate(cfg: Config) -> MemoryEstimate:
         weights=params * width,
         adapter=trainable * 16,
         kv_cache=2 * layers * kv_heads * head_dim * tokens * generation * width,
-        logits=micro * int(settings["max_completion_length"]) * vocab * 4,  # TRL keeps completion logits only
+        logits=micro
+        * int(settings["max_completion_length"])
+        * vocab
+        * 4,  # TRL keeps completion logits only
         activations=activations,
     )
 
@@ -109,9 +121,14 @@ def memory_line(cfg: Config) -> str:
     except OSError as err:  # transformers' "not found / cannot reach the hub" errors are OSErrors
         return f"memory: not estimated ({cfg.model.name}'s config.json is not available here: {type(err).__name__})"
     settings = cfg.grpo_settings()
-    vllm = (f" + vLLM's {settings.get('vllm_gpu_memory_utilization', 0.3)} of the GPU (colocate)"
-            if settings.get("use_vllm") and settings.get("vllm_mode", "colocate") == "colocate" else "")
-    return (f"memory per client, rough: {m.params / 1e9:.3g}B parameters ({m.trainable / 1e6:.3g}M trainable); "
-            f"weights {m.weights / GB:.1f} GB + adapter training {m.adapter / GB:.2f} GB + generation KV cache "
-            f"{m.kv_cache / GB:.1f} GB + logits {m.logits / GB:.1f} GB + activations {m.activations / GB:.1f} GB "
-            f"= {m.total / GB:.1f} GB{vllm}")
+    vllm = (
+        f" + vLLM's {settings.get('vllm_gpu_memory_utilization', 0.3)} of the GPU (colocate)"
+        if settings.get("use_vllm") and settings.get("vllm_mode", "colocate") == "colocate"
+        else ""
+    )
+    return (
+        f"memory per client, rough: {m.params / 1e9:.3g}B parameters ({m.trainable / 1e6:.3g}M trainable); "
+        f"weights {m.weights / GB:.1f} GB + adapter training {m.adapter / GB:.2f} GB + generation KV cache "
+        f"{m.kv_cache / GB:.1f} GB + logits {m.logits / GB:.1f} GB + activations {m.activations / GB:.1f} GB "
+        f"= {m.total / GB:.1f} GB{vllm}"
+    )

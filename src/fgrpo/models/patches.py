@@ -17,7 +17,11 @@ import torch
 
 # Hook tables keyed by handle id; the *_with_kwargs / *_always_called tables share those ids.
 HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-SIDE_TABLES = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+SIDE_TABLES = (
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks_with_kwargs",
+)
 _ABSENT = object()
 
 
@@ -25,7 +29,11 @@ _ABSENT = object()
 def restored_after(model: torch.nn.Module) -> Iterator[None]:
     """On exit, every module's instance ``forward`` and hook tables are as they were on entry."""
     before = [
-        (module, module.__dict__.get("forward", _ABSENT), {t: set(getattr(module, t)) for t in HOOK_TABLES})
+        (
+            module,
+            module.__dict__.get("forward", _ABSENT),
+            {t: set(getattr(module, t)) for t in HOOK_TABLES},
+        )
         for module in model.modules()
     ]
     try:

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    ProcessorMixin,
+)
 
 from .tokenizer import build_char_tokenizer
 
@@ -58,7 +64,9 @@ def _random_tiny(seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     return model, tokenizer
 
 
-def _from_directory(path: str | Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]:
+def _from_directory(
+    path: str | Path, dtype: str = "float32"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]:
     from .vision import is_vision_config, load_vision_model
 
     if is_vision_config(path):
@@ -80,7 +88,9 @@ def describe(name: str) -> ModelSource:
         return describe_smollm2()
     local = Path(name).expanduser()
     if local.is_dir():
-        return ModelSource(name, "hub-or-path", str(local.resolve()), (local / "config.json").is_file())
+        return ModelSource(
+            name, "hub-or-path", str(local.resolve()), (local / "config.json").is_file()
+        )
     return ModelSource(name, "hub-or-path", f"Hugging Face hub id {name}", True)
 
 
@@ -100,12 +110,16 @@ def base_location(name: str) -> str | None:
     return str(local.resolve()) if local.is_dir() else name
 
 
-def text_tokenizer(processing_class: PreTrainedTokenizerBase | ProcessorMixin) -> PreTrainedTokenizerBase:
+def text_tokenizer(
+    processing_class: PreTrainedTokenizerBase | ProcessorMixin,
+) -> PreTrainedTokenizerBase:
     """The tokenizer itself, or a vision-language processor's tokenizer."""
     return getattr(processing_class, "tokenizer", processing_class)
 
 
-def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]:
+def load_base(
+    name: str, dtype: str = "float32"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]:
     """A fresh copy of the base model and its tokenizer (a processor for a vision-language model),
     its weights in ``dtype`` (``model.dtype``), whichever kind of model ``name`` is."""
     if name == "tiny-random":
@@ -125,8 +139,12 @@ def load_base(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTr
 
         model, tokenizer = load_smollm2(dtype)
     else:
-        model, tokenizer = _from_directory(Path(name).expanduser() if Path(name).expanduser().is_dir() else name, dtype)
-    model.to(getattr(torch, dtype))  # the models built in memory start in float32; the rest: a no-op
+        model, tokenizer = _from_directory(
+            Path(name).expanduser() if Path(name).expanduser().is_dir() else name, dtype
+        )
+    model.to(
+        getattr(torch, dtype)
+    )  # the models built in memory start in float32; the rest: a no-op
     text = text_tokenizer(tokenizer)
     if text.pad_token is None:
         text.pad_token = text.eos_token

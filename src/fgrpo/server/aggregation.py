@@ -28,17 +28,31 @@ class RoundOutcome:
 
 def reply_screen(strategy: Strategy, cfg: Config, sent: dict[str, np.ndarray]) -> ReplyScreen:
     """The round's screening rules: the strategy's extra records and checks, the run's norm rule."""
-    return ReplyScreen(sent, extra_arrays=getattr(strategy, "reply_arrays", ()),
-                       check_reply=getattr(strategy, "check_reply", None),
-                       max_norm_ratio=cfg.federation.max_norm_ratio)
+    return ReplyScreen(
+        sent,
+        extra_arrays=getattr(strategy, "reply_arrays", ()),
+        check_reply=getattr(strategy, "check_reply", None),
+        max_norm_ratio=cfg.federation.max_norm_ratio,
+    )
 
 
-def aggregate_round(strategy: Strategy, rnd: int, replies: list[Message], state: dict[str, np.ndarray],
-                    min_clients: int) -> RoundOutcome:
+def aggregate_round(
+    strategy: Strategy,
+    rnd: int,
+    replies: list[Message],
+    state: dict[str, np.ndarray],
+    min_clients: int,
+) -> RoundOutcome:
     """Hand the screened replies to the strategy when at least ``min_clients`` are usable."""
     if len(replies) < min_clients:
-        return RoundOutcome(state, False, f"{len(replies)} usable replies, fewer than federation.min_clients = {min_clients}")
-    before = copy.deepcopy(vars(strategy))  # restored if the round is discarded (FedOpt moments, histories, c)
+        return RoundOutcome(
+            state,
+            False,
+            f"{len(replies)} usable replies, fewer than federation.min_clients = {min_clients}",
+        )
+    before = copy.deepcopy(
+        vars(strategy)
+    )  # restored if the round is discarded (FedOpt moments, histories, c)
 
     def discard(reason: str) -> RoundOutcome:
         vars(strategy).clear()
@@ -52,8 +66,16 @@ def aggregate_round(strategy: Strategy, rnd: int, replies: list[Message], state:
     ledger = list(getattr(strategy, "ledger", []))
     train = dict(metrics) if metrics else {}
     if arrays is None:  # local-only keeps the global adapter by design; others took no reply
-        return RoundOutcome(state, bool(ledger), None if ledger else "the strategy aggregated no reply", train, ledger)
+        return RoundOutcome(
+            state,
+            bool(ledger),
+            None if ledger else "the strategy aggregated no reply",
+            train,
+            ledger,
+        )
     new = from_arrayrecord(arrays)
-    if set(new) != set(state) or any(new[k].shape != state[k].shape or not np.all(np.isfinite(new[k])) for k in new):
+    if set(new) != set(state) or any(
+        new[k].shape != state[k].shape or not np.all(np.isfinite(new[k])) for k in new
+    ):
         return discard("the aggregate is not finite (or not shaped like the adapter): discarded")
     return RoundOutcome(new, True, None, train, ledger)

@@ -48,7 +48,9 @@ def total_steps(cfg: Config) -> tuple[int, int]:
 class RoundBoundaries(TrainerCallback):
     """Turns every ``steps_per_round`` logged GRPO steps into one federated-style round record."""
 
-    def __init__(self, steps_per_round: int, on_round: Callable[[int, list[dict[str, Any]]], None]) -> None:
+    def __init__(
+        self, steps_per_round: int, on_round: Callable[[int, list[dict[str, Any]]], None]
+    ) -> None:
         self.steps_per_round = steps_per_round
         self.on_round = on_round
         self.pending: list[dict[str, Any]] = []
@@ -62,7 +64,9 @@ class RoundBoundaries(TrainerCallback):
             self.on_round(state.global_step // self.steps_per_round, steps)
 
 
-def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_centralized(
+    cfg: Config, out_dir: Path, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Train centrally; write metrics.jsonl, summary.json, plots, checkpoint/ and final/adapter."""
     journal = RunJournal(cfg, out_dir, progress or print)
     model, tokenizer = journal.model, journal.tokenizer
@@ -76,11 +80,17 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
 
     def on_round(rnd: int, logged: list[dict[str, Any]]) -> None:
         stats = stats_from_log(logged, time.perf_counter() - clock["round"])
-        this_round = tally.rollouts[clock["rollouts"]:]  # the round-equivalent's rollouts only
+        this_round = tally.rollouts[clock["rollouts"] :]  # the round-equivalent's rollouts only
         clock["rollouts"] = len(tally.rollouts)
         by_task = per_task_means([t for _, t, _ in this_round], [r for _, _, r in this_round])
-        report = ClientReport(client_id=CLIENT_ID, num_examples=len(pool), reward=stats.reward, metrics={}, signals={},
-                              task_rewards={t: (m, float(n)) for t, (m, n) in by_task.items()})
+        report = ClientReport(
+            client_id=CLIENT_ID,
+            num_examples=len(pool),
+            reward=stats.reward,
+            metrics={},
+            signals={},
+            task_rewards={t: (m, float(n)) for t, (m, n) in by_task.items()},
+        )
         record: dict[str, Any] = {
             "round": rnd,
             "clients": [ledger_row(report, 1.0, steps=stats.steps)],
@@ -99,23 +109,42 @@ def run_centralized(cfg: Config, out_dir: Path, progress: Callable[[str], None] 
             record.update(journal.evaluate())
             model.train()
         record["seconds"] = round(time.perf_counter() - clock["round"], 2)
-        journal.end_round(record, adapter_state(model), {"steps": rnd * per_round}, _round_line(rnd, rounds, record))
+        journal.end_round(
+            record,
+            adapter_state(model),
+            {"steps": rnd * per_round},
+            _round_line(rnd, rounds, record),
+        )
         clock["round"] = time.perf_counter()
 
-    journal.progress(f"centralized: {steps} GRPO steps on {len(pool)} pooled prompts ({per_round} per round-equivalent)")
+    journal.progress(
+        f"centralized: {steps} GRPO steps on {len(pool)} pooled prompts ({per_round} per round-equivalent)"
+    )
     with torch_threads(cfg.federation.client_cpus):  # the threads one client trains with
         train_locally(
-            model, tokenizer, pool, tally.reward_funcs, cfg, seed=cfg.seed, steps=steps,
-            trainer_cls=RoundScheduledGRPOTrainer, learning_rate=cfg.round_learning_rate(1),
+            model,
+            tokenizer,
+            pool,
+            tally.reward_funcs,
+            cfg,
+            seed=cfg.seed,
+            steps=steps,
+            trainer_cls=RoundScheduledGRPOTrainer,
+            learning_rate=cfg.round_learning_rate(1),
             lr_by_round=cfg.round_learning_rate,
-            steps_per_round=per_round, callbacks=[RoundBoundaries(per_round, on_round)],
+            steps_per_round=per_round,
+            callbacks=[RoundBoundaries(per_round, on_round)],
         )
     return journal.finish(adapter_state(model))
 
 
 def _round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     reward = train_reward(record)
-    parts = [f"round {rnd}/{total}", "centralized", *([f"reward {reward:.3f}"] if reward is not None else [])]
+    parts = [
+        f"round {rnd}/{total}",
+        "centralized",
+        *([f"reward {reward:.3f}"] if reward is not None else []),
+    ]
     if "eval" in record:
         parts.append(macro_text(record))
     parts.append(f"{record['seconds']:.1f}s")

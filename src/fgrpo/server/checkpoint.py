@@ -3,8 +3,9 @@
 Layout of ``DIR/checkpoint/``::
 
     adapter/       the global adapter, PEFT format (also what `fgrpo export` falls back to)
-    state.json     round, strategy state, RNG state, round-0 evaluation, metrics.jsonl length, lineage
-    arrays.npz     the adapter again (exact, keyed as the server holds it) and every numpy array
+    state.json     round, strategy state, RNG state, round-0 evaluation, metrics.jsonl length,
+    lineage arrays.npz     the adapter again (exact, keyed as the server holds it) and every numpy
+    array
                    of state.json (strategy tensors, RNG key tables), by reference
 
 A checkpoint is written whole into ``checkpoint.new/`` and then swapped in by renames, so a crash
@@ -99,7 +100,9 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(out_dir: Path, checkpoint: Checkpoint, model: PeftModel) -> None:
-    new, current, old = (out_dir / name for name in ("checkpoint.new", "checkpoint", "checkpoint.old"))
+    new, current, old = (
+        out_dir / name for name in ("checkpoint.new", "checkpoint", "checkpoint.old")
+    )
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir(parents=True)
     save_adapter(model, checkpoint.adapter, new / "adapter")

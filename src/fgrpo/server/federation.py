@@ -32,12 +32,20 @@ from .strategies.local_only import LocalOnly
 
 
 def round_config(cfg: Config, rnd: int) -> ConfigRecord:
-    """What every client of round ``rnd`` is told: the run's recipe and the round's learning rate."""
-    return ConfigRecord({CONFIG_KEY: cfg.to_json(), LEARNING_RATE_KEY: cfg.round_learning_rate(rnd)})
+    """What every client of round ``rnd`` is told: the run's recipe and the round's learning
+    rate."""
+    return ConfigRecord(
+        {CONFIG_KEY: cfg.to_json(), LEARNING_RATE_KEY: cfg.round_learning_rate(rnd)}
+    )
 
 
 def run_federation(
-    grid: Grid, cfg: Config, out_dir: Path, progress: Any = None, resume: bool = False, clients_dir: Path | None = None,
+    grid: Grid,
+    cfg: Config,
+    out_dir: Path,
+    progress: Any = None,
+    resume: bool = False,
+    clients_dir: Path | None = None,
     round_started: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run all rounds (with ``resume``, those after the run's checkpoint); write the run directory;
@@ -65,10 +73,14 @@ def run_federation(
         if round_started is not None:
             round_started(rnd, len(messages))
         timeout = cfg.federation.round_timeout or None
-        received = list(grid.send_and_receive(messages, timeout=timeout))  # sending gives each message its id
+        received = list(
+            grid.send_and_receive(messages, timeout=timeout)
+        )  # sending gives each message its id
         addressees = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
         replies, failures = reply_screen(strategy, cfg, state).screen(received, addressees)
-        replies.sort(key=lambda r: claimed_client_id(r.content))  # arrival order must not change the sums
+        replies.sort(
+            key=lambda r: claimed_client_id(r.content)
+        )  # arrival order must not change the sums
         failures += missing_replies(addressees, received, timeout)
         name_failures(failures, received, client_of_node)
         outcome = aggregate_round(strategy, rnd, replies, state, cfg.federation.min_clients)
@@ -83,19 +95,30 @@ def run_federation(
         }
         reward = round_reward(outcome.ledger, ranges)
         if reward is not None:
-            record["reward"] = reward  # the round's reward (fgrpo.round_reward): what console and plots show
+            record["reward"] = (
+                reward  # the round's reward (fgrpo.round_reward): what console and plots show
+            )
         if journal.eval_due(rnd) and isinstance(strategy, LocalOnly) and strategy.client_models:
-            record["local"] = strategy.evaluate_clients(journal.evaluate)  # each client's own adapter
-            record["eval"], record["eval_se"] = record["local"]["mean"]["global"], record["local"]["mean"]["global_se"]
+            record["local"] = strategy.evaluate_clients(
+                journal.evaluate
+            )  # each client's own adapter
+            record["eval"], record["eval_se"] = (
+                record["local"]["mean"]["global"],
+                record["local"]["mean"]["global_se"],
+            )
         elif journal.eval_due(rnd):
             record.update(journal.evaluate(state))
         record["seconds"] = round(time.perf_counter() - round_start, 2)
-        journal.end_round(record, state, strategy.state_dict(), round_line(rnd, cfg.federation.rounds, record))
+        journal.end_round(
+            record, state, strategy.state_dict(), round_line(rnd, cfg.federation.rounds, record)
+        )
 
     return journal.finish(state)
 
 
-def name_failures(failures: list[dict[str, Any]], received: list[Message], client_of_node: dict[int, str]) -> None:
+def name_failures(
+    failures: list[dict[str, Any]], received: list[Message], client_of_node: dict[int, str]
+) -> None:
     """Name each failure's client: by the id its reply claimed, else by the id its node gave in this
     or an earlier round (an error reply or a missing one carries none)."""
     for reply in received:
@@ -111,17 +134,27 @@ def failure_text(failure: dict[str, Any], limit: int = 240) -> str:
     function's name and error, say), cut to ``limit`` characters."""
     reason = " ".join(str(failure.get("reason") or "").split())
     reason = reason if len(reason) <= limit else reason[: limit - 1] + "…"
-    return f"node {failure['node']} ({failure['client-id'] or 'client unknown'}): {failure['kind']}" + (
-        f" ({reason})" if reason else "")
+    return (
+        f"node {failure['node']} ({failure['client-id'] or 'client unknown'}): {failure['kind']}"
+        + (f" ({reason})" if reason else "")
+    )
 
 
 def round_line(rnd: int, total: int, record: dict[str, Any]) -> str:
     clients = record["clients"]
     parts = [f"round {rnd}/{total}", f"clients {len(clients)}"]
     if train_reward(record) is not None:
-        parts.append(f"reward {train_reward(record):.3f}")  # of each task's range: metrics.jsonl's reward.normalised, as plotted
+        parts.append(
+            f"reward {train_reward(record):.3f}"
+        )  # of each task's range: metrics.jsonl's reward.normalised, as plotted
     if clients:
-        parts.append("weights " + " ".join(f"{c['client-id']} {c['weight']:.2f}" for c in sorted(clients, key=lambda c: c["client-id"])))
+        parts.append(
+            "weights "
+            + " ".join(
+                f"{c['client-id']} {c['weight']:.2f}"
+                for c in sorted(clients, key=lambda c: c["client-id"])
+            )
+        )
     if not record.get("aggregated", True):
         parts.append(f"NOT aggregated ({record['reason']}): global adapter unchanged")
     if record["failures"]:

@@ -27,19 +27,29 @@ from ..experiments.reports import summarise, summary_text, write_plots
 from ..models.lora import fresh_adapter_model
 from ..models.transport import load_adapter_state
 from . import run_dir
-from .checkpoint import Checkpoint, load_checkpoint, restore_rng, rng_state, save_adapter, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_adapter,
+    save_checkpoint,
+)
 from .round0 import evaluation_key, initial_evaluation
 
 
 class RunJournal:
-    """One run's directory and evaluation model; call ``start``, ``end_round`` per round, ``finish``.
+    """One run's directory and evaluation model; call ``start``, ``end_round`` per round,
+    ``finish``.
 
     With ``resume`` the run continues from its latest checkpoint (``resumed``; None if it never
     wrote one, and then it starts over): the adapter, strategy state and RNG state come back, and
     metrics.jsonl is cut back to the checkpoint's round.
     """
 
-    def __init__(self, cfg: Config, out_dir: Path, progress: Callable[[str], None], resume: bool = False) -> None:
+    def __init__(
+        self, cfg: Config, out_dir: Path, progress: Callable[[str], None], resume: bool = False
+    ) -> None:
         self.cfg, self.out_dir, self.progress = cfg, out_dir, progress
         self.started = time.perf_counter()
         random.seed(cfg.seed)  # Flower samples clients with the global `random`
@@ -52,7 +62,9 @@ class RunJournal:
             run_dir.truncate_metrics(out_dir, self.resumed.metrics_bytes)
         self.model, self.tokenizer = fresh_adapter_model(cfg.model, cfg.seed)
         self.eval_device = resolve_device(cfg.eval.device)
-        self.model.to(self.eval_device)  # a federation's server model only evaluates: it stays there
+        self.model.to(
+            self.eval_device
+        )  # a federation's server model only evaluates: it stays there
         self.held_out = test_sets(cfg)
         self.initial_eval = self.resumed.initial_eval if self.resumed else None
         self.run_id = self.resumed.run_id if self.resumed else uuid.uuid4().hex
@@ -70,11 +82,22 @@ class RunJournal:
             load_adapter_state(self.model, state)
         cfg = self.cfg
         with torch_threads(cfg.eval.threads), placed_on(self.model, self.eval_device):
-            accuracy = accuracy_by_task(self.model, self.tokenizer, self.held_out, cfg.eval.max_new_tokens,
-                                        cfg.eval.batch_size, concurrent_tasks=cfg.eval.concurrent_tasks)
-        return {"eval": accuracy, "eval_se": standard_errors(accuracy, {t: len(r) for t, r in self.held_out.items()})}
+            accuracy = accuracy_by_task(
+                self.model,
+                self.tokenizer,
+                self.held_out,
+                cfg.eval.max_new_tokens,
+                cfg.eval.batch_size,
+                concurrent_tasks=cfg.eval.concurrent_tasks,
+            )
+        return {
+            "eval": accuracy,
+            "eval_se": standard_errors(accuracy, {t: len(r) for t, r in self.held_out.items()}),
+        }
 
-    def start(self, state: dict[str, np.ndarray], strategy_state: dict[str, Any]) -> dict[str, np.ndarray]:
+    def start(
+        self, state: dict[str, np.ndarray], strategy_state: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
         """Round-0 evaluation of the starting adapter and the round-0 checkpoint; or, resuming, the
         checkpoint's RNG state. Returns the global adapter the first round starts from."""
         rounds = self.cfg.federation.rounds
@@ -86,16 +109,30 @@ class RunJournal:
         if self.cfg.eval.every:
             load_adapter_state(self.model, state)
             key = evaluation_key(self.model, self.tokenizer, self.held_out, self.cfg.eval)
-            self.initial_eval = initial_evaluation(key, self.evaluate)  # the same for every run of a sweep
+            self.initial_eval = initial_evaluation(
+                key, self.evaluate
+            )  # the same for every run of a sweep
             self.progress(f"round 0/{rounds} | {macro_text(self.initial_eval)}")
         self.checkpoint(0, state, strategy_state)
         return state
 
-    def checkpoint(self, rnd: int, state: dict[str, np.ndarray], strategy_state: dict[str, Any]) -> None:
-        save_checkpoint(self.out_dir, Checkpoint(
-            round=rnd, adapter=state, strategy=strategy_state, rng=rng_state(), initial_eval=self.initial_eval,
-            metrics_bytes=run_dir.metrics_length(self.out_dir), run_id=self.run_id, sessions=self.sessions,
-        ), self.model)
+    def checkpoint(
+        self, rnd: int, state: dict[str, np.ndarray], strategy_state: dict[str, Any]
+    ) -> None:
+        save_checkpoint(
+            self.out_dir,
+            Checkpoint(
+                round=rnd,
+                adapter=state,
+                strategy=strategy_state,
+                rng=rng_state(),
+                initial_eval=self.initial_eval,
+                metrics_bytes=run_dir.metrics_length(self.out_dir),
+                run_id=self.run_id,
+                sessions=self.sessions,
+            ),
+            self.model,
+        )
 
     def client_state_info(self) -> dict[str, Any]:
         """What clients need to pick their saved state (fgrpo.client.persistence)."""
@@ -107,7 +144,11 @@ class RunJournal:
         return rnd == self.cfg.federation.rounds or (bool(every) and rnd % every == 0)
 
     def end_round(
-        self, record: dict[str, Any], state: dict[str, np.ndarray], strategy_state: dict[str, Any], line: str
+        self,
+        record: dict[str, Any],
+        state: dict[str, np.ndarray],
+        strategy_state: dict[str, Any],
+        line: str,
     ) -> None:
         # Line first, checkpoint second: a crash in between leaves a line the checkpoint does not
         # count, which a resume cuts off and redoes; never a checkpointed round without its line.
@@ -119,12 +160,14 @@ class RunJournal:
         save_adapter(self.model, state, self.out_dir / "final" / "adapter")
         rounds = run_dir.read_rounds(self.out_dir)
         write_plots(self.out_dir, self.initial_eval, rounds)
-        summary = summarise(self.cfg.strategy.name, self.initial_eval, rounds, time.perf_counter() - self.started)
+        summary = summarise(
+            self.cfg.strategy.name, self.initial_eval, rounds, time.perf_counter() - self.started
+        )
         run_dir.write_summary(self.out_dir, summary)
         self.progress(summary_text(summary, self.out_dir))
         return summary
 
 
 def macro_text(evaluation: dict[str, dict[str, float]]) -> str:
-    """"macro acc 0.412 ± 0.015" for a progress line."""
+    """ "macro acc 0.412 ± 0.015" for a progress line."""
     return f"macro acc {evaluation['eval']['macro']:.3f} ± {evaluation['eval_se']['macro']:.3f}"

@@ -54,8 +54,12 @@ def _described(value: Any) -> str:
     return image_digest(value) if isinstance(value, Image.Image) else str(value)
 
 
-def evaluation_key(model: PeftModel, tokenizer: PreTrainedTokenizerBase, held_out: dict[str, list[dict[str, Any]]],
-                   settings: EvalConfig) -> str | None:
+def evaluation_key(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    held_out: dict[str, list[dict[str, Any]]],
+    settings: EvalConfig,
+) -> str | None:
     """Hash naming the round-0 evaluation; None when the adapter is not a no-op (some B != 0)."""
     state = model.state_dict()
     if any(bool(v.any()) for k, v in state.items() if "lora_B" in k):
@@ -64,14 +68,28 @@ def evaluation_key(model: PeftModel, tokenizer: PreTrainedTokenizerBase, held_ou
     for name, tensor in sorted(state.items()):
         if "lora_" not in name:  # lora_A is seed-dependent and multiplied by B = 0
             digest.update(name.encode())
-            # raw bytes, whatever the dtype (numpy has no bfloat16); flat, since a 0-d tensor has no byte view
-            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            # raw bytes, whatever the dtype (numpy has no bfloat16); flat, since a 0-d tensor has no
+            # byte view
+            digest.update(
+                tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            )
     text = text_tokenizer(tokenizer)
     described = {
-        "model": model.config.to_json_string(), "template": tokenizer.chat_template, "vocab": text.get_vocab(),
-        "special": text.special_tokens_map, "tests": held_out, "eval": [settings.max_new_tokens, settings.batch_size, settings.threads],
-        "device": next(model.parameters()).device.type,  # a GPU's greedy answers may differ from a CPU's
-        "versions": [torch.__version__, transformers.__version__, peft.__version__, source_digest()],
+        "model": model.config.to_json_string(),
+        "template": tokenizer.chat_template,
+        "vocab": text.get_vocab(),
+        "special": text.special_tokens_map,
+        "tests": held_out,
+        "eval": [settings.max_new_tokens, settings.batch_size, settings.threads],
+        "device": next(
+            model.parameters()
+        ).device.type,  # a GPU's greedy answers may differ from a CPU's
+        "versions": [
+            torch.__version__,
+            transformers.__version__,
+            peft.__version__,
+            source_digest(),
+        ],
     }
     digest.update(json.dumps(described, sort_keys=True, default=_described).encode())
     return digest.hexdigest()

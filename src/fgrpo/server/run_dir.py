@@ -9,8 +9,8 @@ Layout::
     DIR/summary.json       the run at a glance
     DIR/plots/*.png        accuracy and reward against round
     DIR/checkpoint/        latest completed round: global adapter, strategy and RNG state (--resume)
-    DIR/clients/<id>/      clients' own state between rounds (simulation; see fgrpo.client.persistence)
-    DIR/final/adapter/     the final global adapter, PEFT format
+    DIR/clients/<id>/      clients' own state between rounds (simulation; see
+    fgrpo.client.persistence) DIR/final/adapter/     the final global adapter, PEFT format
     DIR/run.log            library and worker output of `fgrpo run` (fgrpo.experiments.console)
 """
 
@@ -27,7 +27,17 @@ import tomli_w
 
 from ..config import Config
 
-TRACKED_PACKAGES = ("fgrpo", "flwr", "flwr-datasets", "trl", "transformers", "peft", "torch", "datasets", "math-verify")
+TRACKED_PACKAGES = (
+    "fgrpo",
+    "flwr",
+    "flwr-datasets",
+    "trl",
+    "transformers",
+    "peft",
+    "torch",
+    "datasets",
+    "math-verify",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -56,7 +66,9 @@ def prepare(out_dir: Path, cfg: Config) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(out_dir, cfg)
     (out_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n")
-    (out_dir / "grpo_settings.json").write_text(json.dumps(grpo_settings_record(cfg), indent=2) + "\n")
+    (out_dir / "grpo_settings.json").write_text(
+        json.dumps(grpo_settings_record(cfg), indent=2) + "\n"
+    )
     (out_dir / "metrics.jsonl").write_text("")
 
 
@@ -68,7 +80,8 @@ def write_config(out_dir: Path, cfg: Config) -> None:
 
 
 def truncate_metrics(out_dir: Path, length: int) -> None:
-    """Cut metrics.jsonl back to ``length`` bytes: drops a round logged after the last checkpoint."""
+    """Cut metrics.jsonl back to ``length`` bytes: drops a round logged after the last
+    checkpoint."""
     with (out_dir / "metrics.jsonl").open("r+b") as fh:
         fh.truncate(length)
 

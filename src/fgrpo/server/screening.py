@@ -47,8 +47,11 @@ class Rejected(ValueError):
     """What is wrong with one reply."""
 
 
-def decode_tensors(record: ArrayRecord, sent: dict[str, np.ndarray], name: str, relative: bool) -> dict[str, np.ndarray]:
-    """One ArrayRecord as fp32 tensors checked against ``sent``; ``relative``: ``::delta`` keys add ``sent`` back."""
+def decode_tensors(
+    record: ArrayRecord, sent: dict[str, np.ndarray], name: str, relative: bool
+) -> dict[str, np.ndarray]:
+    """One ArrayRecord as fp32 tensors checked against ``sent``; ``relative``: ``::delta`` keys add
+    ``sent`` back."""
     out: dict[str, np.ndarray] = {}
     for key, array in record.items():
         tensor, wire = key, np.dtype(np.float32)
@@ -64,14 +67,21 @@ def decode_tensors(record: ArrayRecord, sent: dict[str, np.ndarray], name: str, 
         if value.dtype != wire:
             raise Rejected(f"{name}: {tensor!r} has dtype {value.dtype}, expected {wire}")
         if value.shape != sent[tensor].shape:
-            raise Rejected(f"{name}: {tensor!r} has shape {value.shape}, expected {sent[tensor].shape}")
+            raise Rejected(
+                f"{name}: {tensor!r} has shape {value.shape}, expected {sent[tensor].shape}"
+            )
         value = next(iter(from_arrayrecord(ArrayRecord({key: array})).values()))
-        out[tensor] = (sent[tensor].astype(np.float64) + value).astype(np.float32) if delta else value
+        out[tensor] = (
+            (sent[tensor].astype(np.float64) + value).astype(np.float32) if delta else value
+        )
         if not np.all(np.isfinite(out[tensor])):
             raise Rejected(f"{name}: non-finite values in {tensor!r}")
     missing = sorted(set(sent) - set(out))
     if missing:
-        raise Rejected(f"{name}: missing tensor {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+        raise Rejected(
+            f"{name}: missing tensor {missing[0]!r}"
+            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        )
     return out
 
 
@@ -98,7 +108,9 @@ def claimed_client_id(content: RecordDict) -> str | None:
 
 def screen_metrics(content: RecordDict) -> MetricRecord:
     if METRICS_KEY not in content.metric_records or len(content.metric_records) != 1:
-        raise Rejected(f"expected one MetricRecord {METRICS_KEY!r}, got {sorted(content.metric_records)}")
+        raise Rejected(
+            f"expected one MetricRecord {METRICS_KEY!r}, got {sorted(content.metric_records)}"
+        )
     metrics = content.metric_records[METRICS_KEY]
     for key, value in metrics.items():
         if isinstance(value, list) or not np.isfinite(float(value)):
@@ -126,7 +138,8 @@ class ReplyScreen:
         self.max_norm_ratio = max_norm_ratio
 
     def rebuild(self, content: RecordDict) -> tuple[RecordDict, ClientReport, float]:
-        """The reply rebuilt for the strategies, its report and its update norm; Rejected if unusable."""
+        """The reply rebuilt for the strategies, its report and its update norm; Rejected if
+        unusable."""
         client_id = claimed_client_id(content)
         if client_id is None:
             raise Rejected("no client-id (a non-empty string in the 'client' ConfigRecord)")
@@ -156,16 +169,21 @@ class ReplyScreen:
         metrics["update-norm"] = norm
         return rebuilt, report, norm
 
-    def screen(self, replies: list[Message], addressees: dict[str, int] | None = None) -> tuple[list[Message], list[dict[str, Any]]]:
+    def screen(
+        self, replies: list[Message], addressees: dict[str, int] | None = None
+    ) -> tuple[list[Message], list[dict[str, Any]]]:
         """(kept replies, failures). ``addressees`` maps sent message ids to their node: an error
         reply for a lost node comes from the SuperLink, not from that node."""
         failures: list[dict[str, Any]] = []
         candidates: list[tuple[Message, ClientReport, float, int]] = []
         seen: dict[str, int] = {}
         for reply in replies:
-            node = (addressees or {}).get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
-            fail = lambda kind, reason, cid=None: failures.append(  # noqa: E731
-                {"node": node, "client-id": cid, "kind": kind, "reason": reason})
+            node = (addressees or {}).get(
+                reply.metadata.reply_to_message_id, reply.metadata.src_node_id
+            )
+            fail = lambda kind, reason, cid=None, node=node: failures.append(  # noqa: E731
+                {"node": node, "client-id": cid, "kind": kind, "reason": reason}
+            )
             if reply.has_error():
                 fail("error", reply.error.reason)
                 continue
@@ -177,7 +195,9 @@ class ReplyScreen:
             try:
                 rebuilt, report, norm = self.rebuild(reply.content)
                 if report.client_id in seen:
-                    raise Rejected(f"client id {report.client_id!r} already replied this round (node {seen[report.client_id]})")
+                    raise Rejected(
+                        f"client id {report.client_id!r} already replied this round (node {seen[report.client_id]})"
+                    )
             except ValueError as err:  # Rejected, or a strategy's refusal
                 fail("rejected", str(err), client_id)
                 continue
@@ -190,7 +210,9 @@ class ReplyScreen:
         return common_metric_keys(self.median_rule(candidates, failures)), failures
 
     def median_rule(
-        self, candidates: list[tuple[Message, ClientReport, float, int]], failures: list[dict[str, Any]]
+        self,
+        candidates: list[tuple[Message, ClientReport, float, int]],
+        failures: list[dict[str, Any]],
     ) -> list[Message]:
         norms = [norm for _, _, norm, _ in candidates]
         median = float(np.median(norms)) if norms else 0.0
@@ -199,8 +221,14 @@ class ReplyScreen:
         kept = []
         for reply, report, norm, node in candidates:
             if norm > self.max_norm_ratio * median:
-                failures.append({"node": node, "client-id": report.client_id, "kind": "rejected",
-                                 "reason": f"update norm {norm:.3g} > {self.max_norm_ratio:g} x the round's median {median:.3g}"})
+                failures.append(
+                    {
+                        "node": node,
+                        "client-id": report.client_id,
+                        "kind": "rejected",
+                        "reason": f"update norm {norm:.3g} > {self.max_norm_ratio:g} x the round's median {median:.3g}",
+                    }
+                )
             else:
                 kept.append(reply)
         return kept
@@ -215,22 +243,36 @@ def common_metric_keys(kept: list[Message]) -> list[Message]:
         metrics = message.content[METRICS_KEY]
         dropped = sorted(set(metrics.keys()) - common)
         if dropped:
-            log(WARNING, "metrics %s of client %s dropped: not every reply this round has them",
-                dropped, claimed_client_id(message.content))
-            message.content[METRICS_KEY] = MetricRecord({k: v for k, v in metrics.items() if k in common})
+            log(
+                WARNING,
+                "metrics %s of client %s dropped: not every reply this round has them",
+                dropped,
+                claimed_client_id(message.content),
+            )
+            message.content[METRICS_KEY] = MetricRecord(
+                {k: v for k, v in metrics.items() if k in common}
+            )
     return kept
 
 
-def missing_replies(addressees: dict[str, int], replies: list[Message], timeout: float | None) -> list[dict[str, Any]]:
+def missing_replies(
+    addressees: dict[str, int], replies: list[Message], timeout: float | None
+) -> list[dict[str, Any]]:
     """A failure for every node sent a message that got no reply (within ``timeout`` seconds)."""
     answered = {r.metadata.reply_to_message_id for r in replies}
     reason = f"no reply within federation.round_timeout = {timeout:g} s" if timeout else "no reply"
-    return [{"node": node, "client-id": None, "kind": "timeout", "reason": reason}
-            for message_id, node in addressees.items() if message_id not in answered]
+    return [
+        {"node": node, "client-id": None, "kind": "timeout", "reason": reason}
+        for message_id, node in addressees.items()
+        if message_id not in answered
+    ]
 
 
 def screen_replies(
-    replies: list[Message], sent: dict[str, np.ndarray], addressees: dict[str, int] | None = None, **rules: Any
+    replies: list[Message],
+    sent: dict[str, np.ndarray],
+    addressees: dict[str, int] | None = None,
+    **rules: Any,
 ) -> tuple[list[Message], list[dict[str, Any]]]:
     """Screen one round's replies against the adapter ``sent`` (see ``ReplyScreen``)."""
     return ReplyScreen(sent, **rules).screen(replies, addressees)

@@ -160,6 +160,8 @@ class Task(ABC):
             seen.add(identity)
             rows.append(row)
         if len(rows) < n:
-            raise ValueError(f"task {self.name}: only {len(rows)} of {n} distinct {share or ''} prompts "
-                             f"at difficulty {difficulty}; ask for fewer")
+            raise ValueError(
+                f"task {self.name}: only {len(rows)} of {n} distinct {share or ''} prompts "
+                f"at difficulty {difficulty}; ask for fewer"
+            )
         return rows

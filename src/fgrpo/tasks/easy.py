@@ -41,7 +41,9 @@ class SmallAddition(EasyTask):
 
 class SmallMultiplication(EasyTask):
     name = "small-multiplication"
-    description = "a one-digit number 2-9 times a (difficulty+1)-digit one, either order; exact match"
+    description = (
+        "a one-digit number 2-9 times a (difficulty+1)-digit one, either order; exact match"
+    )
     reward_range = (0.0, 1.0)
 
     def make_problem(self, rng: random.Random, difficulty: int) -> tuple[str, str, str]:

@@ -38,7 +38,7 @@ def correct_number(completions: list[Any], answer: list[str], **kwargs: Any) -> 
     """1.0 when the last number of the completion equals GSM8K's ``#### n``; None when the
     row carries no ``####`` answer (TRL then ignores the sample for this function)."""
     rewards: list[float | None] = []
-    for completion, solution in zip(completions, answer):
+    for completion, solution in zip(completions, answer, strict=False):
         if "####" not in solution:
             rewards.append(None)
             continue

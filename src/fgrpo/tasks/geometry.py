@@ -35,9 +35,9 @@ Point = tuple[float, float]
 ANSWER_FORMAT = " Give the number only, in <answer></answer> tags."
 QUESTIONS = {
     "triangle": "The figure shows a triangle with two of its angles marked in degrees. "
-                "How many degrees is the angle marked '?'?",
+    "How many degrees is the angle marked '?'?",
     "parallel": "The figure shows two parallel lines (marked >) cut by a third line. "
-                "How many degrees is the angle marked '?'?",
+    "How many degrees is the angle marked '?'?",
     "right": "The figure shows a right triangle with two side lengths marked. How long is the side marked '?'?",
     "radius": "What is the radius of the circle in the figure?",
     "diameter": "What is the diameter of the circle in the figure?",
@@ -121,19 +121,37 @@ def parallel(rng: random.Random, difficulty: int) -> Figure:
     angles are θ (upper right, lower left) and 180 − θ (upper left, lower right)."""
     theta = rng.randint(25, 155)
     run = 1 / math.tan(math.radians(theta))
-    ends = [(-3.3, 1.0), (3.3, 1.0), (-3.3, -1.0), (3.3, -1.0), (run * 1.6, 1.6), (-run * 1.6, -1.6)]
-    chevrons = [(x, y + dy) for y in (1.0, -1.0) for x, dy in ((-3.0, 0.15), (-2.8, 0.0), (-3.0, -0.15))]
+    ends = [
+        (-3.3, 1.0),
+        (3.3, 1.0),
+        (-3.3, -1.0),
+        (3.3, -1.0),
+        (run * 1.6, 1.6),
+        (-run * 1.6, -1.6),
+    ]
+    chevrons = [
+        (x, y + dy) for y in (1.0, -1.0) for x, dy in ((-3.0, 0.15), (-2.8, 0.0), (-3.0, -0.15))
+    ]
     crossings = [(run, 1.0), (-run, -1.0)]
     # sector -> (direction of its bisector, its angle)
-    sectors = [(theta / 2, theta), ((theta + 180) / 2, 180 - theta),
-               (theta / 2 + 180, theta), ((theta + 180) / 2 + 180, 180 - theta)]
+    sectors = [
+        (theta / 2, theta),
+        ((theta + 180) / 2, 180 - theta),
+        (theta / 2 + 180, theta),
+        ((theta + 180) / 2 + 180, 180 - theta),
+    ]
     shown, asked = rng.choice(sectors), rng.choice(sectors)
     if rng.random() < 0.5:
         crossings.reverse()
     marks = []
     for (x, y), (direction, angle) in zip(crossings, (shown, asked), strict=True):
         reach = 0.75 / max(math.sin(math.radians(angle / 2)), 0.45)
-        marks.append((x + reach * math.cos(math.radians(direction)), y + reach * math.sin(math.radians(direction))))
+        marks.append(
+            (
+                x + reach * math.cos(math.radians(direction)),
+                y + reach * math.sin(math.radians(direction)),
+            )
+        )
     points = _fit(ends + chevrons + marks, rng)
 
     def draw(d: ImageDraw.ImageDraw) -> None:
@@ -160,7 +178,11 @@ def right_triangle(rng: random.Random, difficulty: int) -> Figure:
 
     def draw(d: ImageDraw.ImageDraw) -> None:
         _polygon(d, corners)
-        right, along_a, along_b = corners[0], _toward(corners[0], corners[1], 12), _toward(corners[0], corners[2], 12)
+        right, along_a, along_b = (
+            corners[0],
+            _toward(corners[0], corners[1], 12),
+            _toward(corners[0], corners[2], 12),
+        )
         corner = (along_a[0] + along_b[0] - right[0], along_a[1] + along_b[1] - right[1])
         d.line([along_a, corner, along_b], fill=INK, width=1)  # the right-angle mark
         middle = _centroid(corners)
@@ -178,16 +200,24 @@ def circle(rng: random.Random, difficulty: int) -> Figure:
     radius = rng.randint(1, 25 * difficulty + 25)
     shows = rng.choice(("radius", "diameter"))
     asked = rng.choice(("diameter" if shows == "radius" else "radius", "circumference"))
-    answer = {"radius": str(radius), "diameter": str(2 * radius), "circumference": f"{2 * radius}\\pi"}[asked]
+    answer = {
+        "radius": str(radius),
+        "diameter": str(2 * radius),
+        "circumference": f"{2 * radius}\\pi",
+    }[asked]
     start = (0.0, 0.0) if shows == "radius" else (-1.0, 0.0)
     # centre, the drawn segment's ends, its label, and the circle's extremes (which square the fit)
-    points = _fit([(0.0, 0.0), start, (1.0, 0.0), (0.5, 0.25), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)], rng)
+    points = _fit(
+        [(0.0, 0.0), start, (1.0, 0.0), (0.5, 0.25), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)], rng
+    )
     centre, a, b, label_at = points[:4]
     r = math.dist(centre, points[4])
     text = f"r = {radius}" if shows == "radius" else f"d = {2 * radius}"
 
     def draw(d: ImageDraw.ImageDraw) -> None:
-        d.ellipse([centre[0] - r, centre[1] - r, centre[0] + r, centre[1] + r], outline=INK, width=2)
+        d.ellipse(
+            [centre[0] - r, centre[1] - r, centre[0] + r, centre[1] + r], outline=INK, width=2
+        )
         d.line([a, b], fill=INK, width=2)
         d.ellipse([centre[0] - 2, centre[1] - 2, centre[0] + 2, centre[1] + 2], fill=INK)
         _label(d, label_at, text)
@@ -202,8 +232,10 @@ class Geometry(MathAnswer):
     """Read the figure, answer one number; 1 right (math-verify), 0 wrong."""
 
     name = "geometry"
-    description = ("a drawn figure (triangle angles, parallel lines, right-triangle sides, circle measures), "
-                   "numbers only in the image; math-verify match")
+    description = (
+        "a drawn figure (triangle angles, parallel lines, right-triangle sides, circle measures), "
+        "numbers only in the image; math-verify match"
+    )
     reward_range = (0.0, 1.0)
     needs_images = True
 

@@ -29,13 +29,16 @@ def _read(source: Any, shown: str) -> Image.Image:
 
 
 def load_image(value: Any, folder: Path | None) -> Image.Image:
-    """The image a cell holds or names; ``folder`` resolves relative paths (None: the working directory)."""
+    """The image a cell holds or names; ``folder`` resolves relative paths (None: the working
+    directory)."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if isinstance(value, Image.Image):
         return value.convert("RGB")
     if isinstance(value, dict) and value.get("bytes"):
-        return _read(io.BytesIO(value["bytes"]), f"bytes of {value.get('path') or 'an embedded image'}")
+        return _read(
+            io.BytesIO(value["bytes"]), f"bytes of {value.get('path') or 'an embedded image'}"
+        )
     if isinstance(value, dict) and value.get("path"):
         value = value["path"]
     if isinstance(value, str) and value.strip():

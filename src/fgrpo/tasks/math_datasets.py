@@ -58,8 +58,15 @@ def gold_from_answer(text: Any, answer_format: str = "auto") -> str | None:
         return None
     text = str(text).strip()
     if answer_format == "auto":
-        answer_format = ("gsm8k" if "####" in text else "boxed" if "\\boxed" in text or "\\fbox" in text
-                         else "tag" if tagged_answer(text) is not None else "plain")
+        answer_format = (
+            "gsm8k"
+            if "####" in text
+            else "boxed"
+            if "\\boxed" in text or "\\fbox" in text
+            else "tag"
+            if tagged_answer(text) is not None
+            else "plain"
+        )
     if answer_format == "gsm8k":
         found = gsm8k_marked(text)
     elif answer_format == "boxed":
@@ -69,7 +76,9 @@ def gold_from_answer(text: Any, answer_format: str = "auto") -> str | None:
     elif answer_format == "plain":
         found = text
     else:
-        raise ValueError(f"unknown answer format {answer_format!r}; known: {', '.join(ANSWER_FORMATS)}")
+        raise ValueError(
+            f"unknown answer format {answer_format!r}; known: {', '.join(ANSWER_FORMATS)}"
+        )
     if found is None:
         return None
     found = found.replace("°", "").strip()
@@ -153,14 +162,18 @@ def _normalise(text: str) -> str:
 
 class ExactAnswer(_Checker):
     name = "exact"
-    description = "final answer equal to the gold string (case and spacing ignored); 1 right, 0 wrong"
+    description = (
+        "final answer equal to the gold string (case and spacing ignored); 1 right, 0 wrong"
+    )
     reward_range = (0.0, 1.0)
 
     def extract(self, text: str) -> str | None:
         return _normalise(answer_span(text)) or None
 
     def score(self, text: str, gold: str) -> float:
-        return self.reward_range[1] if self.extract(text) == _normalise(gold) else self.reward_range[0]
+        return (
+            self.reward_range[1] if self.extract(text) == _normalise(gold) else self.reward_range[0]
+        )
 
     @staticmethod
     def gold_ok(gold: str) -> bool:
@@ -174,7 +187,8 @@ CHECKERS: dict[str, _Checker] = {c.name: c for c in (MathAnswer(), ExactAnswer()
 
 
 def gsm8k_accuracy(completions: list[Any], answer: list[str], **kwargs: Any) -> list[float | None]:
-    """1.0 when the completion's final number equals GSM8K's ``#### n``; None if the row has none."""
+    """1.0 when the completion's final number equals GSM8K's ``#### n``; None if the row has
+    none."""
     out: list[float | None] = []
     for completion, solution in zip(completions, answer, strict=True):
         gold = gold_from_answer(solution, "gsm8k")
@@ -182,7 +196,9 @@ def gsm8k_accuracy(completions: list[Any], answer: list[str], **kwargs: Any) -> 
     return out
 
 
-def boxed_accuracy(completions: list[Any], solution: list[str], **kwargs: Any) -> list[float | None]:
+def boxed_accuracy(
+    completions: list[Any], solution: list[str], **kwargs: Any
+) -> list[float | None]:
     """1.0 when the completion matches the last ``\\boxed{}`` of a MATH-style ``solution``.
 
     Like TRL's own accuracy reward, a row whose solution cannot be parsed gives None (skipped).

@@ -29,16 +29,28 @@ class Sorting(Task):
         want = [int(v) for v in gold.split()]
         got = self.extract(text) or []
         if len(got) != len(want):  # extra or missing items must not earn positional credit
-            hits = sum(g == w for g, w in zip(got, want)) * min(1.0, len(want) / max(len(got), 1))
+            hits = sum(g == w for g, w in zip(got, want, strict=False)) * min(
+                1.0, len(want) / max(len(got), 1)
+            )
         else:
-            hits = sum(g == w for g, w in zip(got, want))
+            hits = sum(g == w for g, w in zip(got, want, strict=False))
         return self.reward_range[1] * hits / len(want)
 
 
 _MINUS = str.maketrans({"\u2212": "-"})
 # How models write operators and LaTeX around an expression -> Python syntax.
-_EXPRESSION_SPELLING = {"\\times": "*", "\\cdot": "*", "\u00d7": "*", "\u00b7": "*", "\u2212": "-",
-                        "\\left": "", "\\right": "", "$": "", "{": "(", "}": ")"}
+_EXPRESSION_SPELLING = {
+    "\\times": "*",
+    "\\cdot": "*",
+    "\u00d7": "*",
+    "\u00b7": "*",
+    "\u2212": "-",
+    "\\left": "",
+    "\\right": "",
+    "$": "",
+    "{": "(",
+    "}": ")",
+}
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
 

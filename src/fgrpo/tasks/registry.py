@@ -9,7 +9,16 @@ from .geometry import Geometry
 from .puzzles import Countdown, Sorting
 
 TASKS: dict[str, Task] = {
-    t.name: t for t in (Addition(), Multiplication(), Sorting(), Countdown(), Modular(), *EASY_TASKS, Geometry())
+    t.name: t
+    for t in (
+        Addition(),
+        Multiplication(),
+        Sorting(),
+        Countdown(),
+        Modular(),
+        *EASY_TASKS,
+        Geometry(),
+    )
 }
 
 

@@ -24,7 +24,9 @@ def task_reward(scales: dict[str, float] | None = None) -> RewardFn:
     """
     scales = dict(scales or {})
 
-    def reward(completions: list[Any], answer: list[str], task: list[str], **_: Any) -> list[float | None]:
+    def reward(
+        completions: list[Any], answer: list[str], task: list[str], **_: Any
+    ) -> list[float | None]:
         return [
             TASKS[t].score(completion_text(c), a) * scales.get(t, 1.0) if t in TASKS else None
             for c, a, t in zip(completions, answer, task, strict=True)
@@ -38,7 +40,9 @@ def format_reward(weight: float) -> RewardFn:
     """``weight`` when the completion carries exactly one <answer> tag, else 0."""
 
     def reward(completions: list[Any], **_: Any) -> list[float]:
-        return [weight if len(ANSWER_TAG.findall(completion_text(c))) == 1 else 0.0 for c in completions]
+        return [
+            weight if len(ANSWER_TAG.findall(completion_text(c))) == 1 else 0.0 for c in completions
+        ]
 
     reward.__name__ = "format_reward"
     return reward
@@ -51,8 +55,9 @@ def scaled_range(name: str, scales: dict[str, float]) -> tuple[float, float]:
     return low * scale, high * scale
 
 
-def reward_function_names(cfg: "Config") -> list[str]:
-    """The reward functions ``reward_functions`` builds, by name, in TRL's ``reward_funcs`` order."""
+def reward_function_names(cfg: Config) -> list[str]:
+    """The reward functions ``reward_functions`` builds, by name, in TRL's ``reward_funcs``
+    order."""
     names = ["task_reward"] if cfg.data.tasks else []
     names += ["format_reward"] if cfg.data.format_reward > 0 else []
     for source in cfg.data.sources:
@@ -60,26 +65,36 @@ def reward_function_names(cfg: "Config") -> list[str]:
     return names
 
 
-def function_weights(cfg: "Config") -> list[float]:
-    """``grpo.reward_weights``, TRL's weight per reward function (1 each when unset), checked against them."""
+def function_weights(cfg: Config) -> list[float]:
+    """``grpo.reward_weights``, TRL's weight per reward function (1 each when unset), checked
+    against them."""
     names = reward_function_names(cfg)
     weights = cfg.grpo_settings().get("reward_weights")
     if weights is None:
         return [1.0] * len(names)
     numbers = isinstance(weights, list) and all(
-        isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
+        isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) for w in weights
+    )
     if not numbers:
-        raise ConfigError("grpo.reward_weights", f"expected a list of finite numbers, got {weights!r}")
+        raise ConfigError(
+            "grpo.reward_weights", f"expected a list of finite numbers, got {weights!r}"
+        )
     if len(weights) != len(names):
-        raise ConfigError("grpo.reward_weights", f"{len(weights)} weight(s) for {len(names)} reward function(s): "
-                                                 f"{', '.join(names)}")
+        raise ConfigError(
+            "grpo.reward_weights",
+            f"{len(weights)} weight(s) for {len(names)} reward function(s): {', '.join(names)}",
+        )
     return [float(w) for w in weights]
 
 
 def weighted_total(values: Sequence[float | None], weights: Sequence[float]) -> float | None:
     """A completion's reward as TRL trains on it: Σ_i w_i r_i over the functions that scored it
     (None and NaN skipped, TRL's nansum); None when no function did (TRL's unscorable row)."""
-    scored = [(w, float(v)) for v, w in zip(values, weights, strict=True) if v is not None and not math.isnan(v)]
+    scored = [
+        (w, float(v))
+        for v, w in zip(values, weights, strict=True)
+        if v is not None and not math.isnan(v)
+    ]
     return sum(w * v for w, v in scored) if scored else None
 
 
@@ -89,8 +104,9 @@ def _weighted(bounds: tuple[float, float], weight: float) -> tuple[float, float]
     return min(low, high), max(low, high)
 
 
-def reward_ranges(cfg: "Config") -> dict[str, tuple[float, float]]:
-    """Each task label's declared range of the *total* reward a completion can get, as TRL weights it.
+def reward_ranges(cfg: Config) -> dict[str, tuple[float, float]]:
+    """Each task label's declared range of the *total* reward a completion can get, as TRL weights
+    it.
 
     Procedural tasks: ``Task.reward_range`` times ``data.reward_scale``; data sources: their
     ``reward_min``/``reward_max`` (default [0, 1], the accuracy reward) times the scale; the
@@ -100,24 +116,33 @@ def reward_ranges(cfg: "Config") -> dict[str, tuple[float, float]]:
     weights = iter(function_weights(cfg))
     task_weight = next(weights) if cfg.data.tasks else 1.0
     format_weight = next(weights) if cfg.data.format_reward > 0 else 1.0
-    ranges = {name: _weighted(scaled_range(name, cfg.data.reward_scale), task_weight) for name in cfg.data.tasks}
+    ranges = {
+        name: _weighted(scaled_range(name, cfg.data.reward_scale), task_weight)
+        for name in cfg.data.tasks
+    }
     for source in cfg.data.sources:
         own = {next(weights) for _ in source.rewards or [None]}
         if len(own) > 1:  # reward_min/reward_max bound the sum of its functions, not each one
-            raise ConfigError("grpo.reward_weights", f"data source {source.name!r}'s reward functions need one "
-                              f"weight (its reward_min/reward_max declare their total), got {sorted(own)}")
+            raise ConfigError(
+                "grpo.reward_weights",
+                f"data source {source.name!r}'s reward functions need one "
+                f"weight (its reward_min/reward_max declare their total), got {sorted(own)}",
+            )
         scale = cfg.data.reward_scale.get(source.name, 1.0)
-        ranges[source.name] = _weighted((source.reward_min * scale, source.reward_max * scale), own.pop())
+        ranges[source.name] = _weighted(
+            (source.reward_min * scale, source.reward_max * scale), own.pop()
+        )
     fmt_low, fmt_high = _weighted((0.0, cfg.data.format_reward), format_weight)
     return {name: (low + fmt_low, high + fmt_high) for name, (low, high) in ranges.items()}
 
 
-def check_reward_weights(cfg: "Config") -> None:
-    """Refuse ``grpo.reward_weights`` that do not fit the reward functions (before any client trains)."""
+def check_reward_weights(cfg: Config) -> None:
+    """Refuse ``grpo.reward_weights`` that do not fit the reward functions (before any client
+    trains)."""
     reward_ranges(cfg)
 
 
-def reward_functions(cfg: "Config") -> list[RewardFn]:
+def reward_functions(cfg: Config) -> list[RewardFn]:
     """The reward functions a client trains with, in TRL's ``reward_funcs`` order.
 
     The procedural tasks' reward comes first (when there are procedural tasks), then the

@@ -40,15 +40,17 @@ class Table:
 
 
 def _text(path: Path) -> str:
-    """The file as text. UTF-8 (a leading byte-order mark, as spreadsheet exports write, is dropped);
-    anything else is refused at its line rather than decoded into wrong prompts."""
+    """The file as text. UTF-8 (a leading byte-order mark, as spreadsheet exports write, is
+    dropped); anything else is refused at its line rather than decoded into wrong prompts."""
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}", f"byte 0x{data[err.start]:02x} is not UTF-8 text; "
-                        "save the file as UTF-8") from None
+        raise DataError(
+            f"{path}, line {line}",
+            f"byte 0x{data[err.start]:02x} is not UTF-8 text; save the file as UTF-8",
+        ) from None
 
 
 def _jsonl(path: Path, text: str) -> Table:
@@ -79,7 +81,11 @@ def _rows(path: Path) -> Table:
             data = json.loads(text)
         except json.JSONDecodeError:
             return _jsonl(path, text)  # JSON lines under a .json name
-        if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+        if (
+            isinstance(data, dict)
+            and len(data) == 1
+            and isinstance(next(iter(data.values())), list)
+        ):
             data = next(iter(data.values()))  # {"data": [...]}
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DataError(str(path), "expected a JSON array of objects or JSON lines")
@@ -87,7 +93,9 @@ def _rows(path: Path) -> Table:
         return Table(str(path), len(rows), rows.__getitem__)
     if suffix == ".csv":
         reader = csv.DictReader(io.StringIO(_text(path), newline=""))
-        rows = [(f"{path}, row {i + 1} (line {reader.line_num})", dict(r)) for i, r in enumerate(reader)]
+        rows = [
+            (f"{path}, row {i + 1} (line {reader.line_num})", dict(r)) for i, r in enumerate(reader)
+        ]
         return Table(str(path), len(rows), rows.__getitem__)
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -107,7 +115,7 @@ def read_file(path: Path) -> Table:
     return table
 
 
-def _read_hub(source: "SourceConfig", split: str) -> Table:
+def _read_hub(source: SourceConfig, split: str) -> Table:
     """A split of a hub dataset via ``datasets.load_dataset`` (needs network or the HF cache)."""
     from datasets import load_dataset
 
@@ -115,9 +123,13 @@ def _read_hub(source: "SourceConfig", split: str) -> Table:
     try:
         dataset = load_dataset(source.hub, source.subset or None, split=split)
     except ConnectionError as err:
-        raise HubUnreachable(f"{label}: not in the local Hugging Face cache and the hub is unreachable") from err
+        raise HubUnreachable(
+            f"{label}: not in the local Hugging Face cache and the hub is unreachable"
+        ) from err
     except Exception as err:  # noqa: BLE001 - network, unknown id, unknown split...
-        raise DataError(label, f"cannot load from the Hugging Face hub: {type(err).__name__}: {err}") from err
+        raise DataError(
+            label, f"cannot load from the Hugging Face hub: {type(err).__name__}: {err}"
+        ) from err
     return Table(label, len(dataset), lambda i: (f"{label}, row {i + 1}", dict(dataset[i])))
 
 
@@ -129,7 +141,7 @@ def _file_in(directory: Path, split: str) -> Path | None:
     return None
 
 
-def tables(source: "SourceConfig") -> tuple[Table, Table | None]:
+def tables(source: SourceConfig) -> tuple[Table, Table | None]:
     """(training table, separate test table or None when tests are carved from training)."""
     if source.hub:
         test = _read_hub(source, source.test_split) if source.test_split else None
@@ -139,7 +151,9 @@ def tables(source: "SourceConfig") -> tuple[Table, Table | None]:
     if path.is_dir():
         train_file = _file_in(path, source.split)
         if train_file is None:
-            raise DataError(str(path), f"no {source.split}{{{','.join(FILE_TYPES)}}} file in this directory")
+            raise DataError(
+                str(path), f"no {source.split}{{{','.join(FILE_TYPES)}}} file in this directory"
+            )
         if test_file is None:
             test_file = _file_in(path, source.test_split or "test")
         path = train_file

@@ -26,8 +26,17 @@ from .math_datasets import CHECKERS
 
 RewardFn = Callable[..., list[float | None]]
 # What TRL's GRPOTrainer passes every reward function besides the dataset's columns.
-TRL_ARGUMENTS = frozenset({"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric",
-                           "environments"})
+TRL_ARGUMENTS = frozenset(
+    {
+        "prompts",
+        "completions",
+        "completion_ids",
+        "trainer_state",
+        "log_extra",
+        "log_metric",
+        "environments",
+    }
+)
 
 
 class RewardFunctionError(UserInputError, RuntimeError):
@@ -60,22 +69,30 @@ def import_object(spec: str) -> Callable[..., Any]:
     except ImportError as err:
         raise ImportError(f"cannot import reward {spec!r}: {err}") from err
     except Exception as err:  # noqa: BLE001 - the user's module failed while importing
-        raise ImportError(f"cannot import reward {spec!r}: importing {module_name} raised {type(err).__name__}: {err}") from err
+        raise ImportError(
+            f"cannot import reward {spec!r}: importing {module_name} raised {type(err).__name__}: {err}"
+        ) from err
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise AttributeError(f"cannot import reward {spec!r}: {module_name} has no attribute {attr!r}")
+            raise AttributeError(
+                f"cannot import reward {spec!r}: {module_name} has no attribute {attr!r}"
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"reward {spec!r} is not callable")
     return obj
 
 
-def _check_rewards(values: Any, n: int, label: str, source: str, prompts: Sequence[Any]) -> list[float | None]:
+def _check_rewards(
+    values: Any, n: int, label: str, source: str, prompts: Sequence[Any]
+) -> list[float | None]:
     """The user's return value, checked: one finite number (or None) per completion."""
     where = f"reward function {label} (data source {source!r})"
     if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
-        raise RewardFunctionError(f"{where} returned {type(values).__name__}, expected a list of {n} numbers")
+        raise RewardFunctionError(
+            f"{where} returned {type(values).__name__}, expected a list of {n} numbers"
+        )
     values = list(values)
     if len(values) != n:
         raise RewardFunctionError(f"{where} returned {len(values)} values for {n} completions")
@@ -87,11 +104,15 @@ def _check_rewards(values: Any, n: int, label: str, source: str, prompts: Sequen
         if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
             value = value.item()
         if isinstance(value, bool) or not isinstance(value, Real):
-            raise RewardFunctionError(f"{where} returned {value!r} for sample {k}; expected a number or None")
+            raise RewardFunctionError(
+                f"{where} returned {value!r} for sample {k}; expected a number or None"
+            )
         if not math.isfinite(float(value)):
             prompt = completion_text(prompts[k])[:80] if k < len(prompts) else "?"
-            raise RewardFunctionError(f"{where} returned {value} for sample {k} (prompt {prompt!r}); "
-                                      "return None to skip a sample")
+            raise RewardFunctionError(
+                f"{where} returned {value} for sample {k} (prompt {prompt!r}); "
+                "return None to skip a sample"
+            )
         checked.append(float(value))
     return checked
 
@@ -103,15 +124,21 @@ def required_columns(fn: Callable[..., Any]) -> list[str]:
     except (TypeError, ValueError):  # a builtin or an odd callable: nothing to check before calling
         return []
     keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in parameters
-            if p.kind in keyword and p.default is inspect.Parameter.empty and p.name not in TRL_ARGUMENTS]
+    return [
+        p.name
+        for p in parameters
+        if p.kind in keyword
+        and p.default is inspect.Parameter.empty
+        and p.name not in TRL_ARGUMENTS
+    ]
 
 
 def missing_column(label: str, source: str, column: str, columns: Any) -> RewardFunctionError:
     return RewardFunctionError(
         f"reward function {label} (data source {source!r}) needs a column {column!r} that the rows do not have "
-        f"(columns: {', '.join(sorted(columns))}); add it to the source, e.g. columns = {{{column} = \"gold\"}} "
-        f"for the parsed gold answer, or rename a column to {column!r}")
+        f'(columns: {", ".join(sorted(columns))}); add it to the source, e.g. columns = {{{column} = "gold"}} '
+        f"for the parsed gold answer, or rename a column to {column!r}"
+    )
 
 
 def source_reward(fn: Callable[..., Any], label: str, source: str, scale: float = 1.0) -> RewardFn:
@@ -143,7 +170,9 @@ def source_reward(fn: Callable[..., Any], label: str, source: str, scale: float 
             raise RewardFunctionError(
                 f"reward function {label} (data source {source!r}) raised {type(err).__name__}: {err}"
             ) from err
-        for i, value in zip(mine, _check_rewards(values, len(mine), label, source, sub_prompts), strict=True):
+        for i, value in zip(
+            mine, _check_rewards(values, len(mine), label, source, sub_prompts), strict=True
+        ):
             out[i] = None if value is None else value * scale
         return out
 
@@ -164,5 +193,9 @@ def accuracy_reward(checker: str) -> Callable[..., list[float]]:
 
 def source_reward_functions(source: SourceConfig, scale: float = 1.0) -> list[RewardFn]:
     if not source.rewards:
-        return [source_reward(accuracy_reward(source.checker), f"{source.checker}-accuracy", source.name, scale)]
+        return [
+            source_reward(
+                accuracy_reward(source.checker), f"{source.checker}-accuracy", source.name, scale
+            )
+        ]
     return [source_reward(import_object(spec), spec, source.name, scale) for spec in source.rewards]

@@ -16,8 +16,8 @@ the names its reward functions expect (``{solution = "gold"}`` for TRL's
 So a reward function written for TRL's ``GRPOTrainer`` sees exactly the keyword
 lists it would see there (``completions``, ``prompts``, ``completion_ids`` and one
 list per column) and works unchanged. In a mixed pool each source's reward
-functions (fgrpo.tasks.source_rewards) are called only with that source's rows; other rows get ``None``,
-which TRL skips, exactly as TRL's multi-task recipe does.
+functions (fgrpo.tasks.source_rewards) are called only with that source's rows; other rows get
+``None``, which TRL skips, exactly as TRL's multi-task recipe does.
 
 Errors a data owner can cause are reported once, naming the file and row or the
 reward function: an empty prompt, an answer that cannot be parsed, a missing
@@ -54,8 +54,18 @@ log = logging.getLogger("fgrpo")
 # Columns fgrpo adds, and keyword names TRL passes to reward functions: a dataset column with
 # one of these names would be overwritten or collide, so it must be renamed.
 RESERVED_COLUMNS = frozenset(
-    {"task", "gold", "prompts", "completion", "completions", "completion_ids", "trainer_state",
-     "log_extra", "log_metric", "environments"}
+    {
+        "task",
+        "gold",
+        "prompts",
+        "completion",
+        "completions",
+        "completion_ids",
+        "trainer_state",
+        "log_extra",
+        "log_metric",
+        "environments",
+    }
 )
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -65,13 +75,14 @@ class _BadRow(ValueError):
 
 
 class _NoSuchColumn(ValueError):
-    """The source's ``columns`` names a column a row lacks: a config mistake, never a row to skip."""
+    """The source's ``columns`` names a column a row lacks: a config mistake, never a row to
+    skip."""
 
 
 # --- config validation (called from config.config_from_dict) ---------------------------------
 
 
-def validate_data_config(data: "DataConfig", local_files: bool = True) -> None:
+def validate_data_config(data: DataConfig, local_files: bool = True) -> None:
     """Check every [data] value that can be checked before loading anything (the files only when
     ``local_files``: a deployed client parses the server's config, whose paths are the server's)."""
     from .registry import TASKS
@@ -89,11 +100,17 @@ def validate_data_config(data: "DataConfig", local_files: bool = True) -> None:
         seen.add(source.name)
     for name in data.reward_scale:
         if name not in seen:
-            raise ConfigError(f"data.reward_scale.{name}", f"not a task or source of this run: {', '.join(seen)}")
+            raise ConfigError(
+                f"data.reward_scale.{name}", f"not a task or source of this run: {', '.join(seen)}"
+            )
 
 
-def validate_source(source: SourceConfig, key: str, taken: set[str] = frozenset(),  # type: ignore[assignment]
-                    local_files: bool = True) -> None:
+def validate_source(
+    source: SourceConfig,
+    key: str,
+    taken: set[str] = frozenset(),  # type: ignore[assignment]
+    local_files: bool = True,
+) -> None:
     from .registry import TASKS
 
     if not source.name:
@@ -111,13 +128,22 @@ def validate_source_fields(source: SourceConfig, key: str, local_files: bool = T
     """Every check of a source but its name's (a node's own source takes a run's label, which
     may be a built-in task's: fgrpo.node_data)."""
     if bool(source.path) == bool(source.hub):
-        raise ConfigError(key, "give exactly one of path (a local file) or hub (a Hugging Face dataset id)")
+        raise ConfigError(
+            key, "give exactly one of path (a local file) or hub (a Hugging Face dataset id)"
+        )
     if local_files and source.path and not Path(source.path).exists():
         raise ConfigError(f"{key}.path", f"file not found: {source.path}")
     if local_files and source.test_path and not Path(source.test_path).is_file():
         raise ConfigError(f"{key}.test_path", f"file not found: {source.test_path}")
-    if source.path and Path(source.path).is_file() and Path(source.path).suffix.lower() not in FILE_TYPES:
-        raise ConfigError(f"{key}.path", f"unsupported file type {Path(source.path).suffix!r}; use {', '.join(FILE_TYPES)}")
+    if (
+        source.path
+        and Path(source.path).is_file()
+        and Path(source.path).suffix.lower() not in FILE_TYPES
+    ):
+        raise ConfigError(
+            f"{key}.path",
+            f"unsupported file type {Path(source.path).suffix!r}; use {', '.join(FILE_TYPES)}",
+        )
     for column_key in ("prompt_column", "answer_column"):
         if not getattr(source, column_key):
             raise ConfigError(f"{key}.{column_key}", "must name a column")
@@ -126,9 +152,15 @@ def validate_source_fields(source: SourceConfig, key: str, local_files: bool = T
             raise ConfigError(f"{key}.rename.{old}", f"expected a new column name, got {new!r}")
     for new, column in source.columns.items():
         if new in RESERVED_COLUMNS | {"prompt"}:
-            raise ConfigError(f"{key}.columns.{new}", f"{new!r} is a column fgrpo or TRL sets; choose another name")
+            raise ConfigError(
+                f"{key}.columns.{new}",
+                f"{new!r} is a column fgrpo or TRL sets; choose another name",
+            )
         if not isinstance(column, str) or not column:
-            raise ConfigError(f"{key}.columns.{new}", f"expected the name of a column to copy (e.g. \"gold\"), got {column!r}")
+            raise ConfigError(
+                f"{key}.columns.{new}",
+                f'expected the name of a column to copy (e.g. "gold"), got {column!r}',
+            )
     for j, spec in enumerate(source.rewards):
         if not local_files and spec.split(":")[0].endswith(".py"):
             continue  # a file of the config's machine, like its data paths
@@ -137,7 +169,10 @@ def validate_source_fields(source: SourceConfig, key: str, local_files: bool = T
         except (ImportError, AttributeError, TypeError, ValueError, SyntaxError) as err:
             raise ConfigError(f"{key}.rewards[{j}]", str(err)) from err
     if not source.reward_max > source.reward_min:
-        raise ConfigError(f"{key}.reward_max", f"must exceed reward_min ({source.reward_min}), got {source.reward_max}")
+        raise ConfigError(
+            f"{key}.reward_max",
+            f"must exceed reward_min ({source.reward_min}), got {source.reward_max}",
+        )
 
 
 # --- rows -> prompts -----------------------------------------------------------------------
@@ -146,8 +181,13 @@ def validate_source_fields(source: SourceConfig, key: str, local_files: bool = T
 def _messages(value: Any, system_prompt: str) -> list[dict[str, str]]:
     if isinstance(value, str):
         messages = [{"role": "user", "content": value}]
-    elif isinstance(value, list) and value and all(
-        isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") for m in value
+    elif (
+        isinstance(value, list)
+        and value
+        and all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role")
+            for m in value
+        )
     ):
         messages = [{"role": str(m["role"]), "content": m["content"]} for m in value]
     else:
@@ -158,12 +198,17 @@ def _messages(value: Any, system_prompt: str) -> list[dict[str, str]]:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, float) and math.isnan(value)
-    ) or (isinstance(value, (list, dict)) and not value)
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, (list, dict)) and not value)
+    )
 
 
-def prepare_row(raw: dict[str, Any], source: SourceConfig, folder: Path | None = None) -> dict[str, Any]:
+def prepare_row(
+    raw: dict[str, Any], source: SourceConfig, folder: Path | None = None
+) -> dict[str, Any]:
     """One dataset row -> a training row (all columns kept); _BadRow says what is wrong.
     ``folder`` is where the row's relative image paths start."""
     row = {source.rename.get(k, k): v for k, v in raw.items()}
@@ -172,7 +217,9 @@ def prepare_row(raw: dict[str, Any], source: SourceConfig, folder: Path | None =
         reserved |= {"image"}  # fgrpo writes the image there
     clash = sorted(reserved & set(row))
     if clash:
-        raise _BadRow(f"column {clash[0]!r} is reserved by fgrpo/TRL; rename it, e.g. rename = {{{clash[0]} = \"{clash[0]}_\"}}")
+        raise _BadRow(
+            f'column {clash[0]!r} is reserved by fgrpo/TRL; rename it, e.g. rename = {{{clash[0]} = "{clash[0]}_"}}'
+        )
     for role, column in (("prompt", source.prompt_column), ("answer", source.answer_column)):
         if column not in row:
             raise _BadRow(f"no {role} column {column!r} (columns: {', '.join(row) or 'none'})")
@@ -182,7 +229,9 @@ def prepare_row(raw: dict[str, Any], source: SourceConfig, folder: Path | None =
     answer = row[source.answer_column]
     gold = gold_from_answer(answer, source.answer_format)
     if gold is None:
-        raise _BadRow(f"answer cannot be parsed ({source.answer_format} format): {str(answer)[-80:]!r}")
+        raise _BadRow(
+            f"answer cannot be parsed ({source.answer_format} format): {str(answer)[-80:]!r}"
+        )
     checker = CHECKERS[source.checker]
     if not checker.gold_ok(gold):  # type: ignore[attr-defined]
         raise _BadRow(f"answer {gold!r} cannot be parsed by the {source.checker!r} checker")
@@ -192,9 +241,14 @@ def prepare_row(raw: dict[str, Any], source: SourceConfig, folder: Path | None =
     row["task"] = source.name
     row["gold"] = gold
     derived = {}
-    for new, column in source.columns.items():  # read before any is written: {a = "b", b = "a"} swaps
+    for (
+        new,
+        column,
+    ) in source.columns.items():  # read before any is written: {a = "b", b = "a"} swaps
         if column not in row:
-            raise _NoSuchColumn(f"columns.{new}: no column {column!r} to copy (columns: {', '.join(row)})")
+            raise _NoSuchColumn(
+                f"columns.{new}: no column {column!r} to copy (columns: {', '.join(row)})"
+            )
         derived[new] = row[column]
     row.update(derived)
     return row
@@ -237,7 +291,9 @@ def _first_defect(table: Table, source: SourceConfig, found: int, problem: str) 
     return table.get(found)[0], problem
 
 
-def _valid_rows(table: Table, source: SourceConfig, seed: int, skip: set[str]) -> Iterator[dict[str, Any]]:
+def _valid_rows(
+    table: Table, source: SourceConfig, seed: int, skip: set[str]
+) -> Iterator[dict[str, Any]]:
     """The table's usable rows in a seeded order; bad rows raise (or are skipped and logged)."""
     order = list(range(table.size))
     random.Random(f"{source.name}:{seed}:{table.label}").shuffle(order)
@@ -250,15 +306,26 @@ def _valid_rows(table: Table, source: SourceConfig, seed: int, skip: set[str]) -
             except (_BadRow, _NoSuchColumn) as err:
                 if isinstance(err, _NoSuchColumn) or source.on_bad_rows == "error":
                     where, problem = _first_defect(table, source, i, str(err))
-                    hint = "" if isinstance(err, _NoSuchColumn) else '; on_bad_rows = "skip" drops such rows'
-                    raise DataError(where, f"{problem} (data source {source.name!r}{hint})") from None
+                    hint = (
+                        ""
+                        if isinstance(err, _NoSuchColumn)
+                        else '; on_bad_rows = "skip" drops such rows'
+                    )
+                    raise DataError(
+                        where, f"{problem} (data source {source.name!r}{hint})"
+                    ) from None
                 skipped.append(f"{where}: {err}")
                 continue
             if prompt_text(row) not in skip:
                 yield row
     finally:
         if skipped:
-            log.warning("data source %r: skipped %d bad rows, first: %s", source.name, len(skipped), skipped[0])
+            log.warning(
+                "data source %r: skipped %d bad rows, first: %s",
+                source.name,
+                len(skipped),
+                skipped[0],
+            )
 
 
 def _take(rows: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -271,7 +338,9 @@ def test_size_of(source: SourceConfig, default: int) -> int:
 
 
 @lru_cache(maxsize=16)
-def _load(source_json: str, seed: int, test_size: int) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+def _load(
+    source_json: str, seed: int, test_size: int
+) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
     source = SourceConfig(**json.loads(source_json))
     train_table, test_table = tables(source)
     if test_table is not None:
@@ -284,15 +353,22 @@ def _load(source_json: str, seed: int, test_size: int) -> tuple[tuple[dict[str, 
         held_out = {prompt_text(r) for r in test}
         train = [r for r in _take(rows, source.train_size) if prompt_text(r) not in held_out]
         if not train and test:
-            raise DataError(train_table.label, f"data source {source.name!r}: all {len(test)} usable rows went to "
-                            f"the held-out test set (test_size = {test_size}); set the source's test_size (or "
-                            f"data.test_size) below {len(test)}, add rows, or give a test_path")
+            raise DataError(
+                train_table.label,
+                f"data source {source.name!r}: all {len(test)} usable rows went to "
+                f"the held-out test set (test_size = {test_size}); set the source's test_size (or "
+                f"data.test_size) below {len(test)}, add rows, or give a test_path",
+            )
     if not train:
-        raise DataError(train_table.label, f"data source {source.name!r} has no usable training rows")
+        raise DataError(
+            train_table.label, f"data source {source.name!r} has no usable training rows"
+        )
     return tuple(train), tuple(test)
 
 
-def load_source(source: SourceConfig, seed: int, default_test_size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_source(
+    source: SourceConfig, seed: int, default_test_size: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(training rows, held-out test rows) of one source; deterministic in (source, seed).
 
     Test rows never appear among the training rows (same prompt text counts as the same row).
@@ -304,5 +380,13 @@ def load_source(source: SourceConfig, seed: int, default_test_size: int) -> tupl
 
 def evaluation_rows(source: SourceConfig, test_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Test rows as evaluation reads them: prompt, ``answer`` = gold, task, checker (and image)."""
-    return [{"prompt": r["prompt"], "answer": r["gold"], "task": source.name, "checker": source.checker,
-             **({"image": r["image"]} if source.image_column else {})} for r in test_rows]
+    return [
+        {
+            "prompt": r["prompt"],
+            "answer": r["gold"],
+            "task": source.name,
+            "checker": source.checker,
+            **({"image": r["image"]} if source.image_column else {}),
+        }
+        for r in test_rows
+    ]

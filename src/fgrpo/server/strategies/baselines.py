@@ -1,4 +1,5 @@
-"""Flower's baseline strategies with an honest per-client ledger, and the naive reward-weighted rule.
+"""Flower's baseline strategies with an honest per-client ledger, and the naive reward-weighted
+rule.
 
 Flower computes every aggregate here; the mixin only records, for each client, the
 weight it actually had in that aggregate (metrics.jsonl's ``weight``):
@@ -50,11 +51,12 @@ def _adapter_record(content: RecordDict) -> ArrayRecord:
 def _flat(content: RecordDict) -> np.ndarray:
     """One client's adapter as a flat float64 vector, in the record's key order."""
     record = _adapter_record(content)
-    return np.concatenate([record[k].numpy().astype(np.float64).ravel() for k in record.keys()])
+    return np.concatenate([record[k].numpy().astype(np.float64).ravel() for k in record])
 
 
 def order_statistic_weights(contents: list[RecordDict], low: int, high: int) -> np.ndarray:
-    """Mean over coordinates of each client's share when ranks [low, high) are averaged per coordinate."""
+    """Mean over coordinates of each client's share when ranks [low, high) are averaged per
+    coordinate."""
     stacked = np.stack([_flat(c) for c in contents])  # (clients, coordinates)
     ranks = np.argsort(np.argsort(stacked, axis=0, kind="stable"), axis=0, kind="stable")
     kept = (ranks >= low) & (ranks < high)
@@ -147,22 +149,29 @@ class LedgeredKrum(SteppedFlowerAggregate, Ledgered, Krum):
 
     def client_weights(self, contents: list[RecordDict], reports: list[ClientReport]) -> np.ndarray:
         chosen = select_multikrum(contents, self.num_malicious_nodes, self.num_nodes_to_select)
-        sizes = np.array([r.num_examples if any(c is s for s in chosen) else 0.0
-                          for c, r in zip(contents, reports, strict=True)])
+        sizes = np.array(
+            [
+                r.num_examples if any(c is s for s in chosen) else 0.0
+                for c, r in zip(contents, reports, strict=True)
+            ]
+        )
         return sizes / sizes.sum()
 
 
 def reward_floor(cfg: Config) -> float:
-    """r_min: the lowest declared reward of the run's tasks, min_τ reward_range[0] × data.reward_scale[τ].
+    """r_min: the lowest declared reward of the run's tasks, min_τ reward_range[0] ×
+    data.reward_scale[τ].
 
-    Fixed for the run: the lowest end of the declared reward ranges (fgrpo.tasks.rewards.reward_ranges;
-    a data source declares reward_min, 0 for its checker's accuracy).
+    Fixed for the run: the lowest end of the declared reward ranges
+    (fgrpo.tasks.rewards.reward_ranges; a data source declares reward_min, 0 for its checker's
+    accuracy).
     """
     return min((low for low, _ in reward_ranges(cfg).values()), default=0.0)
 
 
 def reward_weights(rewards: list[float], sizes: list[float], r_min: float) -> np.ndarray:
-    """w_k ∝ n_k · (r_k − r_min): FedAvg's weights scaled by each client's raw mean reward above the floor.
+    """w_k ∝ n_k · (r_k − r_min): FedAvg's weights scaled by each client's raw mean reward above the
+    floor.
 
     The naive, scale-sensitive rule. r_min is the run's declared reward floor, not the sampled
     clients' minimum, so a client at the floor gets weight 0 whoever else was sampled. A reward
@@ -185,6 +194,12 @@ class RewardWeighted(ClientWeightedFedAvg):
         super().__init__(**kwargs)
         self.reward_min = reward_min
 
-    def compute_weights(self, server_round: int, reports: list[ClientReport]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        weights = reward_weights([r.reward for r in reports], [r.num_examples for r in reports], self.reward_min)
-        return weights, [ledger_row(r, w, signal=r.reward) for r, w in zip(reports, weights, strict=True)]
+    def compute_weights(
+        self, server_round: int, reports: list[ClientReport]
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        weights = reward_weights(
+            [r.reward for r in reports], [r.num_examples for r in reports], self.reward_min
+        )
+        return weights, [
+            ledger_row(r, w, signal=r.reward) for r, w in zip(reports, weights, strict=True)
+        ]

@@ -20,7 +20,14 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam
 from flwr.supercore import log
 
-from .fgrpo_rule import FgrpoParams, TaskHistory, TaskSignal, client_gain, fgrpo_weights, update_histories
+from .fgrpo_rule import (
+    FgrpoParams,
+    TaskHistory,
+    TaskSignal,
+    client_gain,
+    fgrpo_weights,
+    update_histories,
+)
 from .server_state import FedOptMoments
 from .weighted import SIGNALS_RECORD_KEY, ClientReport, ClientWeightedFedAvg, ledger_row
 
@@ -33,8 +40,11 @@ SIGNAL_PREFIX, ROLLOUTS_PREFIX, BEFORE_PREFIX = "signal/", "rollouts/", "signal-
 GAIN_KEY = "gain"  # client-side baselines: the client's g_k
 
 
-def task_metrics(signals: dict[str, tuple[float, int]], before: dict[str, tuple[float, int]] | None = None) -> dict[str, float]:
-    """Encode {task: (mean reward, rollouts)} (and the probe on the received model) as record items."""
+def task_metrics(
+    signals: dict[str, tuple[float, int]], before: dict[str, tuple[float, int]] | None = None
+) -> dict[str, float]:
+    """Encode {task: (mean reward, rollouts)} (and the probe on the received model) as record
+    items."""
     out: dict[str, float] = {}
     for task, (p, n) in signals.items():
         out[SIGNAL_PREFIX + task], out[ROLLOUTS_PREFIX + task] = float(p), int(n)
@@ -51,11 +61,13 @@ def task_signals(
     for key, p in metrics.items():
         if not key.startswith(SIGNAL_PREFIX):
             continue
-        task = key[len(SIGNAL_PREFIX):]
+        task = key[len(SIGNAL_PREFIX) :]
         n = metrics.get(ROLLOUTS_PREFIX + task, float("nan"))
         before = metrics.get(BEFORE_PREFIX + task)
         if not all(np.isfinite(v) for v in (p, n, 0.0 if before is None else before)):
-            raise ValueError(f"client {client_id} sent a non-finite signal or rollout count for task {task!r}")
+            raise ValueError(
+                f"client {client_id} sent a non-finite signal or rollout count for task {task!r}"
+            )
         r_min, r_max = ranges.get(task, (float("nan"), float("nan")))
         signals[task] = TaskSignal(p=p, n=n, r_min=r_min, r_max=r_max, p_before=before)
     if not signals:
@@ -90,8 +102,14 @@ class Fgrpo(ClientWeightedFedAvg):
         self.history: dict[str, dict[str, TaskHistory]] = {}  # client id -> task -> history
 
     def summary(self) -> None:
-        log(INFO, "\t├──> FGRPO: signal=%s baseline_at=%s %s server_lr=%s",
-            self.signal, self.baseline_at, self.params, self.server_lr)
+        log(
+            INFO,
+            "\t├──> FGRPO: signal=%s baseline_at=%s %s server_lr=%s",
+            self.signal,
+            self.baseline_at,
+            self.params,
+            self.server_lr,
+        )
         super().summary()
 
     def configure_train(
@@ -101,7 +119,8 @@ class Fgrpo(ClientWeightedFedAvg):
         return super().configure_train(server_round, arrays, config, grid)
 
     def check_reply(self, content: RecordDict, report: ClientReport) -> None:
-        """Screening (fgrpo.server.screening): a ValueError if this reply's signal cannot be weighted."""
+        """Screening (fgrpo.server.screening): a ValueError if this reply's signal cannot be
+        weighted."""
         del content
         if self.baseline_at == "client":
             self.reported_gain(report)
@@ -112,14 +131,18 @@ class Fgrpo(ClientWeightedFedAvg):
         """g_k as the client computed it (strategy.baseline_at = client), clipped to ±g_max."""
         g = report.signals.get(GAIN_KEY, float("nan"))
         if not np.isfinite(g):
-            raise ValueError(f"client {report.client_id} sent no finite '{GAIN_KEY}' (strategy.baseline_at=client)")
+            raise ValueError(
+                f"client {report.client_id} sent no finite '{GAIN_KEY}' (strategy.baseline_at=client)"
+            )
         return float(np.clip(g, -self.params.g_max, self.params.g_max))
 
     def reported_signals(self, report: ClientReport) -> dict[str, TaskSignal]:
         signals = task_signals(report.signals, self.task_ranges, report.client_id)
         missing = [t for t, s in signals.items() if not s.width > 0]
         if missing and self.params.gain_mode in ("range", "zscore", "delta"):
-            raise ValueError(f"no declared reward range for task {missing[0]!r} (gain {self.params.gain_mode!r})")
+            raise ValueError(
+                f"no declared reward range for task {missing[0]!r} (gain {self.params.gain_mode!r})"
+            )
         return signals
 
     def client_row(self, report: ClientReport) -> tuple[float, dict[str, Any]]:
@@ -131,28 +154,40 @@ class Fgrpo(ClientWeightedFedAvg):
         g, per_task = client_gain(signals, past, self.params)
         self.history[report.client_id] = update_histories(past, signals, self.params)
         tasks = {
-            task: {"signal": signals[task].p, "rollouts": signals[task].n, "baseline": b, "gain": gain,
-                   **({} if signals[task].p_before is None else {"before": signals[task].p_before})}
+            task: {
+                "signal": signals[task].p,
+                "rollouts": signals[task].n,
+                "baseline": b,
+                "gain": gain,
+                **({} if signals[task].p_before is None else {"before": signals[task].p_before}),
+            }
             for task, (gain, b) in per_task.items()
         }
         return g, {"tasks": tasks}
 
-    def compute_weights(self, server_round: int, reports: list[ClientReport]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        gains, details = zip(*(self.client_row(r) for r in reports))
+    def compute_weights(
+        self, server_round: int, reports: list[ClientReport]
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        gains, details = zip(*(self.client_row(r) for r in reports), strict=False)
         weights = fgrpo_weights([r.num_examples for r in reports], list(gains), self.params)
-        rows = [ledger_row(r, w, gain=g, **d) for r, w, g, d in zip(reports, weights, gains, details)]
+        rows = [
+            ledger_row(r, w, gain=g, **d)
+            for r, w, g, d in zip(reports, weights, gains, details, strict=False)
+        ]
         return weights, rows
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "history": {
-                cid: {task: dataclasses.asdict(h) for task, h in tasks.items()} for cid, tasks in self.history.items()
+                cid: {task: dataclasses.asdict(h) for task, h in tasks.items()}
+                for cid, tasks in self.history.items()
             }
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = {
-            cid: {task: TaskHistory(**h) for task, h in tasks.items()} for cid, tasks in state.get("history", {}).items()
+            cid: {task: TaskHistory(**h) for task, h in tasks.items()}
+            for cid, tasks in state.get("history", {}).items()
         }
 
 
@@ -178,5 +213,7 @@ class FgrpoAdam(FedOptMoments, FedAdam, Fgrpo):
     ) -> None:
         # FedOpt's super().__init__ call reaches Fgrpo.__init__ without the FGRPO setup,
         # so it is applied once the chain has run.
-        FedAdam.__init__(self, eta=eta, eta_l=eta_l, beta_1=beta_1, beta_2=beta_2, tau=tau, **sampling)
+        FedAdam.__init__(
+            self, eta=eta, eta_l=eta_l, beta_1=beta_1, beta_2=beta_2, tau=tau, **sampling
+        )
         self.setup_fgrpo(setup)

@@ -11,11 +11,14 @@ b_{k,τ} is the EMA of its past p_{k,τ}; [r_min, r_max] is τ's declared reward
 
 gain modes:
     range       (p − b) / (r_max − r_min)                       shift- and scale-invariant
-    ratio       (p − b) / max(|b|, ε · (r_max − r_min))         scale-invariant; the range-aware floor
+    ratio       (p − b) / max(|b|, ε · (r_max − r_min))         scale-invariant; the range-aware
+    floor
                                                                 bounds it where b nears 0
-    zscore      (p − b) / max(s, s_min · (r_max − r_min))       s: bias-corrected EMA of past |p − b|;
-                                                                0 until a (client, task) has warmup_reports
-                                                                reports, this one included
+    zscore      (p − b) / max(s, s_min · (r_max − r_min))       s: bias-corrected EMA of past |p −
+    b|;
+                                                                0 until a (client, task) has
+                                                                warmup_reports reports, this one
+                                                                included
     difference  p − b                                           scale-sensitive reference
     delta       (p_after − p_before) / (r_max − r_min)          this round's own probe improvement
 
@@ -70,7 +73,9 @@ class TaskHistory:
     reports: int = 1
 
 
-def task_gain(signal: TaskSignal, history: TaskHistory | None, params: FgrpoParams) -> tuple[float, float]:
+def task_gain(
+    signal: TaskSignal, history: TaskHistory | None, params: FgrpoParams
+) -> tuple[float, float]:
     """Return (g_{k,τ}, the baseline it was measured against), unclipped.
 
     Divisors are guarded with max(.) rather than by adding a constant, and ``ratio``'s floor is
@@ -78,9 +83,13 @@ def task_gain(signal: TaskSignal, history: TaskHistory | None, params: FgrpoPara
     keeps one probe row flipping at b = 0 from handing a client all the weight (an absolute
     epsilon made that gain (1/n) / 1e-6).
     """
-    if params.gain_mode != "difference" and not signal.width > 0:  # NaN: a task without a declared range
-        raise ValueError(f"the {params.gain_mode} gain needs the task's declared reward range, got "
-                         f"[{signal.r_min}, {signal.r_max}]")
+    if (
+        params.gain_mode != "difference" and not signal.width > 0
+    ):  # NaN: a task without a declared range
+        raise ValueError(
+            f"the {params.gain_mode} gain needs the task's declared reward range, got "
+            f"[{signal.r_min}, {signal.r_max}]"
+        )
     if params.gain_mode == "delta":
         if signal.p_before is None:
             raise ValueError("the delta gain needs the probe measured on the received global model")

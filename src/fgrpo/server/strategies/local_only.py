@@ -38,7 +38,9 @@ def own_mix_accuracy(accuracy: dict[str, float], mix: dict[str, int]) -> float:
 
 def mean_scores(scores: list[dict[str, Any]]) -> dict[str, float]:
     """Per-key mean of the numeric entries (accuracy per task and ``macro``)."""
-    return {k: fmean(s[k] for s in scores) for k, v in scores[0].items() if isinstance(v, int | float)}
+    return {
+        k: fmean(s[k] for s in scores) for k, v in scores[0].items() if isinstance(v, int | float)
+    }
 
 
 class LocalOnly(FedAvg):
@@ -59,13 +61,20 @@ class LocalOnly(FedAvg):
     def check_reply(self, content: RecordDict, report: ClientReport) -> None:
         """Screening (fgrpo.server.screening): the reply's task mix must be counts of examples."""
         mix = content.config_records.get(TASK_MIX_KEY)
-        if mix is None or not mix or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in mix.values()):
-            raise ValueError(f"client {report.client_id}: '{TASK_MIX_KEY}' must map tasks to example counts, got {mix}")
+        if (
+            mix is None
+            or not mix
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in mix.values())
+        ):
+            raise ValueError(
+                f"client {report.client_id}: '{TASK_MIX_KEY}' must map tasks to example counts, got {mix}"
+            )
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Keep each client's latest adapter and task mix; the global adapter stays as it is (None)."""
+        """Keep each client's latest adapter and task mix; the global adapter stays as it is
+        (None)."""
         valid, _ = self._check_and_log_replies(replies, is_train=True, validate=False)
         self.ledger = []
         contents = [m.content for m in valid if TASK_MIX_KEY in m.content.config_records]
@@ -73,13 +82,18 @@ class LocalOnly(FedAvg):
             return None, None
         reports = [read_report(c) for c in contents]
         for report, content in zip(reports, contents, strict=True):
-            self.client_models[report.client_id] = {k: a.numpy().copy() for k, a in content["arrays"].items()}
+            self.client_models[report.client_id] = {
+                k: a.numpy().copy() for k, a in content["arrays"].items()
+            }
             self.task_mix[report.client_id] = {k: int(v) for k, v in content[TASK_MIX_KEY].items()}
         self.ledger = [ledger_row(r, 1.0 / len(self.client_models)) for r in reports]
         return None, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
-    def evaluate_clients(self, evaluate: Callable[[dict[str, np.ndarray]], dict[str, Any]]) -> dict[str, Any]:
-        """Every known client's adapter on the global test set and on its own task mix, and the means.
+    def evaluate_clients(
+        self, evaluate: Callable[[dict[str, np.ndarray]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Every known client's adapter on the global test set and on its own task mix, and the
+        means.
 
         ``evaluate`` returns a metrics line's ``eval`` (accuracy per task) and ``eval_se``; the
         mean's standard error is the mean of the clients' (conservative: they share the prompts).
@@ -87,8 +101,11 @@ class LocalOnly(FedAvg):
         clients = {}
         for cid in sorted(self.client_models):
             scores = evaluate(self.client_models[cid])
-            clients[cid] = {"global": scores["eval"], "global_se": scores["eval_se"],
-                            "own-mix": own_mix_accuracy(scores["eval"], self.task_mix[cid])}
+            clients[cid] = {
+                "global": scores["eval"],
+                "global_se": scores["eval_se"],
+                "own-mix": own_mix_accuracy(scores["eval"], self.task_mix[cid]),
+            }
         return {
             "clients": clients,
             "mean": {
@@ -99,11 +116,20 @@ class LocalOnly(FedAvg):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Every known client's latest adapter and task mix: evaluation covers clients not sampled lately."""
-        return {"clients": {cid: {"adapter": self.client_models[cid], "task-mix": self.task_mix[cid]}
-                            for cid in sorted(self.client_models)}}
+        """Every known client's latest adapter and task mix: evaluation covers clients not sampled
+        lately."""
+        return {
+            "clients": {
+                cid: {"adapter": self.client_models[cid], "task-mix": self.task_mix[cid]}
+                for cid in sorted(self.client_models)
+            }
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         clients = state.get("clients", {})
-        self.client_models = {cid: {k: np.asarray(v) for k, v in c["adapter"].items()} for cid, c in clients.items()}
-        self.task_mix = {cid: {t: int(n) for t, n in c["task-mix"].items()} for cid, c in clients.items()}
+        self.client_models = {
+            cid: {k: np.asarray(v) for k, v in c["adapter"].items()} for cid, c in clients.items()
+        }
+        self.task_mix = {
+            cid: {t: int(n) for t, n in c["task-mix"].items()} for cid, c in clients.items()
+        }

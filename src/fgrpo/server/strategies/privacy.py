@@ -34,7 +34,8 @@ NOT_WRAPPABLE = ("scaffold", "local-only", "centralized")
 
 
 class _Delegating:
-    """Reach the wrapped strategy's own attributes (``ledger``, ``state_dict``...) through the wrapper."""
+    """Reach the wrapped strategy's own attributes (``ledger``, ``state_dict``...) through the
+    wrapper."""
 
     strategy: Strategy
 
@@ -69,11 +70,16 @@ def check_privacy(cfg: Config) -> None:
     if cfg.privacy.dp == "none":
         return
     if cfg.strategy.name in NOT_WRAPPABLE:
-        raise ConfigError("privacy.dp", f"{cfg.privacy.dp!r} needs a strategy that averages one adapter; "
-                                        f"{cfg.strategy.name!r} does not")
+        raise ConfigError(
+            "privacy.dp",
+            f"{cfg.privacy.dp!r} needs a strategy that averages one adapter; "
+            f"{cfg.strategy.name!r} does not",
+        )
     if cfg.privacy.dp == "client-fixed" and cfg.model.transport_dtype != "fp32":
-        raise ConfigError("privacy.dp", "client-fixed clips the adapter the client sends: "
-                                        "set model.transport_dtype=fp32")
+        raise ConfigError(
+            "privacy.dp",
+            "client-fixed clips the adapter the client sends: set model.transport_dtype=fp32",
+        )
 
 
 def sampled_clients(cfg: Config) -> int:

@@ -33,7 +33,9 @@ from .weighted import data_size_weights, ledger_row, read_report
 
 SERVER_VARIATE_KEY = "scaffold-c"
 DELTA_VARIATE_KEY = "scaffold-delta-c"
-ACCEPTED_KEY = "scaffold-accepted"  # config: JSON {client id: last round whose reply was aggregated}
+ACCEPTED_KEY = (
+    "scaffold-accepted"  # config: JSON {client id: last round whose reply was aggregated}
+)
 
 
 def server_variate_update(
@@ -49,7 +51,9 @@ def server_variate_update(
 class Scaffold(ServerLearningRate, FedAvg):
     """SCAFFOLD's server: FedAvg-weighted model step plus the server control variate."""
 
-    reply_arrays = (DELTA_VARIATE_KEY,)  # screening checks Δc_i like the adapter (names, shapes, finite)
+    reply_arrays = (
+        DELTA_VARIATE_KEY,
+    )  # screening checks Δc_i like the adapter (names, shapes, finite)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -62,8 +66,12 @@ class Scaffold(ServerLearningRate, FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         if self.control is None:
-            self.control = {k: np.zeros_like(a.numpy(), dtype=np.float32) for k, a in arrays.items()}
-        self.num_clients = max(self.num_clients, len(list(grid.get_node_ids())))  # a lost node keeps its c_i
+            self.control = {
+                k: np.zeros_like(a.numpy(), dtype=np.float32) for k, a in arrays.items()
+            }
+        self.num_clients = max(
+            self.num_clients, len(list(grid.get_node_ids()))
+        )  # a lost node keeps its c_i
         config[ACCEPTED_KEY] = json.dumps(self.accepted, sort_keys=True)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         variate = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in self.control.items()})
@@ -77,7 +85,8 @@ class Scaffold(ServerLearningRate, FedAvg):
         delta = {k: a.numpy().astype(np.float32) for k, a in content[DELTA_VARIATE_KEY].items()}
         assert self.control is not None
         if set(delta) != set(self.control) or any(
-            delta[k].shape != self.control[k].shape or not np.all(np.isfinite(delta[k])) for k in delta
+            delta[k].shape != self.control[k].shape or not np.all(np.isfinite(delta[k]))
+            for k in delta
         ):
             return None
         return delta
@@ -94,8 +103,12 @@ class Scaffold(ServerLearningRate, FedAvg):
         for message in valid:
             delta = self._delta(message.content)
             if delta is None:
-                log(WARNING, "SCAFFOLD: reply from node %s has no usable '%s'; skipped",
-                    message.metadata.src_node_id, DELTA_VARIATE_KEY)
+                log(
+                    WARNING,
+                    "SCAFFOLD: reply from node %s has no usable '%s'; skipped",
+                    message.metadata.src_node_id,
+                    DELTA_VARIATE_KEY,
+                )
                 continue
             used.append(message.content)
             deltas.append(delta)
@@ -107,19 +120,32 @@ class Scaffold(ServerLearningRate, FedAvg):
         for content, w in zip(used, weights, strict=True):
             for k, a in content["arrays"].items():
                 average[k] += w * a.numpy().astype(np.float64)
-        new_x = self.server_step(ArrayRecord({k: Array(v.astype(np.float32)) for k, v in average.items()}))
-        self.control = server_variate_update(self.control, deltas, max(self.num_clients, len(deltas)))
+        new_x = self.server_step(
+            ArrayRecord({k: Array(v.astype(np.float32)) for k, v in average.items()})
+        )
+        self.control = server_variate_update(
+            self.control, deltas, max(self.num_clients, len(deltas))
+        )
         self.accepted.update({r.client_id: server_round for r in reports})
         self.ledger = [ledger_row(r, w) for r, w in zip(reports, weights, strict=True)]
         metrics = self.train_metrics_aggr_fn(used, self.weighted_by_key)
         return new_x, metrics
 
     def state_dict(self) -> dict[str, Any]:
-        """c, N and the accepted-round ledger: what a restarted server needs to keep c = mean c_i."""
-        return {"num-clients": self.num_clients, "accepted": dict(self.accepted), "control": self.control}
+        """c, N and the accepted-round ledger: what a restarted server needs to keep c = mean
+        c_i."""
+        return {
+            "num-clients": self.num_clients,
+            "accepted": dict(self.accepted),
+            "control": self.control,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.num_clients = int(state.get("num-clients", 0))
         self.accepted = {str(k): int(v) for k, v in state.get("accepted", {}).items()}
         control = state.get("control")
-        self.control = None if control is None else {k: np.asarray(v, dtype=np.float32) for k, v in control.items()}
+        self.control = (
+            None
+            if control is None
+            else {k: np.asarray(v, dtype=np.float32) for k, v in control.items()}
+        )

@@ -1,4 +1,5 @@
-"""``strategy.server_lr``: the server step θ ← θ + η · (aggregate − θ), one implementation for every strategy.
+"""``strategy.server_lr``: the server step θ ← θ + η · (aggregate − θ), one implementation for every
+strategy.
 
 The aggregate is whatever the strategy combines the clients' adapters into (FedAvg's or FGRPO's
 weighted average, a median, Krum's pick); η = 1 keeps it as it is. Strategies with a server
@@ -17,7 +18,8 @@ from flwr.serverapp import Grid
 
 
 class ServerLearningRate:
-    """Mixin: remembers the adapter θ sent this round; ``server_step`` moves θ towards an aggregate."""
+    """Mixin: remembers the adapter θ sent this round; ``server_step`` moves θ towards an
+    aggregate."""
 
     def __init__(self, *, server_lr: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -31,14 +33,17 @@ class ServerLearningRate:
         return super().configure_train(server_round, arrays, config, grid)  # type: ignore[misc]
 
     def server_step(self, aggregate: ArrayRecord | None) -> ArrayRecord | None:
-        """θ + η (aggregate − θ), in float64, kept in the aggregate's dtype; the aggregate itself at η = 1."""
+        """θ + η (aggregate − θ), in float64, kept in the aggregate's dtype; the aggregate itself at
+        η = 1."""
         if aggregate is None or self.server_lr == 1.0 or self.global_arrays is None:
             return aggregate
         theta = self.global_arrays
         stepped = {}
         for k, a in aggregate.items():
             new = a.numpy()
-            moved = theta[k].astype(np.float64) + self.server_lr * (new.astype(np.float64) - theta[k])
+            moved = theta[k].astype(np.float64) + self.server_lr * (
+                new.astype(np.float64) - theta[k]
+            )
             stepped[k] = Array(moved.astype(new.dtype))
         return ArrayRecord(stepped)
 

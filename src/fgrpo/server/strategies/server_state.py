@@ -37,12 +37,23 @@ class FedAvgMMomentum:
     current_arrays: ArrayRecord | None
 
     def state_dict(self) -> dict[str, Any]:
-        current = None if self.current_arrays is None else {k: a.numpy() for k, a in self.current_arrays.items()}
-        return {**super().state_dict(), "fedavgm": {"momentum": self.momentum_vector, "current": current}}  # type: ignore[misc]
+        current = (
+            None
+            if self.current_arrays is None
+            else {k: a.numpy() for k, a in self.current_arrays.items()}
+        )
+        return {
+            **super().state_dict(),
+            "fedavgm": {"momentum": self.momentum_vector, "current": current},
+        }  # type: ignore[misc]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)  # type: ignore[misc]
         saved = state.get("fedavgm", {})
         momentum, current = saved.get("momentum"), saved.get("current")
         self.momentum_vector = None if momentum is None else [np.asarray(m) for m in momentum]
-        self.current_arrays = None if current is None else ArrayRecord({k: Array(np.asarray(v)) for k, v in current.items()})
+        self.current_arrays = (
+            None
+            if current is None
+            else ArrayRecord({k: Array(np.asarray(v)) for k, v in current.items()})
+        )

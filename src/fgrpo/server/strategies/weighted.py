@@ -33,7 +33,9 @@ class ClientReport:
     reward: float
     metrics: dict[str, float]
     signals: dict[str, float]  # the SIGNALS_RECORD_KEY record (FGRPO), empty otherwise
-    task_rewards: dict[str, tuple[float, float]] = field(default_factory=dict)  # {task: (mean, rollouts)}
+    task_rewards: dict[str, tuple[float, float]] = field(
+        default_factory=dict
+    )  # {task: (mean, rollouts)}
 
 
 def read_report(content: RecordDict) -> ClientReport:
@@ -44,7 +46,10 @@ def read_report(content: RecordDict) -> ClientReport:
         num_examples=float(metrics["num-examples"]),
         reward=float(metrics.get("reward", float("nan"))),
         metrics={k: float(v) for k, v in metrics.items() if not isinstance(v, list)},
-        signals={k: float(v) for k, v in content.config_records.get(SIGNALS_RECORD_KEY, ConfigRecord()).items()},
+        signals={
+            k: float(v)
+            for k, v in content.config_records.get(SIGNALS_RECORD_KEY, ConfigRecord()).items()
+        },
         task_rewards=read_task_rewards(content.config_records.get(TASK_REWARDS_KEY)),
     )
 
@@ -58,8 +63,15 @@ def ledger_row(report: ClientReport, weight: float, **extra: Any) -> dict[str, A
         "baseline": None,
         "gain": None,
         "weight": float(weight),
-        **({"task-reward": {t: {"mean": m, "rollouts": n} for t, (m, n) in report.task_rewards.items()}}
-           if report.task_rewards else {}),
+        **(
+            {
+                "task-reward": {
+                    t: {"mean": m, "rollouts": n} for t, (m, n) in report.task_rewards.items()
+                }
+            }
+            if report.task_rewards
+            else {}
+        ),
         **extra,
     }
 
@@ -77,7 +89,9 @@ class ClientWeightedFedAvg(ServerLearningRate, FedAvg):
         super().__init__(**kwargs)
         self.ledger: list[dict[str, Any]] = []
 
-    def compute_weights(self, server_round: int, reports: list[ClientReport]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    def compute_weights(
+        self, server_round: int, reports: list[ClientReport]
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Return normalised weights and the ledger rows that explain them."""
         raise NotImplementedError
 
@@ -89,13 +103,22 @@ class ClientWeightedFedAvg(ServerLearningRate, FedAvg):
         if not valid:
             return None, None
         contents = [m.content for m in valid]
-        weights, self.ledger = self.compute_weights(server_round, [read_report(c) for c in contents])
+        weights, self.ledger = self.compute_weights(
+            server_round, [read_report(c) for c in contents]
+        )
         weighted = [
-            RecordDict({"arrays": next(iter(c.array_records.values())), "w": MetricRecord({WEIGHT_KEY: float(w)})})
+            RecordDict(
+                {
+                    "arrays": next(iter(c.array_records.values())),
+                    "w": MetricRecord({WEIGHT_KEY: float(w)}),
+                }
+            )
             for c, w in zip(contents, weights, strict=True)
         ]
         averaged = aggregate_arrayrecords(weighted, WEIGHT_KEY)
-        return self.server_step(averaged), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        return self.server_step(averaged), self.train_metrics_aggr_fn(
+            contents, self.weighted_by_key
+        )
 
     # Server-side state that must survive a restart (checkpoints, --resume).
     def state_dict(self) -> dict[str, Any]:
