@@ -1,6 +1,6 @@
 """Does FGRPO's gain measure learning? Null and stalled-client tests for each signal x gain mode.
 
-Real Flower simulations (``fgrpo.experiments.runner.run_experiment``, the path ``fgrpo run``
+Real Flower simulations (``fgrpo.runtime.runner.run_experiment``, the path ``fgrpo run``
 takes) of the shipped model, Dirichlet(alpha) task mixtures:
 
 - null test: every client's learning rate 0, so nothing learns; the total-variation distance
@@ -50,17 +50,19 @@ from pathlib import Path
 from statistics import fmean, median, stdev
 from typing import Any
 
-from fgrpo.config import Config, ConfigError, load_config
-from fgrpo.experiments.runner import run_experiment
-from fgrpo.experiments.sweep import same_config
-from fgrpo.run_setup import clear
-from fgrpo.server.strategies import fgrpo_params
-from fgrpo.server.strategies.fgrpo_rule import (
+from fgrpo.core.config import Config
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.fgrpo_rule import (
     TaskSignal,
     client_gain,
+    fgrpo_params,
     fgrpo_weights,
     update_histories,
 )
+from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.run_setup import clear
+from fgrpo.runtime.runner import run_experiment
+from fgrpo.runtime.sweep import same_config
 from fgrpo.tasks.rewards import reward_ranges
 
 MODES = [

@@ -6,9 +6,8 @@ through the project's own functions: the ClientApp's ``train`` on the messages t
 ``configure_train`` builds, fgrpo.server.aggregation's guarded ``aggregate_train``, and the run
 journal's evaluation. No Ray and no Flower simulation engine: one process, as a GPU worker runs.
 
-    python benchmarks/gpu_smoke.py                               # CUDA, bfloat16,
-    SmolLM2-135M-Instruct python benchmarks/gpu_smoke.py --device cpu --model tiny     # the same
-    path on a laptop, in seconds
+    python benchmarks/gpu_smoke.py                               # CUDA, bfloat16, SmolLM2-135M-Instruct
+    python benchmarks/gpu_smoke.py --device cpu --model tiny     # the same path on a laptop, in seconds
 
 Peak memory is torch.cuda.max_memory_allocated of each step on CUDA, the process's peak RSS so far
 on the CPU. Results: benchmarks/results/gpu_smoke.json (``--out``).
@@ -104,16 +103,15 @@ def one_round(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     from flwr.app import Context, RecordDict
     from flwr.supercore.task_identity import TaskIdentity
 
-    from fgrpo.client.algorithms import PROXIMAL_MU_KEY
     from fgrpo.client.app import train
     from fgrpo.client.grpo import training_device
-    from fgrpo.client.signal import SIGNALS_RECORD_KEY
-    from fgrpo.config import load_config
+    from fgrpo.core.protocol import PROXIMAL_MU_KEY, SIGNALS_RECORD_KEY
     from fgrpo.models.lora import cached_adapter_model
     from fgrpo.models.transport import adapter_state, to_arrayrecord
+    from fgrpo.runtime.configs import load_config
+    from fgrpo.runtime.journal import RunJournal
     from fgrpo.server.aggregation import aggregate_round
     from fgrpo.server.federation import round_config
-    from fgrpo.server.journal import RunJournal
     from fgrpo.server.strategies import build_strategy
 
     cfg = load_config(None, settings(args))
@@ -209,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     import torch
 
-    from fgrpo.errors import UserInputError
+    from fgrpo.core.errors import UserInputError
     from fgrpo.models.registry import describe
 
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -20,7 +20,7 @@ from statistics import median
 from bench_common import provenance
 from fgrpo_signal import tv_from_fedavg
 
-from fgrpo.config import load_config
+from fgrpo.runtime.configs import load_config
 
 
 def main(argv: list[str] | None = None) -> int:

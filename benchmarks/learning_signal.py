@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench_common import RESULTS, ROOT, provenance, run_fgrpo
 
-from fgrpo.experiments.reports import plt, save_figure
+from fgrpo.runtime.reports import plt, save_figure
 
 CONFIG = ROOT / "configs" / "learning_signal.toml"
 RUNS = {

@@ -2,23 +2,20 @@
 
     python benchmarks/perf.py                      # every part, ~12 min on 2 cores
     python benchmarks/perf.py --only c,d           # some parts
-    python benchmarks/perf.py --baseline /path/to/old/src   # before (old) and after (this)
-    interleaved
+    python benchmarks/perf.py --baseline /path/to/old/src   # before (old) and after (this) interleaved
 
 Parts (configs/demo.toml's recipe on the shipped tiny model unless said otherwise):
-  a. federated wall time / ``centralized`` wall time, same total GRPO steps, both on the whole
-  machine; b. bytes one client sends per round (fp32 adapter, bf16 update) / the full model's bytes;
+  a. federated wall time / ``centralized`` wall time, same total GRPO steps, both on the whole machine;
+  b. bytes one client sends per round (fp32 adapter, bf16 update) / the full model's bytes;
   c. one GRPO step / plain ``model.generate`` of the same batch, with a profile breakdown;
   d. 10 / 100 / 1000 simulated clients, 10 sampled per round: seconds per round, server peak RSS;
   e. peak RSS of the server process and of each Ray client worker (sampled with psutil);
-  f. runs per hour of a laptop sweep: `fgrpo sweep` of the demo point (4 clients x 10 rounds x 10
-  local
+  f. runs per hour of a laptop sweep: `fgrpo sweep` of the demo point (4 clients x 10 rounds x 10 local
      steps) over --repeats seeds, wall time per point.
 
 Every run is a child process (``fgrpo run`` or benchmarks/perf_probe.py) with ``--src`` on its
 PYTHONPATH. Results merge into benchmarks/results/perf.json under the label (``after`` by
-default; ``before`` and ``after`` with --baseline) and benchmarks/results/perf.md is rewritten from
-it.
+default; ``before`` and ``after`` with --baseline) and benchmarks/results/perf.md is rewritten from it.
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ STEP_PARTS = [
 
 
 def _client_setup(config: str, overrides: list[str]):
-    from fgrpo.config import load_config
-    from fgrpo.data import client_partition
+    from fgrpo.data.partitions import client_partition
     from fgrpo.models.lora import cached_adapter_model
+    from fgrpo.runtime.configs import load_config
     from fgrpo.tasks.rewards import reward_functions
 
     cfg = load_config(config, overrides)

@@ -4,12 +4,11 @@ Both strategies start from the same model (the round-0 evaluation is shared: fgr
 by model and test sets), train the same clients on the same partitions for the same number of
 local GRPO steps, and are scored on the same held-out prompts (``data.test_size`` per task)
 at the start, every ``eval.every`` rounds and at the end. FGRPO runs with its default signal.
-Each run is a real Flower simulation (``fgrpo.experiments.runner.run_experiment``, the path
+Each run is a real Flower simulation (``fgrpo.runtime.runner.run_experiment``, the path
 ``fgrpo run`` takes).
 
-    .venv/bin/python benchmarks/real_model.py                    # configs/smollm2.toml, ~1 h on 2
-    cores .venv/bin/python benchmarks/real_model.py --set federation.rounds=1 --set
-    data.test_size=10 --work runs/rm_smoke
+    .venv/bin/python benchmarks/real_model.py                    # configs/smollm2.toml, ~1 h on 2 cores
+    .venv/bin/python benchmarks/real_model.py --set federation.rounds=1 --set data.test_size=10 --work runs/rm_smoke
 
 Per GRPO step it reports the seconds a client spent and, of those, the seconds in
 ``model.generate`` (sampling the rollouts; the clients report both). The verdict compares the
@@ -33,11 +32,13 @@ from typing import Any
 
 from bench_common import RESULTS, provenance
 
-from fgrpo.config import Config, ConfigError, load_config
-from fgrpo.experiments.runner import run_experiment
-from fgrpo.experiments.sweep import same_config
-from fgrpo.run_setup import clear
-from fgrpo.server.checkpoint import checkpoint_header
+from fgrpo.core.config import Config
+from fgrpo.core.errors import ConfigError
+from fgrpo.runtime.checkpoint import checkpoint_header
+from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.run_setup import clear
+from fgrpo.runtime.runner import run_experiment
+from fgrpo.runtime.sweep import same_config
 
 STRATEGIES = {"fedavg": ["strategy.name=fedavg"], "fgrpo": ["strategy.name=fgrpo"]}
 BAR = 3.0  # standard errors the macro accuracy must rise by
@@ -170,7 +171,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    from fgrpo.experiments.reports import plt, save_figure
+    from fgrpo.runtime.reports import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, run in result["runs"].items():

@@ -3,7 +3,7 @@ prompts.
 
     python benchmarks/smollm2_tasks.py --size 200 --tasks small-addition comparison ...
 
-The prompts are each task's first ``size`` test-share prompts (fgrpo.data.task_test_set), the
+The prompts are each task's first ``size`` test-share prompts (fgrpo.data.partitions.task_test_set), the
 prefix every run's evaluation uses; pass@8 samples at ``--temperature`` (default 1, as the
 tiny model's build report does). RL from verifiable rewards has room to work where pass@8 is well
 above greedy. Writes benchmarks/results/<name>.json and .md.
@@ -19,8 +19,8 @@ import time
 import torch
 from bench_common import RESULTS, provenance
 
-from fgrpo.data import task_test_set
-from fgrpo.evaluation import accuracy_by_task, pass_at_k, standard_errors
+from fgrpo.data.partitions import task_test_set
+from fgrpo.models.evaluation import accuracy_by_task, pass_at_k, standard_errors
 from fgrpo.models.smollm2 import load_smollm2
 
 
@@ -69,7 +69,8 @@ def markdown(report: dict, k: int) -> str:
         f"- command: `{report['command']}`",
         f"- machine: {report['machine']}",
         f"- date: {report['date']}",
-        f"- prompts: the first {s['size']} test-share prompts per task (fgrpo.data.task_test_set, difficulty "
+        f"- prompts: the first {s['size']} test-share prompts per task "
+        f"(fgrpo.data.partitions.task_test_set, difficulty "
         f"{s['difficulty']}) greedy; pass@{k} sampled at temperature {s['temperature']} "
         f"on the first {s['pass_size']} of them; "
         f"{s['max_new_tokens']} new tokens",

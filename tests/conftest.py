@@ -1,4 +1,4 @@
-"""Every test gets its own fgrpo cache (fgrpo.server.round0): a test's stubbed evaluation must never
+"""Every test gets its own fgrpo cache (fgrpo.runtime.round0): a test's stubbed evaluation must never
 be served to another test or to the user's runs."""
 
 import pytest

@@ -14,7 +14,7 @@ from flwr.app import (
 )
 from flwr.supercore.task_identity import TaskIdentity
 
-from fgrpo.server.strategies.fgrpo import SIGNALS_RECORD_KEY, task_metrics
+from fgrpo.core.protocol import SIGNALS_RECORD_KEY, task_metrics
 
 
 def _as_server_task() -> None:

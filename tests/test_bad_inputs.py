@@ -1,7 +1,7 @@
 """Catalogue of bad inputs (issue 11): each ends in exit status 2 and ONE stderr line naming the
 culprit, with no traceback, before Ray or Flower starts; destructive cases delete nothing.
 
-Most cases run in-process through ``fgrpo.cli.main`` (fast); a few run ``python -m fgrpo`` as a
+Most cases run in-process through ``fgrpo.cli.main.main`` (fast); a few run ``python -m fgrpo`` as a
 real subprocess to prove no traceback reaches the terminal. A safety net replaces the experiment
 runner, so a bad input that slips through fails its test at once instead of starting Ray.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from fgrpo.cli import main
-from fgrpo.config import Config
-from fgrpo.errors import UserInputError
+from fgrpo.cli.main import main
+from fgrpo.core.config import Config
+from fgrpo.core.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def nothing_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     def started(*_: object, **__: object) -> None:
         raise AssertionError("the run started: the bad input was not caught before Ray/Flower")
 
-    monkeypatch.setattr("fgrpo.experiments.runner.run_experiment", started)
+    monkeypatch.setattr("fgrpo.runtime.runner.run_experiment", started)
 
 
 def fails(capsys: pytest.CaptureFixture[str], argv: list[str], *culprits: str) -> str:
@@ -434,7 +434,7 @@ def test_test_share_that_takes_every_row_says_so(capsys, tmp_path):
 
 def test_csv_with_a_byte_order_mark_reads_its_header(tmp_path):
     """Spreadsheets save UTF-8 CSV with a BOM; the first column must still be called 'question'."""
-    from fgrpo.config import SourceConfig
+    from fgrpo.core.config import SourceConfig
     from fgrpo.tasks.sources import load_source
 
     path = tmp_path / "data.csv"
@@ -558,8 +558,8 @@ def test_reward_module_that_raises_on_import(capsys, tmp_path):
 
 def test_reward_returning_none_for_some_rows_passes_the_probe(tmp_path):
     """The probe must not reject legitimate functions: None is TRL's 'not mine to score'."""
-    from fgrpo.config import load_config
-    from fgrpo.preflight import check_run
+    from fgrpo.runtime.configs import load_config
+    from fgrpo.runtime.preflight import check_run
 
     (tmp_path / "my_rewards.py").write_text(REWARD_MODULE)
     argv = source_run(
@@ -739,7 +739,8 @@ def test_eval_adapter_shaped_for_another_base(capsys, tmp_path, monkeypatch):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from fgrpo.models.registry import load_base, tiny_architecture
+    from fgrpo.models.registry import load_base
+    from fgrpo.models.tiny import tiny_architecture
 
     model, tokenizer = load_base("tiny-random")
     get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(
@@ -821,7 +822,7 @@ def test_unexpected_errors_still_show_a_traceback(monkeypatch):
     def broken(_args):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("fgrpo.strategies_cli.cmd_strategies", broken)
+    monkeypatch.setattr("fgrpo.cli.strategies.cmd_strategies", broken)
     with pytest.raises(ZeroDivisionError):
         main(["strategies"])
 

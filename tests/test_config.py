@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.config import (
-    GRPO_DEFAULTS,
-    Config,
-    ConfigError,
-    config_from_dict,
-    config_from_flat,
-    load_config,
-    parse_override,
-)
+from fgrpo.core.config import GRPO_DEFAULTS, Config, parse_override
+from fgrpo.core.errors import ConfigError
+from fgrpo.runtime.configs import config_from_dict, config_from_flat, load_config
 from fgrpo.tasks.registry import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]

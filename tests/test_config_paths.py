@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.cli import main
-from fgrpo.config import load_config
+from fgrpo.cli.main import main
+from fgrpo.runtime.configs import load_config
 
 from .data_helpers import gsm8k_rows, write_jsonl
 

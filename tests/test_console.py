@@ -1,5 +1,5 @@
-"""`fgrpo run`'s console: Flower's simulation entry point (fgrpo.experiments.flower_simulation),
-library output routed to RUN_DIR/run.log (fgrpo.experiments.console), and the clients' step
+"""`fgrpo run`'s console: Flower's simulation entry point (fgrpo.runtime.flower_simulation),
+library output routed to RUN_DIR/run.log (fgrpo.runtime.console), and the clients' step
 progress (fgrpo.client.progress)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from fgrpo.client.progress import step_reporters, write_progress
-from fgrpo.experiments import flower_simulation
-from fgrpo.experiments.console import client_steps, clients_text
+from fgrpo.runtime import flower_simulation
+from fgrpo.runtime.console import client_steps, clients_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RUN = [
@@ -153,9 +153,9 @@ def test_progress_text_counts_clients_done_and_steps(tmp_path):
 
 def test_a_client_reports_every_local_step(tmp_path, monkeypatch):
     from fgrpo.client.grpo import train_locally
-    from fgrpo.config import load_config
-    from fgrpo.data import client_partition
+    from fgrpo.data.partitions import client_partition
     from fgrpo.models.lora import fresh_adapter_model
+    from fgrpo.runtime.configs import load_config
 
     seen: list[int] = []
     real = write_progress

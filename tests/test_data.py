@@ -6,11 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo import data as fdata
-from fgrpo.cli import main
-from fgrpo.config import ConfigError, load_config
-from fgrpo.data import _partitioner_for, client_partition, prompt_key, task_counts, training_pool
-from fgrpo.data_cli import describe_partitions
+from fgrpo.cli.data import describe_partitions
+from fgrpo.cli.main import main
+from fgrpo.core.errors import ConfigError
+from fgrpo.data import partitions as fdata
+from fgrpo.data.partitions import (
+    _partitioner_for,
+    client_partition,
+    prompt_key,
+    task_counts,
+    training_pool,
+)
+from fgrpo.runtime.configs import load_config
 
 
 def cfg_with(*overrides: str):

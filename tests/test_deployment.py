@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
-from fgrpo.client.app import CONFIG_KEY, LEARNING_RATE_KEY, train
-from fgrpo.config import ConfigError, config_from_dict, load_config
-from fgrpo.data import node_dataset
+from fgrpo.client.app import train
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.protocol import CONFIG_KEY, LEARNING_RATE_KEY
+from fgrpo.data.partitions import node_dataset
+from fgrpo.runtime.configs import config_from_dict, load_config
 from fgrpo.server.screening import screen_replies
 from fgrpo.tasks import get_task
 from fgrpo.tasks.sources import DataError
@@ -156,7 +158,7 @@ def test_a_node_reads_its_file_as_the_data_source_it_names_wherever_the_servers_
 def test_a_node_trains_its_data_config_files_source_with_its_own_reward_function(
     tmp_path, monkeypatch
 ):
-    from fgrpo.data import node_training_config
+    from fgrpo.data.partitions import node_training_config
     from fgrpo.tasks.rewards import reward_functions
 
     file = owner_source(tmp_path / "owner", ("question", "solution"), "Worked out: #### {}", 0.25)

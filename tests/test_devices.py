@@ -12,8 +12,9 @@ import pytest
 import torch
 from flwr.app import ConfigRecord
 
-from fgrpo.config import ConfigError, load_config
-from fgrpo.devices import resolve_device
+from fgrpo.core.errors import ConfigError
+from fgrpo.models.devices import resolve_device
+from fgrpo.runtime.configs import load_config
 
 from .replies import reply
 from .test_integration import ROOT, check_run_dir
@@ -33,7 +34,7 @@ def test_every_kind_of_model_loads_in_model_dtype(name):
 
 def test_a_federation_of_the_shipped_model_in_bfloat16_completes_on_the_cpu(tmp_path):
     """The round-0 cache key hashed the weights through numpy, which has no bfloat16."""
-    from fgrpo.experiments.runner import run_experiment
+    from fgrpo.runtime.runner import run_experiment
 
     cfg = load_config(
         ROOT / "configs" / "demo.toml",
@@ -70,7 +71,7 @@ CLIENT = [
 def planned_round(strategy: str):
     """(model, plan) of one client's round under ``strategy``, planned with the model on the CPU."""
     from fgrpo.client.algorithms import plan_round
-    from fgrpo.data import client_partition
+    from fgrpo.data.partitions import client_partition
     from fgrpo.models.lora import fresh_adapter_model
     from fgrpo.models.transport import adapter_state, to_arrayrecord
 
@@ -196,7 +197,7 @@ def test_a_device_the_machine_lacks_stops_fgrpo_run_in_one_line(tmp_path):
 
 def test_the_server_evaluates_its_model_on_eval_device(tmp_path):
     """On a machine with a GPU: the server's model generates there (eval.device = auto)."""
-    from fgrpo.server.journal import RunJournal
+    from fgrpo.runtime.journal import RunJournal
 
     cfg = load_config(None, CLIENT + ["data.test_size=4"])
     journal = RunJournal(cfg, tmp_path, progress=lambda line: None)

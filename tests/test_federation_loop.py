@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, RecordDict
 
+from fgrpo.core.protocol import DELTA_VARIATE_KEY
 from fgrpo.models.transport import reply_record
 from fgrpo.server.federation import name_failures, round_line
 from fgrpo.server.screening import screen_replies
-from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
 
 from .replies import reply
 

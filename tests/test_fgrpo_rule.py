@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from flwr.app import ArrayRecord
 
-from fgrpo.server.strategies.fgrpo import Fgrpo, FgrpoSetup
-from fgrpo.server.strategies.fgrpo_rule import (
+from fgrpo.core.fgrpo_rule import (
     FgrpoParams,
     TaskHistory,
     TaskSignal,
@@ -16,6 +15,7 @@ from fgrpo.server.strategies.fgrpo_rule import (
     task_gain,
     update_history,
 )
+from fgrpo.server.strategies.fgrpo import Fgrpo, FgrpoSetup
 from fgrpo.server.strategies.weighted import read_report
 
 from .replies import reply

@@ -9,7 +9,6 @@ import pytest
 from flwr.app import ConfigRecord, RecordDict
 from transformers import TrainerState
 
-from fgrpo import data as fdata
 from fgrpo.client.app import lr_scale
 from fgrpo.client.signal import (
     HISTORY_KEY,
@@ -18,11 +17,13 @@ from fgrpo.client.signal import (
     plan_signal,
     signal_metrics,
 )
-from fgrpo.config import ConfigError, load_config
-from fgrpo.data import client_partition, prompt_key, training_pool
-from fgrpo.probe_rows import client_rows, pooled_training_rows, probe_quotas
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.protocol import SIGNALS_RECORD_KEY
+from fgrpo.data import partitions as fdata
+from fgrpo.data.partitions import client_partition, prompt_key, training_pool
+from fgrpo.data.probe_rows import client_rows, pooled_training_rows, probe_quotas
+from fgrpo.runtime.configs import load_config
 from fgrpo.server.strategies import build_strategy
-from fgrpo.server.strategies.weighted import SIGNALS_RECORD_KEY
 from fgrpo.tasks.rewards import reward_ranges
 
 from .data_helpers import write_jsonl

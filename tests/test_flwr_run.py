@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.flower_local import local_superlinks, stop_local_superlinks
+from fgrpo.runtime.flower_local import local_superlinks, stop_local_superlinks
 
 from .deployment import BIN, ROOT, free_port, processes_of_flwr_home
 

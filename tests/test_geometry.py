@@ -8,8 +8,8 @@ import random
 import pytest
 from PIL import Image
 
-from fgrpo import data
-from fgrpo.config import load_config
+from fgrpo.data import partitions as data
+from fgrpo.runtime.configs import load_config
 from fgrpo.tasks import get_task
 from fgrpo.tasks.geometry import (
     KINDS,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from fgrpo import data as fdata
-from fgrpo.cli import main
-from fgrpo.config import config_from_dict
+from fgrpo.cli.main import main
+from fgrpo.data import partitions as fdata
+from fgrpo.runtime.configs import config_from_dict
 from fgrpo.tasks.sources import DataError, load_source
 
 

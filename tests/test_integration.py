@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from fgrpo.config import load_config
-from fgrpo.experiments.runner import run_experiment
-from fgrpo.run_setup import RUN_ENTRIES
+from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.run_setup import RUN_ENTRIES
+from fgrpo.runtime.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 # Sorting gives partial credit, so even a random policy sees reward variance (a GRPO signal).

@@ -13,11 +13,11 @@ import pytest
 from flwr.app import Context, RecordDict
 
 from fgrpo.client import app as client_app
-from fgrpo.config import load_config
-from fgrpo.data import prompt_key
+from fgrpo.core.protocol import TASK_REWARDS_KEY, read_task_rewards
+from fgrpo.data.partitions import prompt_key
 from fgrpo.models.lora import fresh_adapter_model
 from fgrpo.models.transport import adapter_state, to_arrayrecord
-from fgrpo.round_reward import TASK_REWARDS_KEY, read_task_rewards
+from fgrpo.runtime.configs import load_config
 from fgrpo.server.federation import round_config
 from fgrpo.server.strategies import build_strategy
 
@@ -96,7 +96,7 @@ def test_fgrpo_fedavg_fedprox_and_scaffold_train_each_client_on_identical_rows(m
 def test_with_equal_gains_fgrpo_weights_are_fedavgs_on_a_size_skew_partition(gain):
     """Each client's real num-examples (its training rows, the same whatever the strategy) and the
     same signal for all, rising in round 2: FGRPO's weights are n_k / sum n, as FedAvg's are."""
-    from fgrpo.probe_rows import client_rows
+    from fgrpo.data.probe_rows import client_rows
 
     cfg = load_config(
         None,
@@ -130,7 +130,7 @@ def test_one_probe_row_flipping_moves_no_weight_more_than_2x_against_fedavg(gain
     where the old ratio gain divided by 1e-6; past zscore's warm-up, with no spread yet), then one
     row of one task of one client flips to the task's maximum; every client's weight stays within
     2x of its FedAvg weight."""
-    from fgrpo.probe_rows import client_rows
+    from fgrpo.data.probe_rows import client_rows
     from fgrpo.tasks.rewards import reward_ranges
 
     overrides = [] if gain == "default" else [f"strategy.gain={gain}"]

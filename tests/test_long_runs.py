@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fgrpo.client.grpo import train_locally
-from fgrpo.config import load_config
-from fgrpo.data import client_partition
+from fgrpo.data.partitions import client_partition
 from fgrpo.models.lora import fresh_adapter_model
+from fgrpo.runtime.configs import load_config
 from fgrpo.tasks.rewards import reward_functions
 
 TINY = [
@@ -78,7 +78,7 @@ def test_two_workers_host_eight_clients_for_sixty_rounds(tmp_path):
     constant."""
     import json
 
-    from fgrpo.experiments.runner import run_experiment
+    from fgrpo.runtime.runner import run_experiment
 
     cfg = load_config(
         None,

@@ -19,16 +19,17 @@ from peft import (
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from fgrpo.cli import main
-from fgrpo.config import Config, ModelConfig
-from fgrpo.data import test_sets as held_out_sets
-from fgrpo.errors import UserInputError
-from fgrpo.evaluation import accuracy_by_task, greedy_completions
+from fgrpo.cli.main import main
+from fgrpo.cli.models import export_run
+from fgrpo.core.config import Config, ModelConfig
+from fgrpo.core.errors import UserInputError
+from fgrpo.data.partitions import test_sets as held_out_sets
 from fgrpo.models import smollm2
 from fgrpo.models.build_tiny import BuildSettings, build_tiny_model
-from fgrpo.models.commands import export_run
+from fgrpo.models.evaluation import accuracy_by_task, greedy_completions
 from fgrpo.models.lora import fresh_adapter_model
-from fgrpo.models.registry import TINY_DIR, describe, load_base
+from fgrpo.models.registry import describe, load_base
+from fgrpo.models.tiny import TINY_DIR
 
 BAND = (0.10, 0.60)  # greedy accuracy per task on held-out prompts: RL needs successes and room
 

@@ -16,13 +16,13 @@ import torch
 from flwr.server.superlink.fleet.vce import vce_api
 
 from fgrpo.client.grpo import grpo_args
-from fgrpo.config import ConfigError, load_config
-from fgrpo.cpu import torch_threads
-from fgrpo.experiments import flower_dispatch
-from fgrpo.grpo_check import check_grpo_settings
+from fgrpo.core.errors import ConfigError
 from fgrpo.models import lora
+from fgrpo.models.cpu import torch_threads
 from fgrpo.models.transport import adapter_state, load_adapter_state
-from fgrpo.server import centralized, journal, round0
+from fgrpo.runtime import centralized, flower_dispatch, journal, round0
+from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.grpo_check import check_grpo_settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -63,8 +63,8 @@ def test_server_evaluation_runs_with_eval_threads(tmp_path, monkeypatch):
 def test_tasks_evaluated_in_parallel_threads_give_the_same_accuracies(monkeypatch):
     import threading
 
-    import fgrpo.evaluation as evaluation
-    from fgrpo.data import test_sets
+    import fgrpo.models.evaluation as evaluation
+    from fgrpo.data.partitions import test_sets
     from fgrpo.models.lora import fresh_adapter_model
 
     cfg = load_config(
@@ -94,8 +94,8 @@ def test_tasks_evaluated_in_parallel_threads_give_the_same_accuracies(monkeypatc
 
 
 def test_fgrpo_eval_runs_with_eval_threads(monkeypatch):
-    import fgrpo.evaluation as evaluation
-    from fgrpo.models.commands import evaluate_model
+    import fgrpo.models.evaluation as evaluation
+    from fgrpo.cli.models import evaluate_model
 
     cfg = load_config(None, ["data.test_size=3", "data.tasks=addition", "eval.threads=1"])
     seen = []
@@ -243,12 +243,12 @@ def test_dispatcher_delivers_what_flowers_delivers_asking_only_nodes_with_mail()
 
 
 def test_the_simulation_runs_with_the_dispatcher_installed(monkeypatch, tmp_path):
-    from fgrpo.experiments import runner
+    from fgrpo.runtime import runner
 
     monkeypatch.setattr(
         vce_api, "add_messages_to_queue", vce_api.add_messages_to_queue
     )  # undone after the test
-    monkeypatch.setattr("fgrpo.experiments.flower_simulation.simulate", lambda **kwargs: None)
+    monkeypatch.setattr("fgrpo.runtime.flower_simulation.simulate", lambda **kwargs: None)
     with pytest.raises(RuntimeError, match="without writing"):
         runner.run_experiment(load_config(None, ["federation.num_clients=2"]), tmp_path)
     assert vce_api.add_messages_to_queue is flower_dispatch.add_messages_to_queue

@@ -11,7 +11,8 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from fgrpo.client.failure import reports_failure
 from fgrpo.client.privacy import clip_when_asked
-from fgrpo.config import ConfigError, load_config
+from fgrpo.core.errors import ConfigError
+from fgrpo.runtime.configs import load_config
 from fgrpo.server.screening import screen_replies
 from fgrpo.server.strategies import build_strategy
 
@@ -135,7 +136,7 @@ def test_no_dp_is_the_bare_strategy():
 
 @pytest.mark.slow
 def test_a_simulated_run_with_client_side_clipping_sends_no_update_longer_than_the_norm(tmp_path):
-    from fgrpo.experiments.runner import run_experiment
+    from fgrpo.runtime.runner import run_experiment
 
     cfg = load_config(
         None,

@@ -6,7 +6,7 @@ import torch
 from datasets import Dataset
 
 from fgrpo.client.signal import probe_signals
-from fgrpo.evaluation import completion_rewards
+from fgrpo.models.evaluation import completion_rewards
 from fgrpo.models.registry import load_base
 from fgrpo.tasks import get_task
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import psutil
 
-from fgrpo.experiments import sweep as sweep_module
-from fgrpo.experiments.grid import read_sweep
-from fgrpo.experiments.monitor import TreeMonitor
-from fgrpo.experiments.ray_cluster import ADDRESS_ENV, SharedCluster
+from fgrpo.runtime import sweep as sweep_module
+from fgrpo.runtime.grid import read_sweep
+from fgrpo.runtime.monitor import TreeMonitor
+from fgrpo.runtime.ray_cluster import ADDRESS_ENV, SharedCluster
 
 from .test_sweep import TINY
 
@@ -65,7 +65,7 @@ def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path):
 
 
 def test_without_ray_address_a_run_starts_its_own():
-    from fgrpo.experiments.ray_cluster import join
+    from fgrpo.runtime.ray_cluster import join
 
     assert join({"logging_level": "ERROR"}) is False  # and Ray is left to Flower
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from fgrpo.config import load_config
-from fgrpo.experiments.runner import run_experiment
 from fgrpo.models import smollm2
+from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from fgrpo.cli import main
-from fgrpo.experiments.grid import point_name
-from fgrpo.experiments.stats import paired_interval, t_critical
-from fgrpo.round_reward import round_reward
+from fgrpo.cli.main import main
+from fgrpo.runtime.grid import point_name
+from fgrpo.runtime.stats import paired_interval, t_critical
+from fgrpo.server.round_reward import round_reward
 
 INITIAL = 0.2
 FINALS = {  # strategy -> final macro accuracy per seed 0, 1, 2 (panel data.alpha=0.1)
@@ -200,7 +200,7 @@ def test_report_tables_and_figures(sweep_dir, capsys):
 
 
 def test_default_target_is_the_start_plus_five_points(sweep_dir):
-    from fgrpo.experiments.report import write_report
+    from fgrpo.runtime.report import write_report
 
     text = write_report(sweep_dir).read_text()
     assert "macro accuracy 0.250" in text
@@ -279,7 +279,7 @@ def test_sweep_curves_carry_bands_from_zero_with_whole_rounds(sweep_dir, figures
 
 
 def test_run_plots_and_console_show_the_logged_round(tmp_path, figures):
-    from fgrpo.experiments.reports import write_plots
+    from fgrpo.runtime.reports import write_plots
     from fgrpo.server.federation import round_line
 
     clients = [

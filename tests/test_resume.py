@@ -19,11 +19,10 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from safetensors.numpy import load_file
 
-from fgrpo.cli import main
+from fgrpo.cli.main import main
 from fgrpo.client.persistence import StateStore
-from fgrpo.config import load_config
-from fgrpo.run_setup import claim_fresh, clear, resume_config
-from fgrpo.server.checkpoint import (
+from fgrpo.core.protocol import DELTA_VARIATE_KEY, TASK_MIX_KEY
+from fgrpo.runtime.checkpoint import (
     Checkpoint,
     checkpoint_round,
     join_arrays,
@@ -33,10 +32,10 @@ from fgrpo.server.checkpoint import (
     save_checkpoint,
     split_arrays,
 )
-from fgrpo.server.run_dir import prepare
-from fgrpo.server.strategies import CENTRALIZED, STRATEGIES
-from fgrpo.server.strategies.local_only import TASK_MIX_KEY
-from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
+from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.run_dir import prepare
+from fgrpo.runtime.run_setup import claim_fresh, clear, resume_config
+from fgrpo.server.strategies import STRATEGIES
 
 from .replies import reply
 from .test_strategies import FakeGrid, make
@@ -84,7 +83,7 @@ def play_round(strategy, name: str, rnd: int, x: np.ndarray) -> np.ndarray:
     return x if aggregated is None else aggregated["w"].numpy()
 
 
-FEDERATED = [name for name in STRATEGIES if name != CENTRALIZED]
+FEDERATED = [name for name, entry in STRATEGIES.items() if entry.resumable]
 
 
 @pytest.mark.parametrize("name", FEDERATED)

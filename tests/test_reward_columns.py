@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from fgrpo.cli import main
-from fgrpo.config import Config, ConfigError, config_from_dict
-from fgrpo.data import check_data, training_pool
+from fgrpo.cli.main import main
+from fgrpo.core.config import Config
+from fgrpo.core.errors import ConfigError
+from fgrpo.data.partitions import check_data, training_pool
+from fgrpo.runtime.configs import config_from_dict
 from fgrpo.tasks.rewards import reward_functions
 from fgrpo.tasks.source_rewards import RewardFunctionError
 from fgrpo.tasks.sources import DataError, load_source

@@ -10,10 +10,12 @@ import pytest
 from flwr.app import RecordDict
 from transformers import TrainerState
 
-from fgrpo.cli import main
+from fgrpo.cli.main import main
 from fgrpo.client.signal import plan_signal
-from fgrpo.config import Config, ConfigError, DataConfig, SourceConfig, load_config
-from fgrpo.probe_rows import ClientRows
+from fgrpo.core.config import Config, DataConfig, SourceConfig
+from fgrpo.core.errors import ConfigError
+from fgrpo.data.probe_rows import ClientRows
+from fgrpo.runtime.configs import load_config
 from fgrpo.tasks.rewards import (
     reward_function_names,
     reward_functions,

@@ -9,11 +9,13 @@ import pytest
 from trl import GRPOConfig
 
 from fgrpo.client.grpo import grpo_args
-from fgrpo.config import GRPO_DEFAULTS, ConfigError, load_config
-from fgrpo.rl import PRESET_KEYS, RL_DESCRIPTIONS, RL_PRESETS
-from fgrpo.server import run_dir
+from fgrpo.core.config import GRPO_DEFAULTS
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.rl import PRESET_KEYS, RL_DESCRIPTIONS, RL_PRESETS
+from fgrpo.runtime import run_dir
+from fgrpo.runtime.configs import load_config
 
-# What each preset must make TRL do, written out from the papers / TRL's docs (not from fgrpo.rl).
+# What each preset must make TRL do, written out from the papers / TRL's docs (not from fgrpo.core.rl).
 EXPECTED = {
     "grpo": {
         "loss_type": "grpo",
@@ -77,7 +79,7 @@ def test_unknown_preset_is_a_config_error_naming_the_key():
 
 
 def test_rl_section_round_trips_through_flowers_flat_run_config():
-    from fgrpo.config import config_from_flat
+    from fgrpo.runtime.configs import config_from_flat
 
     cfg = load_config(None, ["rl.algorithm=gspo"])
     assert config_from_flat(cfg.flatten()).rl.algorithm == "gspo"
@@ -95,7 +97,7 @@ def test_run_directory_records_the_trl_settings(tmp_path):
 
 
 def test_cli_lists_strategies_and_presets(capsys):
-    from fgrpo.cli import main
+    from fgrpo.cli.main import main
     from fgrpo.server.strategies import STRATEGIES
 
     assert main(["strategies"]) == 0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.config import load_config
 from fgrpo.models.memory import GB, estimate, memory_line
+from fgrpo.runtime.configs import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_CONFIG = ROOT / "configs" / "gpu" / "openr1_qwen3_4b.toml"
@@ -86,7 +86,7 @@ def test_dry_run_of_the_gpu_config_plans_offline_and_says_what_it_could_not_chec
 def test_model_dtype_and_all_linear_reach_the_loaded_model(tmp_path):
     import torch
 
-    from fgrpo.config import ModelConfig
+    from fgrpo.core.config import ModelConfig
     from fgrpo.models.lora import fresh_adapter_model
     from fgrpo.models.registry import load_base
 

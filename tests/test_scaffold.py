@@ -10,8 +10,8 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 from fgrpo.client.scaffold import client_variate_update, committed_variate, hold_pending
+from fgrpo.core.protocol import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
 from fgrpo.server.screening import screen_replies
-from fgrpo.server.strategies.scaffold import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
 
 from .replies import reply
 from .test_resume import through_disk
@@ -145,8 +145,7 @@ def test_correction_is_applied_in_parameter_space_after_the_real_adamw_step():
     optimiser's own step per unit lr — at most 1 per coordinate for Adam's first step."""
     from fgrpo.client.algorithms import plan_round
     from fgrpo.client.grpo import train_locally
-    from fgrpo.config import load_config
-    from fgrpo.data import client_partition
+    from fgrpo.data.partitions import client_partition
     from fgrpo.models.lora import fresh_adapter_model
     from fgrpo.models.transport import (
         adapter_state,
@@ -154,6 +153,7 @@ def test_correction_is_applied_in_parameter_space_after_the_real_adamw_step():
         load_adapter_state,
         to_arrayrecord,
     )
+    from fgrpo.runtime.configs import load_config
 
     cfg = load_config(None, TINY)
     model, tokenizer = fresh_adapter_model(cfg.model, seed=0)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fgrpo.cli import main
-from fgrpo.config import ConfigError, load_config
+from fgrpo.cli.main import main
+from fgrpo.core.errors import ConfigError
+from fgrpo.runtime.configs import load_config
 from fgrpo.server.strategies import STRATEGIES
 
 from .test_strategies import aggregate, configure, make, two_replies

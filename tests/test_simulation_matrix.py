@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from fgrpo.config import load_config
-from fgrpo.experiments.runner import run_experiment
-from fgrpo.rl import RL_PRESETS
+from fgrpo.core.rl import RL_PRESETS
+from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.runner import run_experiment
 from fgrpo.server.strategies import STRATEGIES
 
 # The shipped reasoner, not tiny-random: a random policy often ties every completion of a group

@@ -10,16 +10,11 @@ from typing import Any
 
 import pytest
 
-from fgrpo import data as fdata
-from fgrpo.config import (
-    Config,
-    ConfigError,
-    SourceConfig,
-    config_from_dict,
-    config_from_flat,
-    load_config,
-)
-from fgrpo.data import check_data, client_partition, task_counts, training_pool
+from fgrpo.core.config import Config, SourceConfig
+from fgrpo.core.errors import ConfigError
+from fgrpo.data import partitions as fdata
+from fgrpo.data.partitions import check_data, client_partition, task_counts, training_pool
+from fgrpo.runtime.configs import config_from_dict, config_from_flat, load_config
 from fgrpo.tasks import checker_for
 from fgrpo.tasks.math_datasets import (
     CHECKERS,
@@ -565,7 +560,7 @@ def test_reward_nan_check_accepts_numpy_and_none(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_gsm8k_source_with_two_reward_paths_runs_a_federated_round(tmp_path: Path) -> None:
     """configs/gsm8k_local.toml with a local GSM8K JSONL: one Flower round, tiny model."""
-    from fgrpo.cli import main
+    from fgrpo.cli.main import main
 
     root = gsm8k_dir(tmp_path / "gsm8k", train=16, test=4)
     repo = Path(__file__).resolve().parents[1]
@@ -599,7 +594,7 @@ def test_gsm8k_source_with_two_reward_paths_runs_a_federated_round(tmp_path: Pat
     assert code == 0
     rounds = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rounds) == 1 and not rounds[0]["failures"]
-    # 8 rows each, one held out as the client's probe (for every strategy: fgrpo.probe_rows)
+    # 8 rows each, one held out as the client's probe (for every strategy: fgrpo.data.probe_rows)
     assert len(rounds[0]["clients"]) == 2 and all(
         c["num-examples"] == 7 for c in rounds[0]["clients"]
     )

@@ -10,12 +10,12 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
 from fgrpo.client.algorithms import proximal_term
-from fgrpo.config import ConfigError, load_config
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.protocol import DELTA_VARIATE_KEY, KEEP_LOCAL_KEY, TASK_MIX_KEY
+from fgrpo.runtime.configs import load_config
 from fgrpo.server.screening import screen_replies
 from fgrpo.server.strategies import STRATEGIES, build_strategy
 from fgrpo.server.strategies.baselines import reward_floor, reward_weights
-from fgrpo.server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY
-from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
 
 from .replies import reply
 
@@ -471,7 +471,7 @@ TINY = [
 
 def local_training(trainer_cls, **kwargs) -> dict[str, np.ndarray]:
     from fgrpo.client.grpo import train_locally
-    from fgrpo.data import client_partition
+    from fgrpo.data.partitions import client_partition
     from fgrpo.models.lora import fresh_adapter_model
     from fgrpo.models.transport import adapter_state
 
@@ -508,7 +508,7 @@ def test_fedprox_client_with_mu_zero_trains_exactly_like_grpo_and_mu_pulls_towar
     from trl import GRPOTrainer
 
     from fgrpo.client.algorithms import FedProxGRPOTrainer
-    from fgrpo.config import ModelConfig
+    from fgrpo.core.config import ModelConfig
     from fgrpo.models.lora import fresh_adapter_model
     from fgrpo.models.transport import adapter_state
 

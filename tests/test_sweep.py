@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.cli import main
-from fgrpo.config import ConfigError
-from fgrpo.experiments.grid import read_sweep
-from fgrpo.experiments.sweep import Outcome, run_sweep
+from fgrpo.cli.main import main
+from fgrpo.core.errors import ConfigError
+from fgrpo.runtime.grid import read_sweep
+from fgrpo.runtime.sweep import Outcome, run_sweep
 
 TINY = textwrap.dedent("""\
     [base.model]
@@ -319,7 +319,7 @@ def test_committed_profiles_expand_and_validate():
 
 def test_monitor_records_the_process_tree(tmp_path):
     """A child holding ~200 MB under a shell: peak RSS counts the grandchild too."""
-    from fgrpo.experiments.monitor import TreeMonitor
+    from fgrpo.runtime.monitor import TreeMonitor
 
     code = "import time; x = bytearray(200 * 2**20); time.sleep(1.5)"
     proc = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "{code}"; true'])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fgrpo.config import load_config
-from fgrpo.data import prompt_key, task_test_set
-from fgrpo.data_cli import tasks_table
+from fgrpo.cli.data import tasks_table
+from fgrpo.data.partitions import prompt_key, task_test_set
+from fgrpo.runtime.configs import load_config
 from fgrpo.tasks import TASKS, get_task
 from fgrpo.tasks.base import answer_span, boxed_answer, last_integer
 from fgrpo.tasks.easy import ASK_FOR_TAG, EASY_TASKS
@@ -179,7 +179,7 @@ def test_tasks_table_lists_every_task_with_its_range() -> None:
 
 
 def test_tasks_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    from fgrpo.cli import main
+    from fgrpo.cli.main import main
 
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
@@ -187,7 +187,7 @@ def test_tasks_cli(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unknown_task_is_a_config_error() -> None:
-    from fgrpo.config import ConfigError
+    from fgrpo.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="data.tasks"):
         load_config(None, ['data.tasks=["addition", "nope"]'])

@@ -10,11 +10,12 @@ import pytest
 from flwr.app import Context, Message, MessageType, RecordDict
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from fgrpo.config import Config, load_config
-from fgrpo.data import prompt_key, task_test_set, training_pool
-from fgrpo.data import test_sets as held_out_sets
+from fgrpo.core.config import Config
+from fgrpo.core.schedule import round_learning_rate
+from fgrpo.data.partitions import prompt_key, task_test_set, training_pool
+from fgrpo.data.partitions import test_sets as held_out_sets
 from fgrpo.models.build_tiny import BuildSettings, sft_rows
-from fgrpo.schedule import round_learning_rate
+from fgrpo.runtime.configs import load_config
 from fgrpo.tasks import get_task
 from fgrpo.tasks.split import TEST_SHARE, in_test_share
 from tests.replies import reply
@@ -72,7 +73,7 @@ def test_no_test_prompt_is_in_the_tiny_models_sft_data() -> None:
 
 
 def test_a_problem_space_too_small_for_the_request_is_a_config_error() -> None:
-    from fgrpo.config import ConfigError
+    from fgrpo.core.errors import ConfigError
 
     # addition's train share holds about 8,000 prompts: asking for 9,000 distinct ones must fail
     cfg = load_config(None, ['data.tasks=["addition"]', "data.train_size=9000"])
@@ -156,7 +157,7 @@ def test_every_local_step_of_a_federated_round_runs_at_the_rounds_learning_rate(
 
 def test_centralized_follows_the_same_round_shape(optimizer_rates) -> None:
     from fgrpo.client.grpo import RoundScheduledGRPOTrainer, train_locally
-    from fgrpo.data import client_partition
+    from fgrpo.data.partitions import client_partition
     from fgrpo.models.lora import fresh_adapter_model
     from fgrpo.tasks.rewards import reward_functions
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgrpo.config import ModelConfig
+from fgrpo.core.config import ModelConfig
 from fgrpo.models.lora import fresh_adapter_model, lora_config
 from fgrpo.models.transport import (
     BF16_SUFFIX,
@@ -96,9 +96,9 @@ def test_bf16_reply_carries_a_real_trained_update_within_one_percent():
     """An update is ~1e-3 of the adapter: quantising θ_k (18% error in the issue) is not quantising
     Δ."""
     from fgrpo.client.grpo import train_locally
-    from fgrpo.config import load_config
-    from fgrpo.data import client_partition
+    from fgrpo.data.partitions import client_partition
     from fgrpo.models.transport import reply_record
+    from fgrpo.runtime.configs import load_config
     from fgrpo.server.screening import decode_tensors
 
     def received_adapter(record, sent):  # what the server rebuilds from a reply

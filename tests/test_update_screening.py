@@ -23,16 +23,19 @@ from flwr.app import (
 )
 
 from fgrpo.client.failure import reports_failure
-from fgrpo.config import ConfigError, load_config
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.protocol import (
+    DELTA_VARIATE_KEY,
+    SIGNALS_RECORD_KEY,
+    TASK_MIX_KEY,
+    TASK_REWARDS_KEY,
+)
 from fgrpo.models.transport import BF16_SUFFIX, DELTA_SUFFIX, reply_record, to_arrayrecord
-from fgrpo.round_reward import TASK_REWARDS_KEY
+from fgrpo.runtime.configs import load_config
 from fgrpo.server.aggregation import aggregate_round, reply_screen
 from fgrpo.server.federation import name_failures
 from fgrpo.server.screening import missing_replies, screen_replies
 from fgrpo.server.strategies import build_strategy
-from fgrpo.server.strategies.local_only import TASK_MIX_KEY
-from fgrpo.server.strategies.scaffold import DELTA_VARIATE_KEY
-from fgrpo.server.strategies.weighted import SIGNALS_RECORD_KEY
 
 from .data_helpers import gsm8k_dir
 from .replies import reply

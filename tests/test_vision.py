@@ -10,11 +10,12 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from fgrpo.config import ModelConfig, load_config
-from fgrpo.evaluation import accuracy_by_task, greedy_completions
+from fgrpo.core.config import ModelConfig
+from fgrpo.models.evaluation import accuracy_by_task, greedy_completions
 from fgrpo.models.lora import fresh_adapter_model, lora_config
 from fgrpo.models.registry import describe, load_base
 from fgrpo.models.transport import adapter_state
+from fgrpo.runtime.configs import load_config
 from fgrpo.tasks import get_task
 
 VL = [
@@ -84,8 +85,8 @@ def test_evaluation_reads_the_image(vl_model) -> None:
 
 
 def test_round0_cache_key_names_figures_by_their_pixels(vl_model) -> None:
-    from fgrpo.config import EvalConfig
-    from fgrpo.server.round0 import evaluation_key
+    from fgrpo.core.config import EvalConfig
+    from fgrpo.runtime.round0 import evaluation_key
 
     model, processor = vl_model
     keys = [
@@ -124,7 +125,7 @@ def test_grpo_step_on_figures_feeds_the_vision_tower_and_moves_the_adapter(vl_mo
 
 
 def test_two_clients_one_round_on_figures(tmp_path) -> None:
-    from fgrpo.experiments.runner import run_experiment
+    from fgrpo.runtime.runner import run_experiment
 
     # FGRPO with its probe signal: each client also decodes greedy answers to probe figures drawn
     # beside the training pool (the same question text as pool figures: the probe must tell them

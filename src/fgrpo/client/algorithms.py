@@ -27,13 +27,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from peft import PeftModel, get_peft_model_state_dict
 from trl import GRPOTrainer
 
-from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
-from ..server.strategies.local_only import KEEP_LOCAL_KEY, TASK_MIX_KEY
-from ..server.strategies.scaffold import SERVER_VARIATE_KEY
-from .grpo import placed_like
-from .scaffold import correction_norm, plan_scaffold
+from fgrpo.client.grpo import placed_like
+from fgrpo.client.scaffold import correction_norm, plan_scaffold
+from fgrpo.core.protocol import KEEP_LOCAL_KEY, PROXIMAL_MU_KEY, SERVER_VARIATE_KEY, TASK_MIX_KEY
+from fgrpo.models.transport import adapter_state, from_arrayrecord, to_arrayrecord
 
-PROXIMAL_MU_KEY = "proximal-mu"  # Flower's FedProx
 LOCAL_ADAPTER_KEY = "local-adapter"  # in context.state
 CLIENT_RECORD_KEY = "fgrpo-client"  # in context.state: round counter of the persistent state
 Record = ArrayRecord | ConfigRecord  # what a round adds to the reply besides adapter and metrics

@@ -16,30 +16,37 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from ..config import Config, config_from_dict
-from ..data import node_training_config
-from ..models.lora import cached_adapter_model
-from ..models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
-from ..probe_rows import client_rows
-from ..round_reward import TASK_REWARDS_KEY, task_reward_record
-from ..tasks.rewards import function_weights, reward_functions
-from .algorithms import plan_round, start_adapter
-from .failure import reports_failure
-from .grpo import train_locally, training_device
-from .persistence import CLIENT_STATE_KEY, state_store
-from .privacy import clip_when_asked
-from .progress import route_output_to_run_log, step_reporters
-from .signal import SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, RolloutRecorder, plan_signal
-
-CONFIG_KEY = "fgrpo-config"
-LEARNING_RATE_KEY = "learning-rate"  # this round's local rate, from the server's schedule
+from fgrpo.client.algorithms import plan_round, start_adapter
+from fgrpo.client.failure import reports_failure
+from fgrpo.client.grpo import train_locally, training_device
+from fgrpo.client.persistence import state_store
+from fgrpo.client.privacy import clip_when_asked
+from fgrpo.client.progress import route_output_to_run_log, step_reporters
+from fgrpo.client.signal import RolloutRecorder, plan_signal
+from fgrpo.core.config import Config
+from fgrpo.core.config_load import parse_config
+from fgrpo.core.protocol import (
+    CLIENT_STATE_KEY,
+    CONFIG_KEY,
+    LEARNING_RATE_KEY,
+    SIGNAL_REQUEST_KEY,
+    SIGNALS_RECORD_KEY,
+    TASK_REWARDS_KEY,
+    task_reward_record,
+)
+from fgrpo.data.partitions import node_training_config
+from fgrpo.data.probe_rows import client_rows
+from fgrpo.models.lora import cached_adapter_model
+from fgrpo.models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
+from fgrpo.tasks.rewards import function_weights, reward_functions
 
 app = ClientApp()
 
 
 @lru_cache(maxsize=4)
 def _parse_config(text: str) -> Config:
-    return config_from_dict(json.loads(text), local_files=False)  # the paths are the server's
+    # validated by the server that sent it; its data paths are the server's, not this node's
+    return parse_config(json.loads(text))
 
 
 def client_identity(context: Context) -> tuple[int, str]:

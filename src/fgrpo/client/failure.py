@@ -17,8 +17,9 @@ from logging import DEBUG, ERROR
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.supercore import log
 
+from fgrpo.core.protocol import CLIENT_ERROR_KEY
+
 TrainFn = Callable[[Message, Context], Message]
-CLIENT_ERROR_KEY = "error"  # in the reply's ``client`` ConfigRecord, beside ``client-id``
 
 
 def reports_failure(client_id_of: Callable[[Context], str]) -> Callable[[TrainFn], TrainFn]:

@@ -21,9 +21,9 @@ from peft import PeftModel
 from transformers import PreTrainedTokenizerBase, PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from ..config import Config
-from ..models.patches import restored_after
-from ..tasks.reward_probe import batch_shape
+from fgrpo.core.config import Config
+from fgrpo.models.patches import restored_after
+from fgrpo.tasks.reward_probe import batch_shape
 
 
 @dataclass
@@ -63,7 +63,7 @@ def grpo_args(
     cfg: Config, output_dir: str, seed: int, steps: int, learning_rate: float | None = None
 ) -> GRPOConfig:
     """TRL's GRPOConfig for ``steps`` local steps; ``learning_rate`` is the round's
-    (fgrpo.schedule)."""
+    (fgrpo.core.schedule)."""
     on_gpu = training_device().type == "cuda"
     settings: dict[str, Any] = {
         "bf16": on_gpu and torch.cuda.is_bf16_supported(),

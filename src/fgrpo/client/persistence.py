@@ -27,16 +27,9 @@ from flwr.app import RecordDict
 from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
 from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
 
-CLIENT_STATE_KEY = "client-state"  # round ConfigRecord: JSON {"run", "sessions", "dir"}
-STATE_DIR_NODE_KEY = "state-dir"  # node config (deployment)
+from fgrpo.core.protocol import STATE_DIR_NODE_KEY
+
 FILE_PATTERN = re.compile(r"round-(\d+)\.session-(\d+)\.state")
-
-
-def client_state_record(info: dict[str, Any], clients_dir: Path | None) -> str:
-    """The server's side: run id, session history and (simulation) the run's clients directory."""
-    return json.dumps(
-        {**info, "dir": None if clients_dir is None else str(clients_dir)}, sort_keys=True
-    )
 
 
 class StateStore:

@@ -10,20 +10,11 @@ passes as is, where Flower's clip divides by its zero norm.
 
 from __future__ import annotations
 
-import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.clientapp.typing import ClientAppCallable
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, compute_clip_model_update
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-
-def clip_update(new: ArrayRecord, sent: ArrayRecord, norm: float) -> ArrayRecord:
-    """``new`` moved towards ``sent`` so that ‖new − sent‖ ≤ ``norm`` (Flower's flat clip)."""
-    if list(new.keys()) != list(sent.keys()):
-        raise ValueError("the update's tensors are not the ones sent; cannot clip it")
-    arrays, base = new.to_numpy_ndarrays(), sent.to_numpy_ndarrays()
-    if any(np.any(a != b) for a, b in zip(arrays, base, strict=True)):
-        compute_clip_model_update(arrays, base, norm)
-    return ArrayRecord({k: Array(np.asarray(a)) for k, a in zip(new.keys(), arrays, strict=True)})
+from fgrpo.models.clipping import clip_update
 
 
 def clip_when_asked(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:

@@ -1,4 +1,4 @@
-"""A simulated client's side of ``fgrpo run``'s console (fgrpo.experiments.console).
+"""A simulated client's side of ``fgrpo run``'s console (fgrpo.runtime.console).
 
 Clients run in Ray worker processes, which inherit the environment of the ``fgrpo run`` process
 that starts Ray. When that process names them in the environment:
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flwr.supercore.logger import update_console_handler
 from transformers import TrainerCallback
 
 RUN_LOG_ENV = "FGRPO_RUN_LOG"
@@ -30,7 +31,6 @@ _routed_to: str | None = None  # the run.log this process's output already goes 
 def point_output_at(log: str | Path) -> None:
     """Append this process's file descriptors 1 and 2 (C code's output too) to ``log``, and drop
     the colour codes from Flower's log lines, which now land in a file."""
-    from flwr.supercore.logger import update_console_handler
 
     sys.stdout.flush()
     sys.stderr.flush()

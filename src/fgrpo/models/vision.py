@@ -14,10 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, ProcessorMixin, Qwen2VLProcessor
+from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    PreTrainedModel,
+    ProcessorMixin,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLProcessor,
+)
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from ..errors import ConfigError
-from .tokenizer import build_char_tokenizer
+from fgrpo.core.errors import ConfigError
+from fgrpo.models.tokenizer import build_char_tokenizer
 
 VISION_TOKENS = ("<|vision_start|>", "<|image_pad|>", "<|vision_end|>")  # Qwen2-VL's names
 # The char tokenizer's template, with Qwen2-VL's image block for image parts of a message.
@@ -46,7 +57,6 @@ class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
 
 
 def tiny_vl_processor() -> ImageOnlyQwen2VLProcessor:
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     tokenizer = build_char_tokenizer()
     tokenizer.add_special_tokens({"additional_special_tokens": list(VISION_TOKENS)})
@@ -66,7 +76,6 @@ def tiny_vl_processor() -> ImageOnlyQwen2VLProcessor:
 def tiny_vl(seed: int = 0) -> tuple[PreTrainedModel, ImageOnlyQwen2VLProcessor]:
     """A randomly initialised Qwen2-VL (~1.1M parameters): a 2-block vision tower of width 64 in
     front of the 4-layer, width-128 text model ``tiny-random`` has, with the char tokenizer."""
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     processor = tiny_vl_processor()
     tokenizer = processor.tokenizer
@@ -111,37 +120,13 @@ def tiny_vl(seed: int = 0) -> tuple[PreTrainedModel, ImageOnlyQwen2VLProcessor]:
 
 def is_vision_config(path: str | Path) -> bool:
     """Whether a hub id or model directory holds a vision-language model (reads only its config)."""
-    from transformers import AutoConfig
 
     return hasattr(AutoConfig.from_pretrained(path), "vision_config")
-
-
-def reads_images(name: str) -> bool | None:
-    """Whether model ``name`` is a vision-language model; None when only a download could tell."""
-    import json
-
-    from huggingface_hub import try_to_load_from_cache
-
-    from .registry import KNOWN_MODELS
-
-    if name in KNOWN_MODELS:
-        return name == "tiny-vl"
-    local = Path(name).expanduser()
-    if (local / "config.json").is_file():
-        return is_vision_config(local)
-    try:
-        cached = try_to_load_from_cache(name, "config.json")
-    except ValueError:  # not a valid hub id: the model check names that
-        return None
-    return (
-        "vision_config" in json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
-    )
 
 
 def load_vision_model(
     path: str | Path, dtype: str = "float32"
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(path)
     return AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype)), processor
@@ -154,7 +139,6 @@ def is_vision_model(model: torch.nn.Module) -> bool:
 def language_model_targets(model: PreTrainedModel) -> str:
     """PEFT ``target_modules`` regex: PEFT's default projections of this architecture's text model,
     inside the language model only (never the vision tower's)."""
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
 
     text_type = model.config.get_text_config().model_type
     leaves = DEFAULTS.get(model.config.model_type) or DEFAULTS.get(text_type) or FALLBACK_TARGETS

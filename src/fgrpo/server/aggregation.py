@@ -12,9 +12,9 @@ import numpy as np
 from flwr.app import Message
 from flwr.serverapp.strategy import Strategy
 
-from ..config import Config
-from ..models.transport import from_arrayrecord
-from .screening import ReplyScreen
+from fgrpo.core.config import Config
+from fgrpo.models.transport import from_arrayrecord
+from fgrpo.server.screening import ReplyScreen
 
 
 @dataclass

@@ -8,27 +8,22 @@ global adapter.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from ..client.app import CONFIG_KEY, LEARNING_RATE_KEY
-from ..client.persistence import CLIENT_STATE_KEY, client_state_record
-from ..config import Config
-from ..experiments.reports import train_reward
-from ..models.transport import adapter_state, to_arrayrecord
-from ..round_reward import round_reward
-from ..tasks.rewards import reward_ranges
-from .aggregation import aggregate_round, reply_screen
-from .journal import RunJournal, macro_text
-from .screening import claimed_client_id, missing_replies
-from .strategies import CENTRALIZED, build_strategy
-from .strategies.local_only import LocalOnly
+from fgrpo.core.config import Config
+from fgrpo.core.protocol import CLIENT_STATE_KEY, CONFIG_KEY, LEARNING_RATE_KEY, client_state_record
+from fgrpo.models.transport import adapter_state, to_arrayrecord
+from fgrpo.server.aggregation import aggregate_round, reply_screen
+from fgrpo.server.round_reward import macro_text, round_reward, train_reward
+from fgrpo.server.screening import claimed_client_id, missing_replies
+from fgrpo.server.strategies import build_strategy, strategy_entry
+from fgrpo.tasks.rewards import reward_ranges
 
 
 def round_config(cfg: Config, rnd: int) -> ConfigRecord:
@@ -39,24 +34,36 @@ def round_config(cfg: Config, rnd: int) -> ConfigRecord:
     )
 
 
-def run_federation(
+class RoundJournal(Protocol):
+    """What the round loop needs of the run directory it writes (fgrpo.runtime.journal.RunJournal
+    is the one the runtime passes in): where to resume, evaluation, and the per-round record."""
+
+    model: Any
+    resumed: Any
+    next_round: int
+
+    def start(self, adapter: dict[str, Any], strategy_state: dict[str, Any]) -> dict[str, Any]: ...
+    def client_state_info(self) -> dict[str, Any]: ...
+    def eval_due(self, rnd: int) -> bool: ...
+    def evaluate(self, state: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    def end_round(
+        self, record: dict[str, Any], state: Any, strategy_state: dict[str, Any], line: str
+    ) -> None: ...
+    def finish(self, state: Any) -> dict[str, Any]: ...
+
+
+def federate(
     grid: Grid,
     cfg: Config,
-    out_dir: Path,
-    progress: Any = None,
-    resume: bool = False,
+    journal: RoundJournal,
     clients_dir: Path | None = None,
     round_started: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run all rounds (with ``resume``, those after the run's checkpoint); write the run directory;
-    return the summary. ``clients_dir``: where simulated clients keep their state between rounds;
-    ``round_started(round, clients sampled)``: told as each round's messages go out."""
-    progress = progress or (lambda line: print(line, file=sys.stdout, flush=True))
-    if cfg.strategy.name == CENTRALIZED:  # reference point: no federation (e.g. under `flwr run .`)
-        from .centralized import run_centralized
-
-        return run_centralized(cfg, out_dir, progress)
-    journal = RunJournal(cfg, out_dir, progress, resume)
+    """Run all rounds (those after the journal's checkpoint when it resumed), recording each in
+    ``journal``; return the run's summary. ``clients_dir``: where simulated clients keep their
+    state between rounds; ``round_started(round, clients sampled)``: told as each round's messages
+    go out."""
+    entry = strategy_entry(cfg.strategy.name)
     strategy = build_strategy(cfg)
     if journal.resumed is not None:
         strategy.load_state_dict(journal.resumed.strategy)
@@ -96,9 +103,9 @@ def run_federation(
         reward = round_reward(outcome.ledger, ranges)
         if reward is not None:
             record["reward"] = (
-                reward  # the round's reward (fgrpo.round_reward): what console and plots show
+                reward  # the round's reward (fgrpo.server.round_reward): what console and plots show
             )
-        if journal.eval_due(rnd) and isinstance(strategy, LocalOnly) and strategy.client_models:
+        if journal.eval_due(rnd) and entry.evaluation == "clients" and strategy.client_models:
             record["local"] = strategy.evaluate_clients(
                 journal.evaluate
             )  # each client's own adapter

@@ -34,9 +34,9 @@ import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.supercore import log
 
-from ..client.failure import CLIENT_ERROR_KEY
-from ..models.transport import BF16_SUFFIX, DELTA_SUFFIX, from_arrayrecord, to_arrayrecord
-from .strategies.weighted import ClientReport, read_report
+from fgrpo.core.protocol import CLIENT_ERROR_KEY
+from fgrpo.models.transport import BF16_SUFFIX, DELTA_SUFFIX, from_arrayrecord, to_arrayrecord
+from fgrpo.server.strategies.weighted import ClientReport, read_report
 
 ADAPTER_KEY, METRICS_KEY, CLIENT_KEY = "arrays", "metrics", "client"
 MEDIAN_RULE_MIN_REPLIES = 3

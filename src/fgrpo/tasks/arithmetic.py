@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .base import Task, answer_span, last_integer
+from fgrpo.tasks.base import Task, answer_span, last_integer
 
 
 class IntegerAnswerTask(Task):

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from fractions import Fraction
 from typing import Any
 
-from .split import share_of
+from fgrpo.tasks.split import share_of
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # Plain signed integers (no separators), for lists of values such as sorting answers.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from .arithmetic import IntegerAnswerTask
+from fgrpo.tasks.arithmetic import IntegerAnswerTask
 
 # Appended to every question: the tag the extractor reads before anything else.
 ASK_FOR_TAG = "Write only the final number inside <answer></answer>."

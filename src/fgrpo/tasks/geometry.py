@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .math_datasets import MathAnswer
+from fgrpo.tasks.math_datasets import MathAnswer
 
 SIZE = 224  # pixels; square figures
 MARGIN = 30

@@ -18,7 +18,14 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-from .base import Task, answer_span, boxed_answer, completion_text, gsm8k_marked, tagged_answer
+from fgrpo.tasks.base import (
+    Task,
+    answer_span,
+    boxed_answer,
+    completion_text,
+    gsm8k_marked,
+    tagged_answer,
+)
 
 ANSWER_FORMATS = ("auto", "gsm8k", "boxed", "tag", "plain")
 
@@ -31,6 +38,7 @@ def _timeout() -> int | None:
     """
     if threading.current_thread() is threading.main_thread():
         return 5
+    # deferred: math-verify loads sympy (seconds); only math answers need it
     import math_verify.grader
     import math_verify.parser
 
@@ -41,6 +49,7 @@ def _timeout() -> int | None:
 
 
 def _parse(text: str) -> list[Any]:
+    # deferred: math-verify loads sympy (seconds); only math answers need it
     from math_verify import parse
 
     return parse(text, parsing_timeout=_timeout())
@@ -118,6 +127,7 @@ def parse_completion(text: str) -> list[Any]:
 
 def math_equal(text: str, gold: str) -> bool:
     """Whether a completion's final answer equals the gold answer (math-verify)."""
+    # deferred: math-verify loads sympy (seconds); only math answers need it
     from math_verify import verify
 
     gold_parsed = list(parse_gold(gold))

@@ -7,7 +7,7 @@ import operator
 import random
 from collections import Counter
 
-from .base import INTEGER, Task, answer_span, boxed_answer, tagged_answer
+from fgrpo.tasks.base import INTEGER, Task, answer_span, boxed_answer, tagged_answer
 
 
 class Sorting(Task):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from .arithmetic import Addition, Modular, Multiplication
-from .base import Task
-from .easy import EASY_TASKS
-from .geometry import Geometry
-from .puzzles import Countdown, Sorting
+from fgrpo.tasks.arithmetic import Addition, Modular, Multiplication
+from fgrpo.tasks.base import Task
+from fgrpo.tasks.easy import EASY_TASKS
+from fgrpo.tasks.geometry import Geometry
+from fgrpo.tasks.math_datasets import CHECKERS
+from fgrpo.tasks.puzzles import Countdown, Sorting
 
 TASKS: dict[str, Task] = {
     t.name: t
@@ -32,7 +33,6 @@ def get_task(name: str) -> Task:
 def checker_for(name: str, rows: list[dict] | None = None) -> Task:
     """The gold check evaluation uses for a test set: the procedural task of that name, or the
     checker a data source's test rows name (``checker`` column: "math" or "exact")."""
-    from .math_datasets import CHECKERS
 
     if name in TASKS:
         return TASKS[name]

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .rewards import weighted_total
-from .source_rewards import RewardFunctionError, missing_column
+from fgrpo.tasks.rewards import weighted_total
+from fgrpo.tasks.source_rewards import RewardFunctionError, missing_column
 
 GARBAGE = "<answer></answer> }{ \\boxed{ #### <answer>NaN ∞</answer> \x00 ¿¿ 1e999 -"
 PROBES: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -32,6 +32,7 @@ PROBES: dict[str, Callable[[dict[str, Any]], str]] = {
 
 def _trainer_kwargs() -> dict[str, Any]:
     """What GRPOTrainer adds to every reward call besides the dataset columns."""
+    # deferred: transformers takes seconds to import; only the reward probe needs it
     from transformers import TrainerState
 
     return {

@@ -6,12 +6,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from .base import ANSWER_TAG, completion_text
-from .registry import TASKS
+from fgrpo.core.errors import ConfigError
+from fgrpo.tasks.base import ANSWER_TAG, completion_text
+from fgrpo.tasks.registry import TASKS
+from fgrpo.tasks.source_rewards import source_reward_functions
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from fgrpo.core.config import Config
 
 RewardFn = Callable[..., list[float | None]]
 
@@ -148,7 +149,6 @@ def reward_functions(cfg: Config) -> list[RewardFn]:
     The procedural tasks' reward comes first (when there are procedural tasks), then the
     optional format reward, then each data source's functions (in config order).
     """
-    from .source_rewards import source_reward_functions
 
     funcs: list[RewardFn] = []
     if cfg.data.tasks:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, HubUnreachable
+from fgrpo.core.errors import ConfigError, HubUnreachable
 
 if TYPE_CHECKING:
-    from ..config import SourceConfig
+    from fgrpo.core.config import SourceConfig
 
 FILE_TYPES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -98,6 +98,7 @@ def _rows(path: Path) -> Table:
         ]
         return Table(str(path), len(rows), rows.__getitem__)
     if suffix == ".parquet":
+        # deferred: it takes seconds to import; only this kind of source needs it
         import pyarrow.parquet as pq
 
         try:
@@ -117,6 +118,7 @@ def read_file(path: Path) -> Table:
 
 def _read_hub(source: SourceConfig, split: str) -> Table:
     """A split of a hub dataset via ``datasets.load_dataset`` (needs network or the HF cache)."""
+    # deferred: it takes seconds to import; only this kind of source needs it
     from datasets import load_dataset
 
     label = f"{source.hub}" + (f" ({source.subset})" if source.subset else "") + f" [{split}]"

@@ -19,10 +19,10 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from ..config import SourceConfig
-from ..errors import UserInputError
-from .base import completion_text
-from .math_datasets import CHECKERS
+from fgrpo.core.config import SourceConfig
+from fgrpo.core.errors import UserInputError
+from fgrpo.tasks.base import completion_text
+from fgrpo.tasks.math_datasets import CHECKERS
 
 RewardFn = Callable[..., list[float | None]]
 # What TRL's GRPOTrainer passes every reward function besides the dataset's columns.

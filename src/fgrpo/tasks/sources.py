@@ -39,15 +39,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import SourceConfig
-from ..errors import ConfigError
-from .images import ImageError, image_digest, load_image
-from .math_datasets import CHECKERS, gold_from_answer
-from .source_files import FILE_TYPES, DataError, Table, tables
-from .source_rewards import import_object
+from fgrpo.core.config import SourceConfig
+from fgrpo.core.errors import ConfigError
+from fgrpo.tasks.images import ImageError, image_digest, load_image
+from fgrpo.tasks.math_datasets import CHECKERS, gold_from_answer
+from fgrpo.tasks.registry import TASKS
+from fgrpo.tasks.source_files import FILE_TYPES, DataError, Table, tables
+from fgrpo.tasks.source_rewards import import_object
 
 if TYPE_CHECKING:
-    from ..config import DataConfig
+    from fgrpo.core.config import DataConfig
 
 log = logging.getLogger("fgrpo")
 
@@ -85,7 +86,6 @@ class _NoSuchColumn(ValueError):
 def validate_data_config(data: DataConfig, local_files: bool = True) -> None:
     """Check every [data] value that can be checked before loading anything (the files only when
     ``local_files``: a deployed client parses the server's config, whose paths are the server's)."""
-    from .registry import TASKS
 
     for name in data.tasks:
         if name not in TASKS:
@@ -111,7 +111,6 @@ def validate_source(
     taken: set[str] = frozenset(),  # type: ignore[assignment]
     local_files: bool = True,
 ) -> None:
-    from .registry import TASKS
 
     if not source.name:
         raise ConfigError(f"{key}.name", "every data source needs a name (its task label)")
@@ -126,7 +125,7 @@ def validate_source(
 
 def validate_source_fields(source: SourceConfig, key: str, local_files: bool = True) -> None:
     """Every check of a source but its name's (a node's own source takes a run's label, which
-    may be a built-in task's: fgrpo.node_data)."""
+    may be a built-in task's: fgrpo.data.node_data)."""
     if bool(source.path) == bool(source.hub):
         raise ConfigError(
             key, "give exactly one of path (a local file) or hub (a Hugging Face dataset id)"

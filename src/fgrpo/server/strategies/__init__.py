@@ -11,9 +11,10 @@ from typing import Any, NamedTuple
 
 from flwr.serverapp.strategy import Strategy
 
-from ...config import Config, ConfigError
-from ...tasks.rewards import reward_ranges
-from .baselines import (
+from fgrpo.core.config import Config
+from fgrpo.core.errors import ConfigError
+from fgrpo.core.fgrpo_rule import fgrpo_params
+from fgrpo.server.strategies.baselines import (
     LedgeredFedAdagrad,
     LedgeredFedAdam,
     LedgeredFedAvg,
@@ -26,13 +27,11 @@ from .baselines import (
     RewardWeighted,
     reward_floor,
 )
-from .fgrpo import Fgrpo, FgrpoAdam, FgrpoSetup
-from .fgrpo_rule import FgrpoParams
-from .local_only import LocalOnly
-from .privacy import with_privacy
-from .scaffold import Scaffold
-
-CENTRALIZED = "centralized"
+from fgrpo.server.strategies.fgrpo import Fgrpo, FgrpoAdam, FgrpoSetup
+from fgrpo.server.strategies.local_only import LocalOnly
+from fgrpo.server.strategies.privacy import check_privacy, with_privacy
+from fgrpo.server.strategies.scaffold import Scaffold
+from fgrpo.tasks.rewards import reward_ranges
 
 
 def _sampling(cfg: Config) -> dict[str, Any]:
@@ -43,21 +42,6 @@ def _sampling(cfg: Config) -> dict[str, Any]:
         "min_evaluate_nodes": 0,
         "min_available_nodes": cfg.federation.min_clients,
     }
-
-
-def fgrpo_params(cfg: Config) -> FgrpoParams:
-    s = cfg.strategy
-    return FgrpoParams(
-        gain_mode=s.gain,
-        beta=s.beta,
-        tau=s.tau,
-        gamma=s.gamma,
-        g_max=s.g_max,
-        floor=s.floor,
-        eps=s.eps,
-        spread_floor=s.spread_floor,
-        warmup_reports=s.warmup_reports,
-    )
 
 
 def _fgrpo_setup(cfg: Config) -> FgrpoSetup:
@@ -80,20 +64,24 @@ def _stepped(cfg: Config) -> dict[str, Any]:
     return {**_sampling(cfg), "server_lr": cfg.strategy.server_lr}
 
 
-def _centralized(cfg: Config) -> Strategy:
-    raise ValueError(
-        "strategy.name='centralized' is not a federated strategy: fgrpo.experiments.runner.run_experiment "
-        "trains it directly (fgrpo.server.centralized)"
-    )
-
-
 class Entry(NamedTuple):
-    """One strategy: its one-line description, its factory and, where strategy.server_lr cannot
-    apply, why (fgrpo.server.strategies.server_lr; the config refuses a server_lr other than 1)."""
+    """One strategy, described so that no caller compares names: what it is, how it is built and
+    which of the run's features apply to it."""
 
     description: str
-    factory: Callable[[Config], Strategy]
+    # None: not a Flower strategy; it trains in one process (fgrpo.runtime.centralized)
+    factory: Callable[[Config], Strategy] | None
+    federated: bool = True  # False: a reference point the federated methods are measured against
+    dp_wrappable: bool = True  # privacy.dp can wrap it: its replies carry exactly one adapter
+    resumable: bool = True  # --resume continues it from its checkpoint
+    # what a round's evaluation scores: "global" the aggregate θ, "clients" each client's own adapter
+    evaluation: str = "global"
+    # where strategy.server_lr cannot apply, why (fgrpo.server.strategies.server_lr)
     without_server_lr: str = ""
+
+    @property
+    def in_flower(self) -> bool:
+        return self.factory is not None
 
 
 OWN_OPTIMIZER = "its server optimizer has its own learning rate, strategy.opt_eta"
@@ -111,21 +99,22 @@ STRATEGIES: dict[str, Entry] = {
     "scaffold": Entry(
         "SCAFFOLD option II: client/server control variates correct every local step",
         lambda cfg: Scaffold(**_stepped(cfg)),
+        dp_wrappable=False,  # its replies carry the control variates beside the adapter
     ),
     "fedadam": Entry(
         "Flower's FedAdam: server Adam step on the FedAvg average (strategy.opt_*)",
         lambda cfg: LedgeredFedAdam(**_server_opt(cfg), **_sampling(cfg)),
-        OWN_OPTIMIZER,
+        without_server_lr=OWN_OPTIMIZER,
     ),
     "fedyogi": Entry(
         "Flower's FedYogi: server Yogi step on the FedAvg average (strategy.opt_*)",
         lambda cfg: LedgeredFedYogi(**_server_opt(cfg), **_sampling(cfg)),
-        OWN_OPTIMIZER,
+        without_server_lr=OWN_OPTIMIZER,
     ),
     "fedadagrad": Entry(
         "Flower's FedAdagrad: server Adagrad step on the FedAvg average (strategy.opt_eta, opt_tau)",
         lambda cfg: LedgeredFedAdagrad(**_server_opt(cfg, with_betas=False), **_sampling(cfg)),
-        OWN_OPTIMIZER,
+        without_server_lr=OWN_OPTIMIZER,
     ),
     # Flower's server_learning_rate is the same step: with momentum 0 it is θ + η (average − θ).
     "fedavgm": Entry(
@@ -161,37 +150,60 @@ STRATEGIES: dict[str, Entry] = {
     "fgrpo-adam": Entry(
         "FGRPO weighting followed by Flower's FedAdam server step (strategy.opt_*)",
         lambda cfg: FgrpoAdam(setup=_fgrpo_setup(cfg), **_server_opt(cfg), **_sampling(cfg)),
-        OWN_OPTIMIZER,
+        without_server_lr=OWN_OPTIMIZER,
     ),
     "local-only": Entry(
-        "Reference: each client trains its own adapter all run; each is evaluated, and their mean reported",
+        "Reference: each client trains its own adapter all run; each is evaluated, and their mean "
+        "reported",
         lambda cfg: LocalOnly(**_sampling(cfg)),
-        NO_AGGREGATE,
+        federated=False,
+        dp_wrappable=False,
+        evaluation="clients",
+        without_server_lr=NO_AGGREGATE,
     ),
-    CENTRALIZED: Entry(
+    "centralized": Entry(
         "Reference: one GRPOTrainer on the pooled data for the same total number of steps",
-        _centralized,
-        NO_AGGREGATE,
+        None,
+        federated=False,
+        dp_wrappable=False,
+        resumable=False,  # one trainer over all steps: its optimiser state is not checkpointed
+        without_server_lr=NO_AGGREGATE,
     ),
 }
 
 
-def check_server_lr(cfg: Config) -> None:
-    """strategy.server_lr other than 1 with a strategy it cannot apply to: refused, naming the
-    key."""
-    why = STRATEGIES[cfg.strategy.name].without_server_lr
-    if why and cfg.strategy.server_lr != 1.0:
+def strategy_entry(name: str) -> Entry:
+    """The registry's entry for ``name``; ConfigError naming strategy.name for an unknown one."""
+    if name not in STRATEGIES:
         raise ConfigError(
-            "strategy.server_lr", f"{cfg.strategy.name!r} cannot take it: {why}; leave it at 1"
+            "strategy.name", f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}"
         )
+    return STRATEGIES[name]
+
+
+def check_strategy(cfg: Config) -> None:
+    """strategy.name is known, and takes the run's strategy.server_lr and privacy.dp."""
+    entry = strategy_entry(cfg.strategy.name)
+    if entry.without_server_lr and cfg.strategy.server_lr != 1.0:
+        raise ConfigError(
+            "strategy.server_lr",
+            f"{cfg.strategy.name!r} cannot take it: {entry.without_server_lr}; leave it at 1",
+        )
+    if cfg.privacy.dp != "none" and not entry.dp_wrappable:
+        raise ConfigError(
+            "privacy.dp",
+            f"{cfg.privacy.dp!r} needs a strategy that averages one adapter; "
+            f"{cfg.strategy.name!r} does not",
+        )
+    check_privacy(cfg)
 
 
 def build_strategy(cfg: Config) -> Strategy:
     """The registry's strategy, wrapped in Flower's DP wrapper when ``privacy.dp`` asks for one."""
-    try:
-        factory = STRATEGIES[cfg.strategy.name].factory
-    except KeyError:
+    factory = strategy_entry(cfg.strategy.name).factory
+    if factory is None:
         raise ValueError(
-            f"strategy.name: unknown strategy {cfg.strategy.name!r}; known: {', '.join(STRATEGIES)}"
-        ) from None
+            f"strategy.name={cfg.strategy.name!r} is not a Flower strategy: "
+            "fgrpo.runtime.runner trains it in one process"
+        )
     return with_privacy(factory(cfg), cfg)

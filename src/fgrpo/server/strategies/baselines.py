@@ -35,11 +35,17 @@ from flwr.serverapp.strategy import (
 )
 from flwr.serverapp.strategy.multikrum import select_multikrum
 
-from ...config import Config
-from ...tasks.rewards import reward_ranges
-from .server_lr import SteppedFlowerAggregate
-from .server_state import FedAvgMMomentum, FedOptMoments
-from .weighted import ClientReport, ClientWeightedFedAvg, data_size_weights, ledger_row, read_report
+from fgrpo.core.config import Config
+from fgrpo.server.strategies.server_lr import SteppedFlowerAggregate
+from fgrpo.server.strategies.server_state import FedAvgMMomentum, FedOptMoments
+from fgrpo.server.strategies.weighted import (
+    ClientReport,
+    ClientWeightedFedAvg,
+    data_size_weights,
+    ledger_row,
+    read_report,
+)
+from fgrpo.tasks.rewards import reward_ranges
 
 
 def _adapter_record(content: RecordDict) -> ArrayRecord:

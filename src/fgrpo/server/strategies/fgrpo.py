@@ -20,7 +20,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam
 from flwr.supercore import log
 
-from .fgrpo_rule import (
+from fgrpo.core.fgrpo_rule import (
     FgrpoParams,
     TaskHistory,
     TaskSignal,
@@ -28,51 +28,20 @@ from .fgrpo_rule import (
     fgrpo_weights,
     update_histories,
 )
-from .server_state import FedOptMoments
-from .weighted import SIGNALS_RECORD_KEY, ClientReport, ClientWeightedFedAvg, ledger_row
+from fgrpo.core.protocol import (
+    GAIN_KEY,
+    SIGNAL_REQUEST_KEY,
+    SIGNALS_RECORD_KEY,
+    task_metrics,
+    task_signals,
+)
+from fgrpo.server.strategies.server_state import FedOptMoments
+from fgrpo.server.strategies.weighted import ClientReport, ClientWeightedFedAvg, ledger_row
 
 __all__ = ["SIGNALS_RECORD_KEY", "Fgrpo", "FgrpoAdam", "FgrpoSetup", "task_metrics"]
 
 SIGNALS = ("train-reward", "probe")
 BASELINE_SITES = ("server", "client")
-SIGNAL_REQUEST_KEY = "fgrpo-signal"  # ConfigRecord: which signal the client measures
-SIGNAL_PREFIX, ROLLOUTS_PREFIX, BEFORE_PREFIX = "signal/", "rollouts/", "signal-before/"
-GAIN_KEY = "gain"  # client-side baselines: the client's g_k
-
-
-def task_metrics(
-    signals: dict[str, tuple[float, int]], before: dict[str, tuple[float, int]] | None = None
-) -> dict[str, float]:
-    """Encode {task: (mean reward, rollouts)} (and the probe on the received model) as record
-    items."""
-    out: dict[str, float] = {}
-    for task, (p, n) in signals.items():
-        out[SIGNAL_PREFIX + task], out[ROLLOUTS_PREFIX + task] = float(p), int(n)
-        if before is not None and task in before:
-            out[BEFORE_PREFIX + task] = float(before[task][0])
-    return out
-
-
-def task_signals(
-    metrics: dict[str, float], ranges: dict[str, tuple[float, float]], client_id: str
-) -> dict[str, TaskSignal]:
-    """Decode a reply's per-task items, each with its task's declared reward range."""
-    signals = {}
-    for key, p in metrics.items():
-        if not key.startswith(SIGNAL_PREFIX):
-            continue
-        task = key[len(SIGNAL_PREFIX) :]
-        n = metrics.get(ROLLOUTS_PREFIX + task, float("nan"))
-        before = metrics.get(BEFORE_PREFIX + task)
-        if not all(np.isfinite(v) for v in (p, n, 0.0 if before is None else before)):
-            raise ValueError(
-                f"client {client_id} sent a non-finite signal or rollout count for task {task!r}"
-            )
-        r_min, r_max = ranges.get(task, (float("nan"), float("nan")))
-        signals[task] = TaskSignal(p=p, n=n, r_min=r_min, r_max=r_max, p_before=before)
-    if not signals:
-        raise ValueError(f"client {client_id} sent no '{SIGNAL_PREFIX}<task>' metrics for FGRPO")
-    return signals
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,10 +22,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from .weighted import ClientReport, ledger_row, read_report
-
-KEEP_LOCAL_KEY = "keep-local-model"
-TASK_MIX_KEY = "task-mix"  # reply ConfigRecord: {task: examples in the client's partition}
+from fgrpo.core.protocol import KEEP_LOCAL_KEY, TASK_MIX_KEY
+from fgrpo.server.strategies.weighted import ClientReport, ledger_row, read_report
 
 
 def own_mix_accuracy(accuracy: dict[str, float], mix: dict[str, int]) -> float:

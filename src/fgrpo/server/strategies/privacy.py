@@ -25,12 +25,9 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-from ...client.privacy import clip_update
-from ...config import Config, ConfigError
-
-# Strategies whose replies carry more than the adapter (SCAFFOLD's variates) or that never
-# aggregate one (local-only, centralized): clipping "the update" has no meaning for them.
-NOT_WRAPPABLE = ("scaffold", "local-only", "centralized")
+from fgrpo.core.config import Config
+from fgrpo.core.errors import ConfigError
+from fgrpo.models.clipping import clip_update
 
 
 class _Delegating:
@@ -66,15 +63,8 @@ class ClientSideDP(_Delegating, DifferentialPrivacyClientSideFixedClipping):
 
 
 def check_privacy(cfg: Config) -> None:
-    """Refuse the combinations the wrappers cannot serve, naming the key."""
-    if cfg.privacy.dp == "none":
-        return
-    if cfg.strategy.name in NOT_WRAPPABLE:
-        raise ConfigError(
-            "privacy.dp",
-            f"{cfg.privacy.dp!r} needs a strategy that averages one adapter; "
-            f"{cfg.strategy.name!r} does not",
-        )
+    """Refuse the settings the wrappers cannot serve, naming the key (which strategies they can
+    wrap at all: the registry's ``dp_wrappable``)."""
     if cfg.privacy.dp == "client-fixed" and cfg.model.transport_dtype != "fp32":
         raise ConfigError(
             "privacy.dp",

@@ -28,14 +28,9 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.supercore import log
 
-from .server_lr import ServerLearningRate
-from .weighted import data_size_weights, ledger_row, read_report
-
-SERVER_VARIATE_KEY = "scaffold-c"
-DELTA_VARIATE_KEY = "scaffold-delta-c"
-ACCEPTED_KEY = (
-    "scaffold-accepted"  # config: JSON {client id: last round whose reply was aggregated}
-)
+from fgrpo.core.protocol import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_KEY
+from fgrpo.server.strategies.server_lr import ServerLearningRate
+from fgrpo.server.strategies.weighted import data_size_weights, ledger_row, read_report
 
 
 def server_variate_update(

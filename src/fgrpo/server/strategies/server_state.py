@@ -1,7 +1,7 @@
 """The server state Flower's stateful strategies keep in attributes of their own, for checkpoints.
 
 Mixins placed before the strategy's own state_dict in the MRO; they add to what it returns.
-Arrays stay numpy arrays (fgrpo.server.checkpoint stores them exactly).
+Arrays stay numpy arrays (fgrpo.runtime.checkpoint stores them exactly).
 """
 
 from __future__ import annotations

@@ -15,13 +15,12 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
-from ...round_reward import TASK_REWARDS_KEY, read_task_rewards
-from .server_lr import ServerLearningRate
+from fgrpo.core.protocol import SIGNALS_RECORD_KEY, TASK_REWARDS_KEY, read_task_rewards
+from fgrpo.server.strategies.server_lr import ServerLearningRate
 
 WEIGHT_KEY = "aggregation-weight"
 # FGRPO's per-task signals travel in their own ConfigRecord: Flower requires every reply's
 # MetricRecord to have the same keys, and clients hold different tasks.
-SIGNALS_RECORD_KEY = "fgrpo-signals"
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The `fgrpo` commands: the top layer, which nothing else imports."""

@@ -1,0 +1,66 @@
+"""``fgrpo sweep`` and ``fgrpo report``: a grid of runs, and the figures and tables across them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fgrpo.core.errors import UserInputError
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    # deferred: torch, Flower and datasets load only when a command runs
+    from fgrpo.runtime.grid import read_sweep
+    from fgrpo.runtime.sweep import plan_text, preflight, run_sweep
+
+    sweep = read_sweep(args.config, args.slice)
+    out = Path(args.out)
+    if args.dry_run:
+        print(plan_text(sweep, preflight(sweep, out)))
+        return 0
+    return run_sweep(sweep, out, command=["fgrpo", *sys.argv[1:]])
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    # deferred: torch, Flower and datasets load only when a command runs
+    from fgrpo.runtime.report import write_report
+
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise UserInputError(f"{directory}: no such sweep directory")
+    path = write_report(directory, target=args.target, seeds=args.seeds)
+    print(f"report: {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``sweep`` and ``report`` to the ``fgrpo`` parser."""
+    sweep = sub.add_parser("sweep", help="run every point of a grid over config keys (resumable)")
+    sweep.add_argument("--config", required=True, help="sweep file (benchmarks/quick.toml)")
+    sweep.add_argument(
+        "--out", required=True, help="sweep directory: one run directory per point, sweep.json"
+    )
+    sweep.add_argument("--slice", help="run only this named slice of the sweep file")
+    sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="expand and validate the grid, print the plan, run nothing",
+    )
+    sweep.set_defaults(func=cmd_sweep)
+    report = sub.add_parser("report", help="figures and a markdown summary of a sweep directory")
+    report.add_argument("dir", help="the directory `fgrpo sweep --out` wrote")
+    report.add_argument(
+        "--target",
+        type=float,
+        help="macro accuracy for 'rounds to target' "
+        "(default: the runs' mean starting accuracy + 0.05)",
+    )
+    report.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="report only these seeds' runs, into DIR/report-seeds-SEED... (e.g. one seed's view)",
+    )
+    report.set_defaults(func=cmd_report)

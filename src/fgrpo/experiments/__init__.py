@@ -1,1 +1,0 @@
-"""Experiment runner (simulation) and reports."""
