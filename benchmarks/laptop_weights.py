@@ -18,9 +18,9 @@ from pathlib import Path
 from statistics import median
 
 from bench_common import provenance
-from fgrpo_signal import tv_from_fedavg
 
-from fgrpo.runtime.configs import load_config
+from fgrpo.analysis.weights import tv_from_fedavg
+from fgrpo.runtime.sweep_runs import load_runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,19 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     tvs: list[float] = []
     saturated: list[str] = []
-    for config in sorted(Path(args.laptop).glob("*/strategy.name=fgrpo*/config.toml")):
-        text = config.read_text()
-        if text in seen or not (config.parent / "summary.json").is_file():
-            continue
-        seen.add(text)
-        g_max = load_config(config).strategy.g_max
-        for line in (config.parent / "metrics.jsonl").read_text().splitlines():
-            record = json.loads(line)
-            tvs.append(tv_from_fedavg(record["clients"]))
-            if any(c["gain"] is not None and abs(c["gain"]) >= g_max for c in record["clients"]):
-                saturated.append(
-                    f"{config.parent.relative_to(args.laptop)} round {record['round']}"
-                )
+    for sweep in sorted(p.parent for p in Path(args.laptop).glob("*/sweep.json")):
+        for run in load_runs(sweep)[1]:
+            text = json.dumps(run.config, sort_keys=True)
+            if run.strategy != "fgrpo" or text in seen:
+                continue
+            seen.add(text)
+            g_max = run.config["strategy"]["g_max"]
+            for record in run.rounds:
+                tvs.append(tv_from_fedavg(record["clients"]))
+                if any(
+                    c["gain"] is not None and abs(c["gain"]) >= g_max for c in record["clients"]
+                ):
+                    saturated.append(f"{sweep.name}/{run.name} round {record['round']}")
     tvs.sort()
     result = {
         "runs": len(seen),

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import psutil
 from bench_common import RESULTS, ROOT, provenance
-from perf_report import markdown
+
+from fgrpo.analysis.perf_report import markdown
 
 DEMO = ROOT / "configs" / "demo.toml"
 PROBE = Path(__file__).with_name("perf_probe.py")

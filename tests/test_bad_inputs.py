@@ -740,7 +740,7 @@ def test_eval_adapter_shaped_for_another_base(capsys, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
 
     from fgrpo.models.registry import load_base
-    from fgrpo.models.tiny import tiny_architecture
+    from fgrpo.models.tiny_model import tiny_architecture
 
     model, tokenizer = load_base("tiny-random")
     get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(

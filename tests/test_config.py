@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.core.config import GRPO_DEFAULTS, Config, parse_override
+from fgrpo.core.config import Config
+from fgrpo.core.config_values import parse_override
 from fgrpo.core.errors import ConfigError
+from fgrpo.core.rl import GRPO_DEFAULTS
 from fgrpo.runtime.configs import config_from_dict, config_from_flat, load_config
 from fgrpo.tasks.registry import TASKS
 

@@ -1,16 +1,8 @@
 """benchmarks/fgrpo_snr.py: the weights it simulates and its threshold check."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-try:
-    from fgrpo_snr import meets, weights
-finally:
-    sys.path.remove(str(BENCHMARKS))
+from fgrpo.analysis.snr import meets, weights
 
 
 def test_weights_are_fgrpo_softmax_of_gains_over_tau():

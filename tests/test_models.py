@@ -29,7 +29,7 @@ from fgrpo.models.build_tiny import BuildSettings, build_tiny_model
 from fgrpo.models.evaluation import accuracy_by_task, greedy_completions
 from fgrpo.models.lora import fresh_adapter_model
 from fgrpo.models.registry import describe, load_base
-from fgrpo.models.tiny import TINY_DIR
+from fgrpo.models.tiny_model import TINY_DIR
 
 BAND = (0.10, 0.60)  # greedy accuracy per task on held-out prompts: RL needs successes and room
 

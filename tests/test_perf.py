@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import threading
 from pathlib import Path
 from queue import Queue
@@ -164,11 +163,8 @@ def test_vllm_generation_is_one_switch_that_validates_without_vllm(tmp_path):
 
 
 def test_perf_report_has_a_row_per_measured_number_and_a_column_per_label():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from perf_report import markdown
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    from fgrpo.analysis.perf_report import markdown
+
     text = markdown(
         {
             "after": {

@@ -2,15 +2,8 @@
 run."""
 
 import json
-import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-try:
-    import point_breakdown
-finally:
-    sys.path.remove(str(BENCHMARKS))
+from fgrpo.analysis import point_breakdown
 
 
 def test_a_point_splits_into_start_up_grpo_evaluation_and_rest(tmp_path, monkeypatch):

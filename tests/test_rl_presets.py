@@ -9,9 +9,8 @@ import pytest
 from trl import GRPOConfig
 
 from fgrpo.client.grpo import grpo_args
-from fgrpo.core.config import GRPO_DEFAULTS
 from fgrpo.core.errors import ConfigError
-from fgrpo.core.rl import PRESET_KEYS, RL_DESCRIPTIONS, RL_PRESETS
+from fgrpo.core.rl import GRPO_DEFAULTS, PRESET_KEYS, RL_DESCRIPTIONS, RL_PRESETS
 from fgrpo.runtime import run_dir
 from fgrpo.runtime.configs import load_config
 

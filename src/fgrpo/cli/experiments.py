@@ -25,10 +25,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     # deferred: torch, Flower and datasets load only when a command runs
     from fgrpo.runtime.report import write_report
+    from fgrpo.runtime.sweep_runs import write_compact
 
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UserInputError(f"{directory}: no such sweep directory")
+    if args.compact:
+        print(f"compact runs: {write_compact(directory)}")
     path = write_report(directory, target=args.target, seeds=args.seeds)
     print(f"report: {path}")
     return 0
@@ -62,5 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="SEED",
         help="report only these seeds' runs, into DIR/report-seeds-SEED... (e.g. one seed's view)",
+    )
+    report.add_argument(
+        "--compact",
+        action="store_true",
+        help="also write DIR/runs.jsonl: every finished run in one file, from which the report "
+        "is rebuilt once the run directories are deleted",
     )
     report.set_defaults(func=cmd_report)

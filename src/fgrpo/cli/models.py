@@ -35,7 +35,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_build_tiny(args: argparse.Namespace) -> int:
     # deferred: torch, Flower and datasets load only when a command runs
     from fgrpo.models.build_tiny import BuildSettings, build_tiny_model
-    from fgrpo.models.tiny import TINY_DIR
+    from fgrpo.models.tiny_model import TINY_DIR
 
     out = Path(args.out) if args.out else TINY_DIR
     if out.exists() and any(out.iterdir()) and not (out / "config.json").is_file():

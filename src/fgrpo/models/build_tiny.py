@@ -34,7 +34,7 @@ from transformers import LlamaForCausalLM
 from fgrpo.core.config import Config
 from fgrpo.data.partitions import prompt_key, task_test_set
 from fgrpo.models.evaluation import accuracy_by_task, pass_at_k
-from fgrpo.models.tiny import TINY_DIR, tiny_architecture
+from fgrpo.models.tiny_model import TINY_DIR, tiny_architecture
 from fgrpo.models.tokenizer import build_char_tokenizer
 from fgrpo.tasks import get_task
 

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixi
 
 from fgrpo.models import smollm2
 from fgrpo.models.source import ModelSource, from_directory, text_tokenizer
-from fgrpo.models.tiny import TINY_DIR, describe_tiny, load_tiny, random_tiny
+from fgrpo.models.tiny_model import TINY_DIR, describe_tiny, load_tiny, random_tiny
 from fgrpo.models.vision import is_vision_config, tiny_vl
 
 Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase | ProcessorMixin]

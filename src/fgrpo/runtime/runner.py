@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from fgrpo.client.app import app as client_app
 from fgrpo.core.config import Config
+from fgrpo.runtime import flower_simulation
 from fgrpo.runtime.centralized import run_centralized
 from fgrpo.runtime.flower_dispatch import install
-from fgrpo.runtime.flower_simulation import simulate
 from fgrpo.runtime.ray_cluster import join
 from fgrpo.runtime.server_app import make_server_app
 from fgrpo.server.strategies import strategy_entry
@@ -60,7 +60,7 @@ def run_experiment(
     install()  # Flower's dispatcher polls every node ten times a second; ask only those with mail
     backend = backend_config(cfg, log_to_driver=console is None or console.verbose)
     join(backend["init_args"])  # a sweep's (or the user's) cluster at RAY_ADDRESS, if any
-    simulate(
+    flower_simulation.simulate(
         server_app=make_server_app(cfg, out_dir, resume, console),
         client_app=client_app,
         num_supernodes=cfg.federation.num_clients,

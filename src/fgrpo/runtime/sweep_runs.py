@@ -2,7 +2,9 @@
 
 Runs are grouped by *panel* (their values of the grid keys other than the strategy and the seed,
 e.g. data.alpha=0.1) and *strategy*; the seeds of a group give the mean ± std. Each run comes from
-its point in sweep.json and its summary.json, metrics.jsonl, config.toml and resources.json.
+its point in sweep.json and its summary.json, metrics.jsonl, config.toml and resources.json, or
+from the same in the sweep's compact ``runs.jsonl`` (`fgrpo report --compact`), which is what a
+committed sweep keeps.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ STRATEGY_KEY = (
     "strategy.name"  # its values are the lines of a panel; other strategy.* keys make panels
 )
 SEED_KEY = "seed"
+COMPACT = "runs.jsonl"  # a committed sweep's finished runs, one JSON line each
 BASELINE = "fedavg"
 
 
@@ -42,6 +45,7 @@ class Run:
     summary: dict[str, Any]
     rounds: list[dict[str, Any]]
     resources: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config.toml
 
     def points(self, series: str) -> list[tuple[int, float, float]]:
         """(round, value, standard error) of ``series``: "macro" accuracy (round 0 the starting
@@ -69,41 +73,79 @@ class Run:
         return next((r for r, acc in self.macro if acc >= target), None)
 
 
-def load_runs(directory: Path) -> tuple[dict[str, Any], list[Run]]:
-    """The manifest and the finished runs of a sweep directory."""
+def run_record(run_dir: Path) -> dict[str, Any]:
+    """What a report needs of one finished run directory, as one JSON object: the compact form a
+    committed sweep keeps (``runs.jsonl``) instead of its run directories."""
+    resources = run_dir / "resources.json"
+    return {
+        "name": run_dir.name,
+        "config": tomllib.loads((run_dir / "config.toml").read_text()),
+        "summary": json.loads((run_dir / "summary.json").read_text()),
+        "rounds": [
+            json.loads(line)
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if line.strip()
+        ],
+        "resources": json.loads(resources.read_text()) if resources.is_file() else {},
+    }
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
     manifest_path = directory / "sweep.json"
     if not manifest_path.is_file():
         raise UserInputError(f"{directory}: no sweep.json; is it an `fgrpo sweep --out` directory?")
-    manifest = json.loads(manifest_path.read_text())
+    return json.loads(manifest_path.read_text())
+
+
+def run_records(directory: Path) -> dict[str, dict[str, Any]]:
+    """Point name -> its run record: from its run directory where one holds a summary.json, else
+    from the sweep's compact ``runs.jsonl``."""
+    compact = directory / COMPACT
+    records = {}
+    if compact.is_file():
+        for line in compact.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[record["name"]] = record
+    for point in read_manifest(directory)["points"]:
+        if (directory / point["name"] / "summary.json").is_file():
+            records[point["name"]] = run_record(directory / point["name"])
+    return records
+
+
+def write_compact(directory: Path) -> Path:
+    """DIR/runs.jsonl: one line per finished point, enough for `fgrpo report` to rebuild every
+    table and figure once the run directories are gone."""
+    manifest, records = read_manifest(directory), run_records(directory)
+    lines = [json.dumps(records[p["name"]]) for p in manifest["points"] if p["name"] in records]
+    path = directory / COMPACT
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def load_runs(directory: Path) -> tuple[dict[str, Any], list[Run]]:
+    """The manifest and the finished runs of a sweep directory (run directories or runs.jsonl)."""
+    manifest, records = read_manifest(directory), run_records(directory)
     runs = []
     for point in manifest["points"]:
-        run = directory / point["name"]
-        if not (run / "summary.json").is_file():
-            continue
+        record = records.get(point["name"])
+        if record is None or record["summary"].get("final_eval") is None:
+            continue  # unfinished, or never evaluated after round 0: nothing to compare
         values = point["values"]
-        summary = json.loads((run / "summary.json").read_text())
-        if summary.get("final_eval") is None:  # never evaluated after round 0: nothing to compare
-            continue
-        seed = values.get(SEED_KEY, tomllib.loads((run / "config.toml").read_text()).get("seed", 0))
-        strategy = str(values.get(STRATEGY_KEY, summary["strategy"]))
+        seed = values.get(SEED_KEY, record["config"].get("seed", 0))
         panel = values_label(
             {k: v for k, v in values.items() if k not in (STRATEGY_KEY, SEED_KEY)}, ", "
-        )
-        lines = (run / "metrics.jsonl").read_text().splitlines()
-        resources = (
-            json.loads((run / "resources.json").read_text())
-            if (run / "resources.json").is_file()
-            else {}
         )
         runs.append(
             Run(
                 point["name"],
-                strategy,
+                str(values.get(STRATEGY_KEY, record["summary"]["strategy"])),
                 int(seed),
                 panel or "all",
-                summary,
-                [json.loads(line) for line in lines if line.strip()],
-                resources,
+                record["summary"],
+                record["rounds"],
+                record["resources"],
+                record["config"],
             )
         )
     return manifest, runs
