@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from flwr.app import (
     Array,
@@ -15,6 +18,7 @@ from flwr.app import (
 from flwr.supercore.task_identity import TaskIdentity
 
 from fgrpo.core.protocol import SIGNALS_RECORD_KEY, task_metrics
+from fgrpo.runtime.checkpoint import join_arrays, split_arrays
 
 
 def _as_server_task() -> None:
@@ -47,3 +51,12 @@ def reply(
         }
     )
     return Message(content=content, dst_node_id=0, message_type=MessageType.TRAIN)
+
+
+def through_disk(state: dict, tmp_path: Path) -> dict:
+    """What a checkpoint does to a strategy's state: JSON for the tree, npz for the arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    tree = json.dumps(split_arrays(state, arrays, "s"))
+    np.savez(tmp_path / "a.npz", **arrays)
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as loaded:
+        return join_arrays(json.loads(tree), loaded)

@@ -86,6 +86,22 @@ def final_eval(records: list[dict[str, Any]]) -> tuple[float, float]:
     return last["eval"]["macro"], last["eval_se"]["macro"]
 
 
+def logged_signals(
+    client: dict[str, Any], ranges: dict[str, tuple[float, float]]
+) -> dict[str, TaskSignal]:
+    """A ledger row's per-task signals (metrics.jsonl's ``tasks``) as the FGRPO rule takes them."""
+    return {
+        task: TaskSignal(
+            p=t["signal"],
+            n=t["rollouts"],
+            r_min=ranges[task][0],
+            r_max=ranges[task][1],
+            p_before=t.get("before"),
+        )
+        for task, t in client["tasks"].items()
+    }
+
+
 def replay_weights(
     records: list[dict[str, Any]], cfg: Config, gain: str, tau: float
 ) -> list[list[float]]:
@@ -96,16 +112,7 @@ def replay_weights(
     for record in records:
         sizes, gains = [], []
         for client in record["clients"]:
-            signals = {
-                task: TaskSignal(
-                    p=t["signal"],
-                    n=t["rollouts"],
-                    r_min=ranges[task][0],
-                    r_max=ranges[task][1],
-                    p_before=t.get("before"),
-                )
-                for task, t in client["tasks"].items()
-            }
+            signals = logged_signals(client, ranges)
             past = history.get(client["client-id"], {})
             g, _ = client_gain(signals, past, params)
             history[client["client-id"]] = update_histories(past, signals, params)
@@ -125,19 +132,7 @@ def one_row_factor(
     ranges, history, worst = reward_ranges(cfg), {}, 1.0
     for record in records:
         clients = record["clients"]
-        signals = [
-            {
-                task: TaskSignal(
-                    p=t["signal"],
-                    n=t["rollouts"],
-                    r_min=ranges[task][0],
-                    r_max=ranges[task][1],
-                    p_before=t.get("before"),
-                )
-                for task, t in c["tasks"].items()
-            }
-            for c in clients
-        ]
+        signals = [logged_signals(c, ranges) for c in clients]
         past = [history.get(c["client-id"], {}) for c in clients]
         sizes = [c["num-examples"] for c in clients]
 

@@ -90,7 +90,7 @@ class FederationConfig:
 
 @dataclass
 class StrategyConfig:
-    """The aggregation rule and every constant of it (FGRPO's symbols are DESIGN.md's)."""
+    """The aggregation rule and every constant of it (FGRPO's symbols are those of docs/design.md)."""
 
     name: str = setting("fgrpo", "the aggregation strategy (`fgrpo strategies` lists them)")
     # probe/zscore at tau 3: the mode benchmarks/fgrpo_signal.py favours (results/fgrpo_signal.md)
@@ -231,7 +231,9 @@ class DataConfig:
     )
     alpha: float = setting(0.5, "Dirichlet concentration: small is heterogeneous", min=1e-6)
     tasks_per_client: int = setting(2, "pathological: labels per client", min=1)
-    train_size: int = setting(400, "prompts per task in the training pool", min=1)
+    train_size: int = setting(
+        400, "prompts in the training pool, split evenly over data.tasks", min=1
+    )
     test_size: int = setting(
         200,
         "held-out prompts per task (>= 200 keeps the macro standard error near 0.015)",

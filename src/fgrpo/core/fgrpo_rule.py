@@ -1,4 +1,4 @@
-"""The FGRPO weighting rule as pure functions (DESIGN.md, "FGRPO aggregation").
+"""The FGRPO weighting rule as pure functions (docs/design.md, "The FGRPO rule").
 
 Round t, sampled clients S_t, client k, task labels τ in k's data. Client k reports
 p_{k,τ}, its performance signal on τ, over n_{k,τ} rollouts (or probe rows);

@@ -26,7 +26,8 @@ def validate_grpo_keys(grpo: dict[str, Any]) -> None:
     """Every grpo.* key must be a TRL GRPOConfig field (checked against TRL itself)."""
     if not grpo:
         return
-    from trl import GRPOConfig  # delays a slow import: TRL takes seconds
+    # deferred: TRL takes seconds to import; a config without grpo.* keys never needs it
+    from trl import GRPOConfig
 
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
     for key in grpo:

@@ -13,12 +13,11 @@ import contextlib
 from pathlib import Path
 
 import psutil
+from flwr.supercore.utils import get_flwr_home
 
 
 def flower_home() -> Path:
-    from flwr.supercore.utils import get_flwr_home  # Flower's own rule: $FLWR_HOME, else ~/.flwr
-
-    return get_flwr_home()
+    return get_flwr_home()  # Flower's own rule: $FLWR_HOME, else ~/.flwr
 
 
 def local_superlinks(home: Path) -> list[psutil.Process]:

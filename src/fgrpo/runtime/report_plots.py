@@ -48,11 +48,20 @@ def plot_curves(
     return save_figure(fig, out / f"{series}.png")
 
 
+def logs_gains(run: Run) -> bool:
+    """Whether the run's ledger carries each client's gain (FGRPO's rule does)."""
+    return any(c.get("gain") is not None for r in run.rounds for c in r.get("clients", []))
+
+
 def plot_fgrpo_clients(out: Path, grouped: dict[str, dict[str, list[Run]]]) -> Path | None:
-    """Per panel, FGRPO's (lowest seed) weight and gain of each client against round."""
-    panels = [(panel, by["fgrpo"][0]) for panel, by in grouped.items() if "fgrpo" in by][
-        :MAX_PANELS
-    ]
+    """Per panel, the first strategy that logs gains (FGRPO): its lowest seed's weight and gain of
+    each client against round."""
+    panels = [
+        (panel, runs[0])
+        for panel, by in grouped.items()
+        for runs in [next((rs for rs in by.values() if logs_gains(rs[0])), None)]
+        if runs
+    ][:MAX_PANELS]
     if not panels:
         return None
     fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.2 * len(panels)), squeeze=False)
@@ -69,8 +78,9 @@ def plot_fgrpo_clients(out: Path, grouped: dict[str, dict[str, list[Run]]]) -> P
             ax_g.plot(xs, gains, marker=".", label=cid)
         for ax in (ax_w, ax_g):
             round_axis(ax)
-        ax_w.set(ylabel="aggregation weight", title=f"FGRPO weights: {panel} (seed {run.seed})")
-        ax_g.set(ylabel="gain", title=f"FGRPO gains: {panel} (seed {run.seed})")
+        name = f"{run.strategy}: {panel} (seed {run.seed})"
+        ax_w.set(ylabel="aggregation weight", title=f"weights, {name}")
+        ax_g.set(ylabel="gain", title=f"gains, {name}")
         ax_w.legend(fontsize=7)
     return save_figure(fig, out / "fgrpo_clients.png")
 

@@ -45,7 +45,7 @@ from fgrpo.tasks.images import ImageError, image_digest, load_image
 from fgrpo.tasks.math_datasets import CHECKERS, gold_from_answer
 from fgrpo.tasks.registry import TASKS
 from fgrpo.tasks.source_files import FILE_TYPES, DataError, Table, tables
-from fgrpo.tasks.source_rewards import import_object
+from fgrpo.tasks.source_rewards import TRL_ARGUMENTS, import_object
 
 if TYPE_CHECKING:
     from fgrpo.core.config import DataConfig
@@ -54,20 +54,7 @@ log = logging.getLogger("fgrpo")
 
 # Columns fgrpo adds, and keyword names TRL passes to reward functions: a dataset column with
 # one of these names would be overwritten or collide, so it must be renamed.
-RESERVED_COLUMNS = frozenset(
-    {
-        "task",
-        "gold",
-        "prompts",
-        "completion",
-        "completions",
-        "completion_ids",
-        "trainer_state",
-        "log_extra",
-        "log_metric",
-        "environments",
-    }
-)
+RESERVED_COLUMNS = TRL_ARGUMENTS | {"task", "gold", "completion"}
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -1,0 +1,1 @@
+"""End-to-end tests: real runs through Flower and Ray, subprocesses, deployments and sweeps."""
