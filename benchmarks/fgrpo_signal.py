@@ -23,15 +23,15 @@ takes) of the shipped model, Dirichlet(alpha) task mixtures:
   weight, the effective number of clients 1 / sum w^2, and the final macro accuracy of FGRPO vs.
   a FedAvg run of the same setting.
 - one-row factor: on the stalled run, the most one probe row (moved up or down) changes any weight,
-  by replay; a mode above 2x is left out of the favoured choice (issue 23).
+  by replay; a mode above 2x is left out of the favoured choice (the bound the default gain must keep).
 - favoured mode (``favoured``): modes whose weights collapse onto one client are left out (see
-  ``collapsed``), then the thresholds of issue 10 decide.
+  ``collapsed``), then the null and stalled-client thresholds decide.
 
     .venv/bin/python benchmarks/fgrpo_signal.py            # every mode, 10 rounds (about an hour)
     .venv/bin/python benchmarks/fgrpo_signal.py --rounds 2 --modes train-reward/range --set
     model.name=tiny-random
 
-Writes ``--json`` (schema in issue 10) after every run and ``--md`` (a table, the command,
+Writes ``--json`` (one entry per mode) after every run and ``--md`` (a table, the command,
 machine and date) at the end.
 """
 

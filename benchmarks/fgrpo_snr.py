@@ -1,4 +1,4 @@
-"""How clean must FGRPO's per-round gain be for issue 10's thresholds, and how clean is it?
+"""How clean must FGRPO's per-round gain be for the null and stalled-client thresholds, and how clean is it?
 
     python benchmarks/fgrpo_snr.py benchmarks/results/fgrpo_signal.json [more result files]
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"needed": need, "measured": rows, **provenance("fgrpo_snr.py", argv)}
     Path(args.out).with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [
-        "# FGRPO's per-round gain: the signal-to-noise issue 10's thresholds need, and what was measured",
+        "# FGRPO's per-round gain: the signal-to-noise the null and stalled-client thresholds need, and what was measured",
         "",
         f"- command: `{doc['command']}`",
         f"- machine: {doc['machine']}",

@@ -42,7 +42,7 @@ TARGETS = {
 
 
 def verdict(runs: dict[str, dict]) -> dict:
-    """The issue's targets, each with the measured value and whether it holds."""
+    """The targets, each with the measured value and whether it holds."""
     out: dict = {}
     central = runs.get("centralized")
     if central:

@@ -1,4 +1,4 @@
-"""Performance of fgrpo, side by side on one machine, one model and one data recipe (issue 12).
+"""Performance of fgrpo, side by side on one machine, one model and one data recipe.
 
     python benchmarks/perf.py                      # every part, ~12 min on 2 cores
     python benchmarks/perf.py --only c,d           # some parts

@@ -1,4 +1,4 @@
-"""Where a sweep point's wall time goes, from its run directory (issue 12, part f's explanation).
+"""Where a sweep point's wall time goes, from its run directory (what part f of benchmarks/perf.py measures).
 
     python benchmarks/point_breakdown.py SWEEP_DIR [SWEEP_DIR ...] [--md OUT.md]
 

@@ -13,7 +13,7 @@ Each run is a real Flower simulation (``fgrpo.runtime.runner.run_experiment``, t
 Per GRPO step it reports the seconds a client spent and, of those, the seconds in
 ``model.generate`` (sampling the rollouts; the clients report both). The verdict compares the
 final macro accuracy with the start: the rise in units of the standard error of the difference
-(sqrt(se_start^2 + se_final^2), binomial per task; 3 is the bar of issue 16).
+(sqrt(se_start^2 + se_final^2), binomial per task; 3 is the bar for a learning signal).
 
 Writes ``--json`` after every run (a killed benchmark keeps what finished), and ``--md`` and
 ``--png`` at the end. Running the same command again reuses finished runs of the same resolved

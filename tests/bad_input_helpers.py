@@ -1,4 +1,4 @@
-"""Shared by the catalogue of bad inputs (issue 11): each ends in exit status 2 and ONE stderr line
+"""Shared by the catalogue of bad inputs: each ends in exit status 2 and ONE stderr line
 naming the culprit, with no traceback, before Ray or Flower starts; destructive cases delete
 nothing.
 

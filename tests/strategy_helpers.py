@@ -76,3 +76,15 @@ OPT = [
 
 def client_context(node: int) -> Context:
     return Context(run_id=1, node_id=node, node_config={}, state=RecordDict(), run_config={})
+
+
+# One client of the random tiny model on a small sorting pool: the base of the client-side tests'
+# configs (each adds its own steps, batch and learning rate).
+ONE_TINY_CLIENT = [
+    "model.name=tiny-random",
+    'data.tasks=["sorting"]',
+    "data.train_size=32",
+    "data.test_size=4",
+    "grpo.max_completion_length=8",
+    "federation.num_clients=1",
+]

@@ -1,4 +1,4 @@
-"""The performance settings of issue 12: torch threads, the frozen heap, TRL's checkpointing,
+"""The performance settings: torch threads, the frozen heap, TRL's checkpointing,
 vLLM."""
 
 from __future__ import annotations

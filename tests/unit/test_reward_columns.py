@@ -18,7 +18,8 @@ from fgrpo.runtime.configs import config_from_dict
 from fgrpo.tasks.rewards import reward_functions
 from fgrpo.tasks.source_rewards import RewardFunctionError
 from fgrpo.tasks.sources import DataError, load_source
-from tests.data_helpers import gsm8k_dir, write_jsonl
+
+from ..data_helpers import gsm8k_dir, write_jsonl
 
 TRL_ACCURACY = "trl.rewards:accuracy_reward"  # accuracy_reward(completions, solution, log_extra=None, **kwargs)
 

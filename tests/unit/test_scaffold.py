@@ -14,7 +14,15 @@ from fgrpo.core.protocol import ACCEPTED_KEY, DELTA_VARIATE_KEY, SERVER_VARIATE_
 from fgrpo.server.screening import screen_replies
 
 from ..replies import reply, through_disk
-from ..strategy_helpers import FakeGrid, aggregate, client_context, configure, make, weights
+from ..strategy_helpers import (
+    ONE_TINY_CLIENT,
+    FakeGrid,
+    aggregate,
+    client_context,
+    configure,
+    make,
+    weights,
+)
 
 
 def scaffold_reply(cid: str, y: list[float], n: int, delta_c: list[float]) -> Message:
@@ -117,12 +125,7 @@ def test_a_rejected_reply_leaves_c_the_mean_of_the_accepted_client_variates():
 # --- the client's correction under TRL's real optimiser step --------------------------
 
 TINY = [
-    "model.name=tiny-random",
-    'data.tasks=["sorting"]',
-    "data.train_size=32",
-    "data.test_size=4",
-    "grpo.max_completion_length=8",
-    "federation.num_clients=1",
+    *ONE_TINY_CLIENT,
     "federation.local_steps=1",
     "grpo.learning_rate=0.01",
     "strategy.name=scaffold",

@@ -15,6 +15,7 @@ from fgrpo.runtime.configs import load_config
 from ..replies import reply
 from ..strategy_helpers import (
     FEDAVG,
+    ONE_TINY_CLIENT,
     OPT,
     adam_by_hand,
     aggregate,
@@ -149,12 +150,7 @@ def test_krum_keeps_the_most_central_update():
 # --- the client side on a real (tiny) model ------------------------------------------
 
 TINY = [
-    "model.name=tiny-random",
-    'data.tasks=["sorting"]',
-    "data.train_size=32",
-    "data.test_size=4",
-    "grpo.max_completion_length=8",
-    "federation.num_clients=1",
+    *ONE_TINY_CLIENT,
     "federation.local_steps=2",
 ]
 

@@ -18,7 +18,9 @@ from fgrpo.models.build_tiny import BuildSettings, sft_rows
 from fgrpo.runtime.configs import load_config
 from fgrpo.tasks import get_task
 from fgrpo.tasks.split import TEST_SHARE, in_test_share
-from tests.replies import reply
+
+from ..replies import reply
+from ..strategy_helpers import ONE_TINY_CLIENT
 
 # The default text tasks: the easy families (fgrpo.tasks.easy) are deliberately smaller, and
 # geometry's figures share a few prompt texts and split by the figure (tests/test_geometry.py).
@@ -95,12 +97,7 @@ def test_round_learning_rates_by_hand() -> None:
 
 
 TINY = [
-    "model.name=tiny-random",
-    'data.tasks=["sorting"]',
-    "data.train_size=32",
-    "data.test_size=4",
-    "grpo.max_completion_length=8",
-    "federation.num_clients=1",
+    *ONE_TINY_CLIENT,
     "grpo.per_device_train_batch_size=4",
     "grpo.learning_rate=0.02",
 ]

@@ -27,7 +27,7 @@ from fgrpo.tasks.rewards import reward_ranges
 FROM_ROUND = (
     3  # the stalled client's weight is averaged from this round on (baselines have settled)
 )
-# Done-when thresholds of issue 10
+# The null and stalled-client thresholds: median and max TV from FedAvg, stalled weight ratio
 NULL_TV_MEDIAN, NULL_TV_MAX, STALLED_RATIO = 0.05, 0.15, 0.5
 ROW_FACTOR = 2.0  # a default gain's bound: one probe row moves no weight by more than this factor
 
@@ -220,7 +220,7 @@ def collapsed(m: dict[str, Any], fedavg_effective: float) -> bool:
 
 
 def unbounded(m: dict[str, Any]) -> bool:
-    """One probe row can move a weight by more than ROW_FACTOR (issue 23's bound on the default)."""
+    """One probe row can move a weight by more than ROW_FACTOR (the bound the default gain must keep)."""
     return bool(m["one_row_factor"] > ROW_FACTOR)
 
 

@@ -161,6 +161,14 @@ def summarise(
     return summary
 
 
+def as_typed(path: Path) -> Path:
+    """A path as the user would type it: relative to the current directory when it lies below it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def summary_text(summary: dict[str, Any], out_dir: Path) -> str:
     lines = [f"fgrpo: {summary['rounds']} rounds of {summary['strategy']} in {summary['seconds']}s"]
     if summary["initial_eval"] and summary["final_eval"]:
@@ -188,6 +196,7 @@ def summary_text(summary: dict[str, Any], out_dir: Path) -> str:
             f"  rounds aggregated: {summary['rounds_aggregated']} of {summary['rounds']} "
             "(see 'reason' in metrics.jsonl)"
         )
+    out_dir = as_typed(out_dir)
     lines.append(f"  results: {out_dir}  (metrics.jsonl, summary.json, final/adapter/)")
     lines.append(
         f"  plots:   {out_dir / 'plots' / 'accuracy.png'}, {out_dir / 'plots' / 'reward.png'}"
