@@ -68,6 +68,16 @@ def run_config(run_dir: Path):
     return load_config(path, local_files=False)  # only the model is needed: the data may be gone
 
 
+def base_residual(run_dir: Path) -> dict[str, Any]:
+    """The base weights' residual of an exact run (model.lora_aggregation), from its checkpoint."""
+    # deferred: torch, Flower and datasets load only when a command runs
+    from fgrpo.runtime.checkpoint import load_checkpoint
+    from fgrpo.server.lora_aggregation import STATE_KEY
+
+    checkpoint = load_checkpoint(run_dir)
+    return {} if checkpoint is None else dict(checkpoint.strategy.get(STATE_KEY) or {})
+
+
 def export_run(
     run_dir: str | Path, out: str | Path, merged: bool = False, force: bool = False
 ) -> Path:
@@ -85,6 +95,7 @@ def export_run(
     from fgrpo.models.availability import check_adapter_dir, check_model
     from fgrpo.models.export_card import model_card
     from fgrpo.models.export_target import check_export_target, move_into_place, staging_dir
+    from fgrpo.models.lora_modes import set_base_residual
     from fgrpo.models.registry import base_location, load_base
 
     run_dir, out = Path(run_dir), Path(out)
@@ -93,12 +104,20 @@ def export_run(
     check_export_target(run_dir, out, force)
     check_adapter_dir(adapter, key="run adapter")
     check_model(cfg.model.name, key=f"{run_dir}/config.toml model.name")
+    residual = base_residual(run_dir) if cfg.model.lora_aggregation == "exact" else {}
+    if residual and not merged:
+        raise UserInputError(
+            f"{run_dir} aggregated its LoRA factors exactly: its model is the base plus a residual "
+            "no adapter holds; export it with --merged"
+        )
     base, tokenizer = load_base(cfg.model.name)
     location = base_location(cfg.model.name)
     tmp = staging_dir(out)
     try:
         if merged:
-            model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+            model = PeftModel.from_pretrained(base, adapter)
+            set_base_residual(model, residual)  # exact: W0 + R, then the adapter merged on top
+            model = model.merge_and_unload()
             model.save_pretrained(tmp, safe_serialization=True)
         else:
             shutil.copytree(adapter, tmp, dirs_exist_ok=True)

@@ -26,6 +26,7 @@ from fgrpo.client.signal import RolloutRecorder, plan_signal
 from fgrpo.core.config import Config
 from fgrpo.core.config_load import parse_config
 from fgrpo.core.protocol import (
+    BASE_RESIDUAL_KEY,
     CLIENT_STATE_KEY,
     CONFIG_KEY,
     LEARNING_RATE_KEY,
@@ -37,6 +38,7 @@ from fgrpo.core.protocol import (
 from fgrpo.data.partitions import node_training_config
 from fgrpo.data.probe_rows import client_rows
 from fgrpo.models.lora import cached_adapter_model
+from fgrpo.models.lora_modes import set_base_residual, set_trained_factors
 from fgrpo.models.transport import adapter_state, from_arrayrecord, load_adapter_state, reply_record
 from fgrpo.tasks.rewards import function_weights, reward_functions
 
@@ -96,6 +98,10 @@ def train(msg: Message, context: Context) -> Message:
     # TRL would move it there only inside the trainer: after the probe's "before" measurement (whose
     # common random numbers must pair with the "after" one) and the FedProx and SCAFFOLD hooks
     model.to(training_device())
+    # model.lora_aggregation: the base weights the server's model has (exact), the factors to train
+    residual = msg.content.array_records.get(BASE_RESIDUAL_KEY)
+    set_base_residual(model, from_arrayrecord(residual) if residual is not None else {})
+    set_trained_factors(model, cfg.model.lora_aggregation, server_round)
     load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
     tally = RolloutRecorder(
         reward_functions(cfg), skip_steps=0, weights=function_weights(cfg)

@@ -24,6 +24,7 @@ DEVICE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "forms": "auto, cpu, cuda, cud
 # key it can (so `flwr run --run-config` accepts them) and they must not change the config.
 MULTIPLIERS = {"neutral": 1.0}
 GAINS = ("range", "ratio", "zscore", "difference", "delta")
+LORA_AGGREGATIONS = ("average", "exact", "ffa", "rolora")
 
 
 @dataclass
@@ -50,6 +51,13 @@ class ModelConfig:
         "float32",
         "base weights as loaded (LoRA adapters stay float32); bfloat16 halves a GPU model's memory",
         choices=("float32", "bfloat16", "float16"),
+    )
+    lora_aggregation: str = setting(
+        "average",
+        "how the server combines the clients' LoRA factors: average (A and B separately), exact "
+        "(the global model is W0 + Σ w_k B_k A_k: the residual folds into the base weights), ffa "
+        "(A frozen, only B trains), rolora (B trains in odd rounds, A in even ones)",
+        choices=LORA_AGGREGATIONS,
     )
 
 

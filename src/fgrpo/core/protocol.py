@@ -18,6 +18,8 @@ Server to client (the train message):
 |               |              | ``scaffold-accepted``  | SCAFFOLD: JSON {client: last aggregated round} |
 |               |              | ``clipping_norm``      | client-side DP: the clip (Flower's key)      |
 | ``scaffold-c``| ArrayRecord  | (adapter tensor names) | SCAFFOLD: the server control variate c       |
+| ``base-residual`` | ArrayRecord | (adapted layer names) | exact LoRA aggregation: R, the base weights' |
+|               |              |                        | offset (W0 + R), the same on every client    |
 
 Client to server (the reply):
 
@@ -61,6 +63,7 @@ PROXIMAL_MU_KEY = "proximal-mu"  # Flower's FedProx key
 KEEP_LOCAL_KEY = "keep-local-model"
 ACCEPTED_KEY = "scaffold-accepted"
 SERVER_VARIATE_KEY = "scaffold-c"  # an ArrayRecord beside "arrays"
+BASE_RESIDUAL_KEY = "base-residual"  # an ArrayRecord beside "arrays" (model.lora_aggregation)
 
 # --- client to server: the reply's records --------------------------------------------------
 CLIENT_RECORD = "client"
@@ -150,3 +153,9 @@ def task_signals(
     if not signals:
         raise ValueError(f"client {client_id} sent no '{SIGNAL_PREFIX}<task>' metrics for FGRPO")
     return signals
+
+
+def array_bytes(content: Any) -> int:
+    """Bytes of every array a message's RecordDict carries (what a round puts on the wire, beside
+    the few scalars of its config and metric records)."""
+    return sum(len(a.data) for record in content.array_records.values() for a in record.values())

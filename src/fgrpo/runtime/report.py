@@ -85,6 +85,23 @@ def resource_rows(runs: list[Run]) -> list[list[str]]:
     ]
 
 
+def wire_section(runs: list[Run]) -> list[str]:
+    """Mean bytes on the wire per round (the arrays each way), per strategy and panel; nothing for
+    runs logged before rounds recorded them."""
+    rows = []
+    for panel, by_strategy in groups(runs).items():
+        for strategy, group in by_strategy.items():
+            rounds = [r["bytes"] for run in group for r in run.rounds if "bytes" in r]
+            if rounds:
+                sent = fmean(b["sent"] for b in rounds) / 1e6
+                received = fmean(b["received"] for b in rounds) / 1e6
+                rows.append([panel, strategy, f"{sent:.3f}", f"{received:.3f}"])
+    if not rows:
+        return []
+    header = ["panel", "strategy", "MB sent per round", "MB received per round"]
+    return ["", "## Bytes on the wire", "", *md_table(header, rows)]
+
+
 def default_target(runs: list[Run]) -> float:
     """The runs' mean starting macro accuracy + 0.05."""
     starts = [r.macro[0][1] for r in runs if r.macro and r.macro[0][0] == 0]
@@ -161,6 +178,7 @@ def report_markdown(
         "GPU peak MB",
     ]
     lines += md_table(header, resource_rows(runs))
+    lines += wire_section(runs)
     unfinished = [p for p in points if p.get("status") != "done"]
     if unfinished:
         lines += ["", "## Unfinished points", ""]

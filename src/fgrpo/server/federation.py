@@ -17,9 +17,16 @@ from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from fgrpo.core.config import Config
-from fgrpo.core.protocol import CLIENT_STATE_KEY, CONFIG_KEY, LEARNING_RATE_KEY, client_state_record
+from fgrpo.core.protocol import (
+    CLIENT_STATE_KEY,
+    CONFIG_KEY,
+    LEARNING_RATE_KEY,
+    array_bytes,
+    client_state_record,
+)
 from fgrpo.models.transport import adapter_state, to_arrayrecord
 from fgrpo.server.aggregation import aggregate_round, reply_screen
+from fgrpo.server.lora_aggregation import BaseResidual
 from fgrpo.server.round_reward import macro_text, round_reward, train_reward
 from fgrpo.server.screening import claimed_client_id, missing_replies
 from fgrpo.server.strategies import build_strategy, strategy_entry
@@ -65,8 +72,9 @@ def federate(
     go out."""
     entry = strategy_entry(cfg.strategy.name)
     strategy = build_strategy(cfg)
+    residual = BaseResidual(cfg, journal.model)  # model.lora_aggregation = "exact"
     if journal.resumed is not None:
-        strategy.load_state_dict(journal.resumed.strategy)
+        strategy.load_state_dict(residual.restore(journal.resumed.strategy))
     state = journal.start(adapter_state(journal.model), strategy.state_dict())
     client_state = client_state_record(journal.client_state_info(), clients_dir)
     client_of_node: dict[int, str] = {}  # learnt from replies, to name the clients that fail later
@@ -77,20 +85,20 @@ def federate(
         config = round_config(cfg, rnd)
         config[CLIENT_STATE_KEY] = client_state
         messages = list(strategy.configure_train(rnd, to_arrayrecord(state), config, grid))
+        residual.attach(messages)
         if round_started is not None:
             round_started(rnd, len(messages))
         timeout = cfg.federation.round_timeout or None
-        received = list(
-            grid.send_and_receive(messages, timeout=timeout)
-        )  # sending gives each message its id
+        sent_bytes = sum(array_bytes(m.content) for m in messages)
+        # sending gives each message its id
+        received = list(grid.send_and_receive(messages, timeout=timeout))
         addressees = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
         replies, failures = reply_screen(strategy, cfg, state).screen(received, addressees)
-        replies.sort(
-            key=lambda r: claimed_client_id(r.content)
-        )  # arrival order must not change the sums
+        replies.sort(key=lambda r: claimed_client_id(r.content))  # arrival order must not matter
         failures += missing_replies(addressees, received, timeout)
         name_failures(failures, received, client_of_node)
         outcome = aggregate_round(strategy, rnd, replies, state, cfg.federation.min_clients)
+        residual.after_round(state, outcome.state, replies, outcome.ledger)
         state = outcome.state
         record: dict[str, Any] = {
             "round": rnd,
@@ -99,12 +107,16 @@ def federate(
             "clients": outcome.ledger,  # the weight each client actually had in the aggregate
             "failures": failures,
             "train": outcome.train,
+            "bytes": {  # arrays on the wire: the adapter (and residual, variates) each way
+                "sent": sent_bytes,
+                "received": sum(array_bytes(r.content) for r in received if not r.has_error()),
+            },
         }
         reward = round_reward(outcome.ledger, ranges)
-        if reward is not None:
-            record["reward"] = (
-                reward  # the round's reward (fgrpo.server.round_reward): what console and plots show
-            )
+        if (
+            reward is not None
+        ):  # the round's reward (fgrpo.server.round_reward), as console and plots
+            record["reward"] = reward
         if journal.eval_due(rnd) and entry.evaluation == "clients" and strategy.client_models:
             record["local"] = strategy.evaluate_clients(
                 journal.evaluate
@@ -116,8 +128,9 @@ def federate(
         elif journal.eval_due(rnd):
             record.update(journal.evaluate(state))
         record["seconds"] = round(time.perf_counter() - round_start, 2)
+        strategy_state = residual.checkpointed(strategy.state_dict())
         journal.end_round(
-            record, state, strategy.state_dict(), round_line(rnd, cfg.federation.rounds, record)
+            record, state, strategy_state, round_line(rnd, cfg.federation.rounds, record)
         )
 
     return journal.finish(state)

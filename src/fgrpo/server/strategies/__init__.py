@@ -78,6 +78,8 @@ class Entry(NamedTuple):
     evaluation: str = "global"
     # where strategy.server_lr cannot apply, why (fgrpo.server.strategies.server_lr)
     without_server_lr: str = ""
+    # its aggregate is Σ w_k θ_k with the ledger's weights (what model.lora_aggregation = exact needs)
+    weighted_mean: bool = True
 
     @property
     def in_flower(self) -> bool:
@@ -105,16 +107,19 @@ STRATEGIES: dict[str, Entry] = {
         "Flower's FedAdam: server Adam step on the FedAvg average (strategy.opt_*)",
         lambda cfg: LedgeredFedAdam(**_server_opt(cfg), **_sampling(cfg)),
         without_server_lr=OWN_OPTIMIZER,
+        weighted_mean=False,
     ),
     "fedyogi": Entry(
         "Flower's FedYogi: server Yogi step on the FedAvg average (strategy.opt_*)",
         lambda cfg: LedgeredFedYogi(**_server_opt(cfg), **_sampling(cfg)),
         without_server_lr=OWN_OPTIMIZER,
+        weighted_mean=False,
     ),
     "fedadagrad": Entry(
         "Flower's FedAdagrad: server Adagrad step on the FedAvg average (strategy.opt_eta, opt_tau)",
         lambda cfg: LedgeredFedAdagrad(**_server_opt(cfg, with_betas=False), **_sampling(cfg)),
         without_server_lr=OWN_OPTIMIZER,
+        weighted_mean=False,
     ),
     # Flower's server_learning_rate is the same step: with momentum 0 it is θ + η (average − θ).
     "fedavgm": Entry(
@@ -124,20 +129,24 @@ STRATEGIES: dict[str, Entry] = {
             server_momentum=cfg.strategy.server_momentum,
             **_sampling(cfg),
         ),
+        weighted_mean=False,
     ),
     "fedmedian": Entry(
         "Flower's FedMedian: coordinate-wise median of the client adapters",
         lambda cfg: LedgeredFedMedian(**_stepped(cfg)),
+        weighted_mean=False,
     ),
     "fedtrimmedavg": Entry(
         "Flower's FedTrimmedAvg: coordinate-wise mean after cutting strategy.trim_beta per tail",
         lambda cfg: LedgeredFedTrimmedAvg(beta=cfg.strategy.trim_beta, **_stepped(cfg)),
+        weighted_mean=False,
     ),
     "krum": Entry(
         "Flower's Krum: keep the update closest to its neighbours (strategy.krum_num_malicious)",
         lambda cfg: LedgeredKrum(
             num_malicious_nodes=cfg.strategy.krum_num_malicious, **_stepped(cfg)
         ),
+        weighted_mean=False,
     ),
     "reward-weighted": Entry(
         "Naive rule: weights n_k * (raw mean reward - the run's declared minimum reward)",
@@ -151,6 +160,7 @@ STRATEGIES: dict[str, Entry] = {
         "FGRPO weighting followed by Flower's FedAdam server step (strategy.opt_*)",
         lambda cfg: FgrpoAdam(setup=_fgrpo_setup(cfg), **_server_opt(cfg), **_sampling(cfg)),
         without_server_lr=OWN_OPTIMIZER,
+        weighted_mean=False,
     ),
     "local-only": Entry(
         "Reference: each client trains its own adapter all run; each is evaluated, and their mean "
@@ -160,6 +170,7 @@ STRATEGIES: dict[str, Entry] = {
         dp_wrappable=False,
         evaluation="clients",
         without_server_lr=NO_AGGREGATE,
+        weighted_mean=False,
     ),
     "centralized": Entry(
         "Reference: one GRPOTrainer on the pooled data for the same total number of steps",
@@ -168,6 +179,7 @@ STRATEGIES: dict[str, Entry] = {
         dp_wrappable=False,
         resumable=False,  # one trainer over all steps: its optimiser state is not checkpointed
         without_server_lr=NO_AGGREGATE,
+        weighted_mean=False,
     ),
 }
 
@@ -194,6 +206,17 @@ def check_strategy(cfg: Config) -> None:
             "privacy.dp",
             f"{cfg.privacy.dp!r} needs a strategy that averages one adapter; "
             f"{cfg.strategy.name!r} does not",
+        )
+    mode = cfg.model.lora_aggregation
+    if mode != "average" and not entry.federated:
+        raise ConfigError(
+            "model.lora_aggregation", f"{cfg.strategy.name!r} aggregates no adapters; leave average"
+        )
+    if mode == "exact" and not entry.weighted_mean:
+        raise ConfigError(
+            "model.lora_aggregation",
+            f"exact needs a weighted mean of the clients' adapters; {cfg.strategy.name!r} "
+            "aggregates otherwise (fedavg, fedprox, scaffold, reward-weighted, fgrpo do)",
         )
     check_privacy(cfg)
 
