@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"needed": need, "measured": rows, **provenance("fgrpo_snr.py", argv)}
     Path(args.out).with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [
-        "# FGRPO's per-round gain: the signal-to-noise the null and stalled-client thresholds need, and what was measured",
+        "# FGRPO's per-round gain: the signal-to-noise the null and stalled-client thresholds "
+        "need, and what was measured",
         "",
         f"- command: `{doc['command']}`",
         f"- machine: {doc['machine']}",
