@@ -9,6 +9,7 @@ from datasets import Dataset
 from flwr.app import ConfigRecord
 from peft import get_peft_model_state_dict
 
+from fgrpo.client.algorithms import adapter_parameters
 from fgrpo.client.grpo import train_locally
 from fgrpo.core.errors import ConfigError
 from fgrpo.data.partitions import client_partition
@@ -181,6 +182,7 @@ def test_ffa_never_changes_a_under_trls_trainer():
     state = {k: v + (0.1 if k.endswith(B_SUFFIX) else 0.0) for k, v in state.items()}
     load_adapter_state(model, state)
     set_trained_factors(model, cfg.model.lora_aggregation, 1)
+    assert set(adapter_parameters(model)) == set(state)  # FedProx and SCAFFOLD still see A
     rows = client_partition(cfg, 0).select(range(8))
     train_locally(model, tokenizer, Dataset.from_list(list(rows)), [length_reward], cfg, 0, 2)
     after = {k: v.detach().numpy() for k, v in get_peft_model_state_dict(model).items()}

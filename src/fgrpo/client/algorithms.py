@@ -38,8 +38,9 @@ Record = ArrayRecord | ConfigRecord  # what a round adds to the reply besides ad
 
 
 def adapter_parameters(model: PeftModel) -> dict[str, torch.nn.Parameter]:
-    """The trainable adapter tensors, keyed like ``adapter_state`` (PEFT state-dict names)."""
-    by_storage = {p.data_ptr(): p for p in model.parameters() if p.requires_grad}
+    """The adapter tensors, keyed like ``adapter_state`` (PEFT state-dict names); a factor that
+    model.lora_aggregation freezes this round (ffa, rolora) is among them, untrained."""
+    by_storage = {p.data_ptr(): p for p in model.parameters()}
     params = {k: by_storage.get(v.data_ptr()) for k, v in get_peft_model_state_dict(model).items()}
     missing = [k for k, p in params.items() if p is None]
     if missing:
