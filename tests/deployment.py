@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from fgrpo.tasks import get_task
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # flower-superlink, flower-supernode, flwr of this environment
 FEDERATION = "loopback"
@@ -261,3 +263,53 @@ def processes_of_flwr_home(home: str) -> list[str]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
+
+
+# As small as a real round gets: random tiny model, one local step of one prompt x 4 completions.
+FAST = {
+    "model.name": "tiny-random",
+    "federation.num_clients": 2,
+    "federation.min_clients": 2,
+    "federation.rounds": 2,
+    "federation.local_steps": 1,
+    "strategy.name": "fedavg",
+    "data.tasks": "addition",
+    "data.train_size": 16,
+    "data.test_size": 2,
+    "eval.every": 0,
+    "eval.max_new_tokens": 8,
+    "grpo.per_device_train_batch_size": 4,
+    "grpo.num_generations": 4,
+    "grpo.max_completion_length": 8,
+}
+
+
+def owner_source(
+    folder: Path, columns: tuple[str, str], gold: str, reward: float, rows: int = 4
+) -> Path:
+    """An owner's folder as the README shows it: its file with its own columns and answer format,
+    its reward module (every completion scores ``reward``: the run's metrics show whose function
+    scored it), and the data-config file naming both relative to itself."""
+    folder.mkdir()
+    prompt, answer = columns
+    problems = get_task("addition").generate(rows, len(gold), share="train", unique=True)
+    (folder / "rows.jsonl").write_text(
+        "".join(
+            json.dumps({prompt: p["prompt"][-1]["content"], answer: gold.format(p["answer"])})
+            + "\n"
+            for p in problems
+        )
+    )
+    (folder / "scoring.py").write_text(
+        f"def score(completions, gold, **kwargs):\n    return [{reward}] * len(completions)\n"
+    )
+    (folder / "source.toml").write_text(
+        f'[source]\nname = "addition"\npath = "rows.jsonl"\nprompt_column = "{prompt}"\nanswer_column = "{answer}"\n'
+        f'answer_format = "{"gsm8k" if "####" in gold else "plain"}"\nchecker = "exact"\n'
+        'rewards = ["scoring.py:score"]\n'
+    )
+    return folder / "source.toml"
+
+
+def rounds(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

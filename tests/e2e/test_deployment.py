@@ -21,26 +21,8 @@ from fgrpo.server.screening import screen_replies
 from fgrpo.tasks import get_task
 from fgrpo.tasks.sources import DataError
 
-from ..deployment import Deployment, make_node_key, make_tls
+from ..deployment import FAST, make_node_key, make_tls, owner_source, rounds
 from ..replies import _as_server_task
-
-# As small as a real round gets: random tiny model, one local step of one prompt x 4 completions.
-FAST = {
-    "model.name": "tiny-random",
-    "federation.num_clients": 2,
-    "federation.min_clients": 2,
-    "federation.rounds": 2,
-    "federation.local_steps": 1,
-    "strategy.name": "fedavg",
-    "data.tasks": "addition",
-    "data.train_size": 16,
-    "data.test_size": 2,
-    "eval.every": 0,
-    "eval.max_new_tokens": 8,
-    "grpo.per_device_train_batch_size": 4,
-    "grpo.num_generations": 4,
-    "grpo.max_completion_length": 8,
-}
 
 
 def owner_file(folder: Path, name: str, rows: int, seed: int) -> Path:
@@ -58,52 +40,6 @@ def owner_file(folder: Path, name: str, rows: int, seed: int) -> Path:
 
 def node(client_id: str, path: Path) -> dict[str, str]:
     return {"client-id": client_id, "data-path": str(path)}
-
-
-def owner_source(
-    folder: Path, columns: tuple[str, str], gold: str, reward: float, rows: int = 4
-) -> Path:
-    """An owner's folder as the README shows it: its file with its own columns and answer format,
-    its reward module (every completion scores ``reward``: the run's metrics show whose function
-    scored it), and the data-config file naming both relative to itself."""
-    folder.mkdir()
-    prompt, answer = columns
-    problems = get_task("addition").generate(rows, len(gold), share="train", unique=True)
-    (folder / "rows.jsonl").write_text(
-        "".join(
-            json.dumps({prompt: p["prompt"][-1]["content"], answer: gold.format(p["answer"])})
-            + "\n"
-            for p in problems
-        )
-    )
-    (folder / "scoring.py").write_text(
-        f"def score(completions, gold, **kwargs):\n    return [{reward}] * len(completions)\n"
-    )
-    (folder / "source.toml").write_text(
-        f'[source]\nname = "addition"\npath = "rows.jsonl"\nprompt_column = "{prompt}"\nanswer_column = "{answer}"\n'
-        f'answer_format = "{"gsm8k" if "####" in gold else "plain"}"\nchecker = "exact"\n'
-        'rewards = ["scoring.py:score"]\n'
-    )
-    return folder / "source.toml"
-
-
-def rounds(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture
-def deploy(tmp_path):
-    """Deployment factory; every process it started is gone when the test ends."""
-    made: list[Deployment] = []
-
-    def make(tls: dict[str, Path] | None = None) -> Deployment:
-        made.append(Deployment(tmp_path, tls))
-        return made[-1]
-
-    yield make
-    for deployment in made:
-        deployment.close()
-        assert not deployment.leftovers()
 
 
 # --- the node-data layer -------------------------------------------------------------------

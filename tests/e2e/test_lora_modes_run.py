@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from peft import AutoPeftModelForCausalLM
 from transformers import AutoModelForCausalLM
 
 from fgrpo.cli.models import evaluate_model, export_run
@@ -55,3 +56,20 @@ def test_an_average_run_logs_the_same_bytes_each_round(tmp_path):
     first, second = (r["bytes"] for r in check_run_dir(tmp_path, rounds=2, clients=2))
     assert first == second and first["sent"] > 0
     assert STATE_KEY not in load_checkpoint(tmp_path).strategy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["ffa", "rolora"])
+def test_an_ffa_or_rolora_run_exports_a_plain_adapter_that_scores_what_the_server_scored(
+    tmp_path, mode
+):
+    cfg = load_config(None, [*SMALL, f"model.lora_aggregation={mode}"])
+    run = tmp_path / "run"
+    run_experiment(cfg, run)
+    check_run_dir(run, rounds=2, clients=2)
+    assert STATE_KEY not in load_checkpoint(run).strategy  # the plain average is exact here
+    out = export_run(run, tmp_path / "adapter")
+    assert AutoPeftModelForCausalLM.from_pretrained(out) is not None  # stock PEFT loads it
+    accuracy, _ = evaluate_model(cfg, cfg.model.name, out)
+    summary = json.loads((run / "summary.json").read_text())
+    assert accuracy == pytest.approx(summary["final_eval"])
