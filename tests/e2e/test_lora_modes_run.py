@@ -5,10 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from flwr.app import RecordDict
 from peft import AutoPeftModelForCausalLM
 from transformers import AutoModelForCausalLM
 
 from fgrpo.cli.models import evaluate_model, export_run
+from fgrpo.client.optimizer_state import STATE_KEY as OPTIMIZER
+from fgrpo.client.persistence import StateStore
 from fgrpo.core.errors import UserInputError
 from fgrpo.runtime.checkpoint import load_checkpoint
 from fgrpo.runtime.configs import load_config
@@ -50,12 +53,19 @@ def test_an_exact_run_carries_its_residual_and_exports_what_the_server_scored(tm
     assert accuracy == pytest.approx(summary["final_eval"])
 
 
-def test_an_average_run_logs_the_same_bytes_each_round(tmp_path):
-    cfg = load_config(None, SMALL)
+def test_an_average_run_keeping_adamw_logs_the_same_bytes_each_round(tmp_path):
+    """average sends the adapter alone every round; with federation.optimizer_state = keep each
+    client's saved state holds AdamW's moments, its step count running on across rounds."""
+    cfg = load_config(None, [*SMALL, "federation.optimizer_state=keep"])
     run_experiment(cfg, tmp_path)
     first, second = (r["bytes"] for r in check_run_dir(tmp_path, rounds=2, clients=2))
     assert first == second and first["sent"] > 0
     assert STATE_KEY not in load_checkpoint(tmp_path).strategy
+    for client in sorted((tmp_path / "clients").iterdir()):
+        state = RecordDict()
+        StateStore(client, sessions=[]).restore(state, 3)  # what round 3 would start from
+        steps = {float(a.numpy()) for k, a in state[OPTIMIZER].items() if k.endswith("/step")}
+        assert steps == {2.0 * cfg.federation.local_steps}
 
 
 @pytest.mark.slow

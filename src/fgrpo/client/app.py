@@ -19,6 +19,7 @@ from flwr.clientapp import ClientApp
 from fgrpo.client.algorithms import plan_round, start_adapter
 from fgrpo.client.failure import reports_failure
 from fgrpo.client.grpo import train_locally, training_device
+from fgrpo.client.optimizer_state import KeptOptimizer
 from fgrpo.client.persistence import state_store
 from fgrpo.client.privacy import clip_when_asked
 from fgrpo.client.progress import route_output_to_run_log, step_reporters
@@ -123,6 +124,8 @@ def train(msg: Message, context: Context) -> Message:
         client_id, server_round, cfg.federation.local_steps
     )  # `fgrpo run`'s progress display
     plan.trainer_kwargs.setdefault("callbacks", []).extend(reporters)
+    if cfg.federation.optimizer_state == "keep":  # AdamW's moments from this client's last round
+        plan.trainer_kwargs["callbacks"].append(KeptOptimizer(context.state, model))
     stats = train_locally(
         model,
         tokenizer,

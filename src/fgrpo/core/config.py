@@ -88,6 +88,12 @@ class FederationConfig:
         "local learning rate across rounds, constant within a round (fgrpo.core.schedule)",
         choices=SCHEDULES,
     )
+    optimizer_state: str = setting(
+        "reset",
+        "each client's AdamW across rounds: reset (a fresh one every round, TRL's default) or keep "
+        "(its moments and step count persist in the client's own state; they never leave it)",
+        choices=("reset", "keep"),
+    )
     client_lr_scale: dict[str, float] = setting(
         {},
         'learning-rate multiplier per partition id, e.g. {"0" = 0.0} stalls client 0 (a testing '

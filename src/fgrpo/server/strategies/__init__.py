@@ -212,6 +212,11 @@ def check_strategy(cfg: Config) -> None:
         raise ConfigError(
             "model.lora_aggregation", f"{cfg.strategy.name!r} aggregates no adapters; leave average"
         )
+    if cfg.federation.optimizer_state != "reset" and not entry.in_flower:
+        raise ConfigError(
+            "federation.optimizer_state",
+            f"{cfg.strategy.name!r} is one trainer over all steps: its AdamW is kept already",
+        )
     if mode == "exact" and not entry.weighted_mean:
         raise ConfigError(
             "model.lora_aggregation",
