@@ -1,8 +1,10 @@
-"""LoRA aggregation modes against the default (average), paired by seed, from a finished sweep of
-benchmarks/lora_modes.toml; writes DIR/lora_modes.{json,md} with the command, machine and date.
+"""A config key's values against its default, paired by seed, from a finished sweep: the LoRA
+aggregation modes of benchmarks/lora_modes.toml against average, or the optimizer states of
+benchmarks/optimizer_state.toml against reset. Writes DIR/paired.{json,md} with the command, machine
+and date.
 
     .venv/bin/fgrpo sweep --config benchmarks/lora_modes.toml --out benchmarks/results/lora_modes
-    .venv/bin/python benchmarks/lora_modes.py benchmarks/results/lora_modes
+    .venv/bin/python benchmarks/paired_by_seed.py benchmarks/results/lora_modes
 """
 
 from __future__ import annotations
@@ -14,18 +16,16 @@ from pathlib import Path
 
 from bench_common import provenance
 
-from fgrpo.analysis.paired import paired_against
+from fgrpo.analysis.paired import config_value, paired_against
 from fgrpo.runtime.sweep_runs import load_runs
 
-KEY, BASELINE = "model.lora_aggregation", "average"
 
-
-def wire_mb(runs, strategy: str, mode: str) -> float:
-    """Mean MB each round puts on the wire (sent + received) over the mode's runs."""
+def wire_mb(runs, strategy: str, key: str, value) -> float:
+    """Mean MB each round puts on the wire (sent + received) over the runs with ``key = value``."""
     rounds = [
         r["bytes"]
         for run in runs
-        if run.strategy == strategy and run.config["model"]["lora_aggregation"] == mode
+        if run.strategy == strategy and config_value(run, key) == value
         for r in run.rounds
         if "bytes" in r
     ]
@@ -35,27 +35,30 @@ def wire_mb(runs, strategy: str, mode: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sweep", type=Path, help="the fgrpo sweep --out directory")
+    parser.add_argument("--key", default="model.lora_aggregation", help="the compared config key")
+    parser.add_argument("--baseline", default="average", help="the value the others are against")
     args = parser.parse_args(argv)
     manifest, runs = load_runs(args.sweep)
-    rows = paired_against(runs, KEY, BASELINE)
+    rows = paired_against(runs, args.key, args.baseline)
     for row in rows:
-        row["wire_mb_per_round"] = wire_mb(runs, row["strategy"], row["value"])
-        row["baseline_wire_mb_per_round"] = wire_mb(runs, row["strategy"], BASELINE)
-    doc = {"rows": rows, "sweep": manifest.get("description"), **provenance("lora_modes.py", argv)}
-    (args.sweep / "lora_modes.json").write_text(json.dumps(doc, indent=1) + "\n")
+        row["wire_mb_per_round"] = wire_mb(runs, row["strategy"], args.key, row["value"])
+        row["baseline_wire_mb_per_round"] = wire_mb(runs, row["strategy"], args.key, args.baseline)
+    doc = {"rows": rows, "sweep": manifest.get("description"), **provenance("paired_by_seed.py", argv)}
+    (args.sweep / "paired.json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [
-        "# LoRA aggregation modes against average, paired by seed",
+        f"# {args.key}: each value against {args.baseline}, paired by seed",
         "",
         f"- command: `{doc['command']}`",
         f"- machine: {doc['machine']}",
         f"- date: {doc['date']}",
         f"- sweep: {doc['sweep']}",
         "",
-        "Final macro accuracy (mean ± std over seeds) and the mode minus average, paired by seed "
+        f"Final macro accuracy (mean ± std over seeds) and the value minus {args.baseline}, paired "
+        "by seed "
         "(95% t-interval); MB on the wire per round, sent + received.",
         "",
-        "| strategy | mode | pairs | mode final | average final | difference [95% CI] | MB/round "
-        "(mode / average) |",
+        f"| strategy | value | pairs | final | {args.baseline} final | difference [95% CI] | "
+        f"MB/round (value / {args.baseline}) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['final'][1]:.3f} | {r['baseline_final'][0]:.3f} ± {r['baseline_final'][1]:.3f} | "
             f"{interval} | {r['wire_mb_per_round']:.3f} / {r['baseline_wire_mb_per_round']:.3f} |"
         )
-    (args.sweep / "lora_modes.md").write_text("\n".join(lines) + "\n")
+    (args.sweep / "paired.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
