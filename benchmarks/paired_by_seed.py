@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["wire_mb_per_round"] = wire_mb(runs, row["strategy"], args.key, row["value"])
         row["baseline_wire_mb_per_round"] = wire_mb(runs, row["strategy"], args.key, args.baseline)
-    doc = {"rows": rows, "sweep": manifest.get("description"), **provenance("paired_by_seed.py", argv)}
+    doc = {
+        "rows": rows,
+        "sweep": manifest.get("description"),
+        **provenance("paired_by_seed.py", argv),
+    }
     (args.sweep / "paired.json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [
         f"# {args.key}: each value against {args.baseline}, paired by seed",

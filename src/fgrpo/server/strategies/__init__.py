@@ -217,6 +217,12 @@ def check_strategy(cfg: Config) -> None:
             "federation.optimizer_state",
             f"{cfg.strategy.name!r} is one trainer over all steps: its AdamW is kept already",
         )
+    if mode == "exact" and cfg.privacy.dp != "none":  # R would undo the noise in product space
+        raise ConfigError(
+            "model.lora_aggregation",
+            f"exact folds the clients' own products into the base, around privacy.dp's noise; "
+            f"use average, ffa or rolora with {cfg.privacy.dp!r}",
+        )
     if mode == "exact" and not entry.weighted_mean:
         raise ConfigError(
             "model.lora_aggregation",
