@@ -8,6 +8,8 @@ also how a run uses a multi-machine Ray cluster. Flower allows this: its RayBack
 Ray only when it is not yet initialised, and its closing ``ray.shutdown()`` only disconnects a
 process that joined a cluster. The cluster's Ray workers are started for each run (Ray binds a
 worker process to one job), so runs stay isolated: only the cluster's start and stop are shared.
+A run without ``RAY_ADDRESS`` starts a cluster of its own (Ray's address ``local``): Ray's default
+would join whatever cluster it finds on the machine, another sweep's or a leaked one.
 """
 
 from __future__ import annotations

@@ -59,7 +59,10 @@ def run_experiment(
 
     install()  # Flower's dispatcher polls every node ten times a second; ask only those with mail
     backend = backend_config(cfg, log_to_driver=console is None or console.verbose)
-    join(backend["init_args"])  # a sweep's (or the user's) cluster at RAY_ADDRESS, if any
+    # A sweep's (or the user's) cluster at RAY_ADDRESS, if any; else a cluster of the run's own:
+    # Ray's default would join any cluster running on the machine (another sweep's, a leaked one).
+    if not join(backend["init_args"]):
+        backend["init_args"]["address"] = "local"
     flower_simulation.simulate(
         server_app=make_server_app(cfg, out_dir, resume, console),
         client_app=client_app,
