@@ -34,11 +34,25 @@ def wire_mb(runs, strategy: str, key: str, value) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("sweep", type=Path, help="the fgrpo sweep --out directory")
+    parser.add_argument(
+        "sweeps", type=Path, nargs="+", help="fgrpo sweep --out directories (results: the first)"
+    )
     parser.add_argument("--key", default="model.lora_aggregation", help="the compared config key")
     parser.add_argument("--baseline", default="average", help="the value the others are against")
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only runs with this value (e.g. model.lora_aggregation=average), repeatable",
+    )
     args = parser.parse_args(argv)
-    manifest, runs = load_runs(args.sweep)
+    manifest = load_runs(args.sweeps[0])[0]
+    runs = [run for sweep in args.sweeps for run in load_runs(sweep)[1]]
+    for condition in args.where:
+        key, value = condition.split("=", 1)
+        runs = [run for run in runs if str(config_value(run, key)) == value]
+    args.sweep = args.sweeps[0]
     rows = paired_against(runs, args.key, args.baseline)
     for row in rows:
         row["wire_mb_per_round"] = wire_mb(runs, row["strategy"], args.key, row["value"])

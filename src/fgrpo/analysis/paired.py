@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from fgrpo.core.config import Config
 from fgrpo.runtime.stats import mean_std, paired_interval
 from fgrpo.runtime.sweep_runs import Run
 
 
 def config_value(run: Run, dotted: str) -> Any:
+    """The run's value of a dotted key; a run from before the key existed ran with its default."""
     value: Any = run.config
-    for part in dotted.split("."):
-        value = value[part]
+    try:
+        for part in dotted.split("."):
+            value = value[part]
+    except KeyError:
+        return Config().flatten()[dotted]
     return value
 
 
