@@ -47,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only runs with this value (e.g. model.lora_aggregation=average), repeatable",
     )
     args = parser.parse_args(argv)
-    manifest = load_runs(args.sweeps[0])[0]
+    out = args.sweeps[0]  # the results go beside the first sweep
+    manifest = load_runs(out)[0]
     runs = [run for sweep in args.sweeps for run in load_runs(sweep)[1]]
     for condition in args.where:
         key, value = condition.split("=", 1)
         runs = [run for run in runs if str(config_value(run, key)) == value]
-    args.sweep = args.sweeps[0]
     rows = paired_against(runs, args.key, args.baseline)
     for row in rows:
         row["wire_mb_per_round"] = wire_mb(runs, row["strategy"], args.key, row["value"])
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": manifest.get("description"),
         **provenance("paired_by_seed.py", argv),
     }
-    (args.sweep / "paired.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "paired.json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [
         f"# {args.key}: each value against {args.baseline}, paired by seed",
         "",
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['final'][1]:.3f} | {r['baseline_final'][0]:.3f} ± {r['baseline_final'][1]:.3f} | "
             f"{interval} | {r['wire_mb_per_round']:.3f} / {r['baseline_wire_mb_per_round']:.3f} |"
         )
-    (args.sweep / "paired.md").write_text("\n".join(lines) + "\n")
+    (out / "paired.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

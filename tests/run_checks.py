@@ -11,6 +11,15 @@ import pytest
 from fgrpo.runtime.run_setup import RUN_ENTRIES
 
 ROOT = Path(__file__).resolve().parents[1]
+# The smallest whole run: sorting gives partial credit, so even a random policy sees reward
+# variance (a GRPO signal).
+SMALL = [
+    "model.name=tiny-random",
+    'data.tasks=["sorting", "addition"]',
+    "data.train_size=64",
+    "data.test_size=8",
+    "grpo.max_completion_length=16",
+]
 
 
 def check_run_dir(out: Path, rounds: int, clients: int) -> list[dict]:

@@ -11,17 +11,9 @@ from safetensors.numpy import load_file
 from fgrpo.runtime.configs import load_config
 from fgrpo.runtime.runner import run_experiment
 
-from ..run_checks import check_run_dir
+from ..run_checks import SMALL, check_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-# Sorting gives partial credit, so even a random policy sees reward variance (a GRPO signal).
-SMALL = [
-    "model.name=tiny-random",
-    'data.tasks=["sorting", "addition"]',
-    "data.train_size=64",
-    "data.test_size=8",
-    "grpo.max_completion_length=16",
-]
 
 
 def test_fedavg_two_clients_two_rounds_changes_the_adapter_and_loads_in_peft(tmp_path):

@@ -18,15 +18,11 @@ from fgrpo.runtime.configs import load_config
 from fgrpo.runtime.runner import run_experiment
 from fgrpo.server.lora_aggregation import STATE_KEY
 
+from ..run_checks import SMALL as RUN_SMALL
 from ..run_checks import check_run_dir
 
-# Sorting gives partial credit, so even a random policy sees reward variance (a GRPO signal).
 SMALL = [
-    "model.name=tiny-random",
-    'data.tasks=["sorting", "addition"]',
-    "data.train_size=64",
-    "data.test_size=8",
-    "grpo.max_completion_length=16",
+    *RUN_SMALL,
     "grpo.learning_rate=0.02",
     "federation.num_clients=2",
     "federation.rounds=2",
