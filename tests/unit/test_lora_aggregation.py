@@ -200,6 +200,8 @@ def test_ffa_never_changes_a_under_trls_trainer():
         (["strategy.name=centralized", "model.lora_aggregation=ffa"], "aggregates no adapters"),
         (["strategy.name=local-only", "model.lora_aggregation=rolora"], "aggregates no adapters"),
         (["privacy.dp=server-fixed", "model.lora_aggregation=exact"], "around privacy.dp's noise"),
+        (["strategy.name=scaffold", "model.lora_aggregation=fedsa"], "control variates"),
+        (["privacy.dp=client-fixed", "model.lora_aggregation=fedsa"], "not calibrated"),
     ],
 )
 def test_modes_a_strategy_cannot_take_are_refused_naming_the_key(overrides, culprit):

@@ -78,8 +78,59 @@ def base_residual(run_dir: Path) -> dict[str, Any]:
     return {} if checkpoint is None else dict(checkpoint.strategy.get(STATE_KEY) or {})
 
 
+def client_adapter(run_dir: Path, cfg: Any, client: str | None) -> dict[str, Any] | None:
+    """One client's own adapter, from the checkpoint of a run that evaluated each client's model
+    (local-only's adapters, fedsa's Ā + B_k); None for a run whose model is its global adapter."""
+    # deferred: torch, Flower and datasets load only when a command runs
+    from fgrpo.runtime.checkpoint import load_checkpoint
+    from fgrpo.server.lora_aggregation import PERSONAL_STATE_KEY
+    from fgrpo.server.strategies import strategy_entry
+
+    fedsa = cfg.model.lora_aggregation == "fedsa"
+    if not fedsa and strategy_entry(cfg.strategy.name).evaluation != "clients":
+        if client is not None:
+            raise UserInputError(f"--client: {run_dir} has one global model; leave --client out")
+        return None
+    checkpoint = load_checkpoint(run_dir)
+    strategy = {} if checkpoint is None else checkpoint.strategy
+    if fedsa:  # the global A with the client's own B
+        known = {
+            c: {**checkpoint.adapter, **s["b"]}
+            for c, s in strategy.get(PERSONAL_STATE_KEY, {}).items()
+        }
+    else:
+        known = {c: s["adapter"] for c, s in strategy.get("clients", {}).items()}
+    if client not in known:
+        raise UserInputError(
+            f"{run_dir} evaluated each client's own model: export one with --client "
+            f"(known: {', '.join(sorted(known)) or 'none'})"
+        )
+    return dict(known[client])
+
+
+def client_adapter_dir(adapter: Path, state: dict[str, Any], directory: Path) -> Path:
+    """A copy of the run's adapter directory holding ``state`` (the same PEFT tensor names)."""
+    # deferred: torch, Flower and datasets load only when a command runs
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    weights = adapter / "adapter_model.safetensors"
+    if set(load_file(weights)) != set(state):
+        raise UserInputError(f"{adapter}: its tensors are not the checkpoint's client adapter's")
+    shutil.copytree(adapter, directory)
+    save_file(
+        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()},
+        directory / weights.name,
+    )
+    return directory
+
+
 def export_run(
-    run_dir: str | Path, out: str | Path, merged: bool = False, force: bool = False
+    run_dir: str | Path,
+    out: str | Path,
+    merged: bool = False,
+    force: bool = False,
+    client: str | None = None,
 ) -> Path:
     """Write the run's final adapter (PEFT format) or base+adapter merged (a plain HF model), plus
     the tokenizer and a model card (README.md). The adapter names a base ``from_pretrained`` loads
@@ -87,7 +138,8 @@ def export_run(
     saved into the export as ``base/``.
 
     ``out`` must be new or empty, and outside the run directory unless ``force``; nothing is ever
-    deleted.
+    deleted. A run that evaluated each client's own model (local-only, model.lora_aggregation =
+    fedsa) exports the model of the ``client`` named.
     """
     # deferred: torch, Flower and datasets load only when a command runs
     from peft import PeftModel
@@ -104,6 +156,7 @@ def export_run(
     check_export_target(run_dir, out, force)
     check_adapter_dir(adapter, key="run adapter")
     check_model(cfg.model.name, key=f"{run_dir}/config.toml model.name")
+    own = client_adapter(run_dir, cfg, client)
     residual = base_residual(run_dir) if cfg.model.lora_aggregation == "exact" else {}
     if residual and not merged:
         raise UserInputError(
@@ -114,6 +167,8 @@ def export_run(
     location = base_location(cfg.model.name)
     tmp = staging_dir(out)
     try:
+        if own is not None:
+            adapter = client_adapter_dir(adapter, own, tmp.with_name(tmp.name + ".client"))
         if merged:
             model = PeftModel.from_pretrained(base, adapter)
             set_base_residual(model, residual)  # exact: W0 + R, then the adapter merged on top
@@ -149,11 +204,13 @@ def export_run(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own staging directory, never the user's
         raise
+    finally:
+        shutil.rmtree(tmp.with_name(tmp.name + ".client"), ignore_errors=True)  # ours as well
     return out
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    out = export_run(args.run_dir, args.out, args.merged, args.force)
+    out = export_run(args.run_dir, args.out, args.merged, args.force, args.client)
     kind = "merged model (AutoModelForCausalLM.from_pretrained)" if args.merged else "PEFT adapter"
     print(f"exported {kind} to {out}")
     return 0
@@ -257,6 +314,9 @@ def register(sub: Any, add_config_args: Any) -> None:
         "--merged", action="store_true", help="merge the adapter into the base model"
     )
     export.add_argument("--force", action="store_true", help="allow --out inside the run directory")
+    export.add_argument(
+        "--client", help="the client whose own model to export (local-only and fedsa runs)"
+    )
     export.set_defaults(func=cmd_export)
 
     evaluate = sub.add_parser("eval", help="greedy accuracy per task on the held-out test sets")

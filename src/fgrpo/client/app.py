@@ -21,6 +21,7 @@ from fgrpo.client.failure import reports_failure
 from fgrpo.client.grpo import train_locally, training_device
 from fgrpo.client.optimizer_state import KeptOptimizer
 from fgrpo.client.persistence import state_store
+from fgrpo.client.personal_lora import finish_round, start_state
 from fgrpo.client.privacy import clip_when_asked
 from fgrpo.client.progress import route_output_to_run_log, step_reporters
 from fgrpo.client.signal import RolloutRecorder, plan_signal
@@ -103,7 +104,9 @@ def train(msg: Message, context: Context) -> Message:
     residual = msg.content.array_records.get(BASE_RESIDUAL_KEY)
     set_base_residual(model, from_arrayrecord(residual) if residual is not None else {})
     set_trained_factors(model, cfg.model.lora_aggregation, server_round)
-    load_adapter_state(model, start_adapter(msg, context))  # global, or local-only's own adapter
+    mode = cfg.model.lora_aggregation
+    received = start_adapter(msg, context)  # global, or local-only's own adapter
+    load_adapter_state(model, start_state(mode, received, context.state, adapter_state(model)))
     tally = RolloutRecorder(
         reward_functions(cfg), skip_steps=0, weights=function_weights(cfg)
     )  # the round's reward per task
@@ -148,12 +151,13 @@ def train(msg: Message, context: Context) -> Message:
         "generate-seconds": stats.generate_seconds,
         **plan.metrics,
     }
+    reply, personal = finish_round(
+        mode, adapter_state(model), context.state, msg.content["config"], signal.dataset
+    )  # fedsa: B stays here
     content = RecordDict(
         {
             "arrays": reply_record(
-                adapter_state(model),
-                from_arrayrecord(msg.content["arrays"]),
-                cfg.model.transport_dtype,
+                reply, from_arrayrecord(msg.content["arrays"]), cfg.model.transport_dtype
             ),
             "metrics": MetricRecord(metrics),
             "client": ConfigRecord({"client-id": client_id}),
@@ -168,6 +172,8 @@ def train(msg: Message, context: Context) -> Message:
     for key, record in plan.finish(
         model
     ).items():  # e.g. SCAFFOLD's delta c_i, local-only's task mix
+        content[key] = record
+    for key, record in personal.items():
         content[key] = record
     if store is not None:
         store.save(context.state, server_round)

@@ -24,7 +24,7 @@ DEVICE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "forms": "auto, cpu, cuda, cud
 # key it can (so `flwr run --run-config` accepts them) and they must not change the config.
 MULTIPLIERS = {"neutral": 1.0}
 GAINS = ("range", "ratio", "zscore", "difference", "delta")
-LORA_AGGREGATIONS = ("average", "exact", "ffa", "rolora")
+LORA_AGGREGATIONS = ("average", "exact", "ffa", "fedsa", "rolora")
 
 
 @dataclass
@@ -56,7 +56,8 @@ class ModelConfig:
         "average",
         "how the server combines the clients' LoRA factors: average (A and B separately), exact "
         "(the global model is W0 + Σ w_k B_k A_k: the residual folds into the base weights), ffa "
-        "(A frozen, only B trains), rolora (B trains in odd rounds, A in even ones)",
+        "(A frozen, only B trains), fedsa (only A is shared; each client keeps its own B and is "
+        "evaluated as Ā + B_k), rolora (B trains in odd rounds, A in even ones)",
         choices=LORA_AGGREGATIONS,
     )
 

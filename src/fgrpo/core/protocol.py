@@ -7,7 +7,7 @@ Server to client (the train message):
 
 | record        | kind         | key                    | what                                         |
 |---------------|--------------|------------------------|----------------------------------------------|
-| ``arrays``    | ArrayRecord  | (adapter tensor names) | the global LoRA adapter θ                    |
+| ``arrays``    | ArrayRecord  | (adapter tensor names) | the global LoRA adapter θ (fedsa: its A only) |
 | ``config``    | ConfigRecord | ``server-round``       | the round (Flower's own key)                 |
 |               |              | ``fgrpo-config``       | the run's resolved config, as JSON           |
 |               |              | ``learning-rate``      | this round's local rate (the server's schedule) |
@@ -17,6 +17,7 @@ Server to client (the train message):
 |               |              | ``keep-local-model``   | local-only: train the client's own adapter   |
 |               |              | ``scaffold-accepted``  | SCAFFOLD: JSON {client: last aggregated round} |
 |               |              | ``clipping_norm``      | client-side DP: the clip (Flower's key)      |
+|               |              | ``send-personal-b``    | fedsa, evaluation rounds: reply with B_k too |
 | ``scaffold-c``| ArrayRecord  | (adapter tensor names) | SCAFFOLD: the server control variate c       |
 | ``base-residual`` | ArrayRecord | (adapted layer names) | exact LoRA aggregation: R, the base weights' |
 |               |              |                        | offset (W0 + R), the same on every client    |
@@ -35,7 +36,9 @@ Client to server (the reply):
 | ``fgrpo-signals``  | ConfigRecord | ``signal/<task>``, ``rollouts/<task>`` | FGRPO's p_{k,τ} (probe rows) |
 |                    |              | ``signal-before/<task>`` | the probe on the received model      |
 |                    |              | ``gain``                 | g_k (``strategy.baseline_at = "client"``) |
-| ``task-mix``       | ConfigRecord | ``<task>``               | local-only: examples per task        |
+| ``task-mix``       | ConfigRecord | ``<task>``               | local-only, fedsa: examples per task |
+| ``personal-b``     | ArrayRecord  | (lora_B tensor names)    | fedsa, when asked: the client's own B, |
+|                    |              |                          | for the server's evaluation only     |
 | ``scaffold-delta-c`` | ArrayRecord | (adapter tensor names)  | SCAFFOLD: Δc_i                       |
 
 Per-task values travel in ConfigRecords of their own because Flower requires every reply's
@@ -64,6 +67,7 @@ KEEP_LOCAL_KEY = "keep-local-model"
 ACCEPTED_KEY = "scaffold-accepted"
 SERVER_VARIATE_KEY = "scaffold-c"  # an ArrayRecord beside "arrays"
 BASE_RESIDUAL_KEY = "base-residual"  # an ArrayRecord beside "arrays" (model.lora_aggregation)
+SEND_PERSONAL_KEY = "send-personal-b"
 
 # --- client to server: the reply's records --------------------------------------------------
 CLIENT_RECORD = "client"
@@ -74,6 +78,7 @@ SIGNALS_RECORD_KEY = "fgrpo-signals"
 GAIN_KEY = "gain"
 TASK_MIX_KEY = "task-mix"
 DELTA_VARIATE_KEY = "scaffold-delta-c"
+PERSONAL_B_KEY = "personal-b"
 
 # --- a deployed node's config ---------------------------------------------------------------
 PARTITION_ID_NODE_KEY = "partition-id"
@@ -159,3 +164,14 @@ def array_bytes(content: Any) -> int:
     """Bytes of every array a message's RecordDict carries (what a round puts on the wire, beside
     the few scalars of its config and metric records)."""
     return sum(len(a.data) for record in content.array_records.values() for a in record.values())
+
+
+def read_task_mix(record: Any) -> dict[str, int]:
+    """{task: examples} from a reply's ``task-mix``; ValueError unless it maps tasks to counts."""
+    if (
+        record is None
+        or not record
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in record.values())
+    ):
+        raise ValueError(f"'{TASK_MIX_KEY}' must map tasks to example counts, got {record}")
+    return {str(task): int(n) for task, n in record.items()}

@@ -6,6 +6,8 @@ and ``rolora`` (one factor per round) make the plain average exact, since the fr
 same on every client; ``exact`` keeps both trainable and folds the difference into the base weights
 of every adapted layer (FedEx-LoRA): W = W0 + R, where R accumulates over rounds and travels to the
 clients (fgrpo.core.protocol.BASE_RESIDUAL_KEY), so every client's base equals the server's.
+``fedsa`` (FedSA-LoRA) shares only A: each client trains both factors but keeps its B at home, so
+the global adapter is the averaged A (with B as initialised) and each client's model is Ā + B_k.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ def trained_factors(mode: str, server_round: int) -> tuple[bool, bool]:
     if mode == "rolora":
         return server_round % 2 == 0, server_round % 2 == 1
     return True, True
+
+
+def shared_part(state: dict[str, np.ndarray], mode: str) -> dict[str, np.ndarray]:
+    """What of an adapter travels and is aggregated: all of it, or (fedsa) its A factors."""
+    return (
+        state
+        if mode != "fedsa"
+        else {k: v for k, v in state.items() if k not in personal_part(state)}
+    )
+
+
+def personal_part(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """fedsa's client-own factors: the B matrices."""
+    return {k: v for k, v in state.items() if k.endswith(B_SUFFIX)}
 
 
 def set_trained_factors(model: PeftModel, mode: str, server_round: int) -> None:

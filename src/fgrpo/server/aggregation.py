@@ -26,13 +26,20 @@ class RoundOutcome:
     ledger: list[dict[str, Any]] = field(default_factory=list)
 
 
-def reply_screen(strategy: Strategy, cfg: Config, sent: dict[str, np.ndarray]) -> ReplyScreen:
-    """The round's screening rules: the strategy's extra records and checks, the run's norm rule."""
+def reply_screen(
+    strategy: Strategy,
+    cfg: Config,
+    sent: dict[str, np.ndarray],
+    personal: dict[str, np.ndarray] | None = None,
+) -> ReplyScreen:
+    """The round's screening rules: the strategy's extra records and checks, the run's norm rule,
+    and (fedsa) the B tensors a client's own B must match."""
     return ReplyScreen(
         sent,
         extra_arrays=getattr(strategy, "reply_arrays", ()),
         check_reply=getattr(strategy, "check_reply", None),
         max_norm_ratio=cfg.federation.max_norm_ratio,
+        personal=personal,
     )
 
 

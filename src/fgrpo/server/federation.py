@@ -26,7 +26,7 @@ from fgrpo.core.protocol import (
 )
 from fgrpo.models.transport import adapter_state, to_arrayrecord
 from fgrpo.server.aggregation import aggregate_round, reply_screen
-from fgrpo.server.lora_aggregation import BaseResidual
+from fgrpo.server.lora_aggregation import BaseResidual, PersonalFactors
 from fgrpo.server.round_reward import macro_text, round_reward, train_reward
 from fgrpo.server.screening import claimed_client_id, missing_replies
 from fgrpo.server.strategies import build_strategy, strategy_entry
@@ -73,8 +73,9 @@ def federate(
     entry = strategy_entry(cfg.strategy.name)
     strategy = build_strategy(cfg)
     residual = BaseResidual(cfg, journal.model)  # model.lora_aggregation = "exact"
+    personal = PersonalFactors(cfg)  # model.lora_aggregation = "fedsa"
     if journal.resumed is not None:
-        strategy.load_state_dict(residual.restore(journal.resumed.strategy))
+        strategy.load_state_dict(personal.restore(residual.restore(journal.resumed.strategy)))
     state = journal.start(adapter_state(journal.model), strategy.state_dict())
     client_state = client_state_record(journal.client_state_info(), clients_dir)
     client_of_node: dict[int, str] = {}  # learnt from replies, to name the clients that fail later
@@ -84,7 +85,9 @@ def federate(
         round_start = time.perf_counter()
         config = round_config(cfg, rnd)
         config[CLIENT_STATE_KEY] = client_state
-        messages = list(strategy.configure_train(rnd, to_arrayrecord(state), config, grid))
+        personal.ask(config, journal.eval_due(rnd))
+        shared = personal.shared(state)  # what the strategy sees: all of θ, or fedsa's A
+        messages = list(strategy.configure_train(rnd, to_arrayrecord(shared), config, grid))
         residual.attach(messages)
         if round_started is not None:
             round_started(rnd, len(messages))
@@ -92,14 +95,17 @@ def federate(
         sent_bytes = sum(array_bytes(m.content) for m in messages)
         # sending gives each message its id
         received = list(grid.send_and_receive(messages, timeout=timeout))
+        received_bytes = sum(array_bytes(r.content) for r in received if not r.has_error())
         addressees = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
-        replies, failures = reply_screen(strategy, cfg, state).screen(received, addressees)
+        screen = reply_screen(strategy, cfg, shared, personal.templates(state))
+        replies, failures = screen.screen(received, addressees)
         replies.sort(key=lambda r: claimed_client_id(r.content))  # arrival order must not matter
         failures += missing_replies(addressees, received, timeout)
         name_failures(failures, received, client_of_node)
-        outcome = aggregate_round(strategy, rnd, replies, state, cfg.federation.min_clients)
+        personal.collect(replies)  # fedsa: each B_k kept, and taken out before the strategy sees it
+        outcome = aggregate_round(strategy, rnd, replies, shared, cfg.federation.min_clients)
         residual.after_round(state, outcome.state, replies, outcome.ledger)
-        state = outcome.state
+        state = {**state, **outcome.state}
         record: dict[str, Any] = {
             "round": rnd,
             "aggregated": outcome.aggregated,  # False: the global adapter is unchanged, "reason" says why
@@ -109,7 +115,7 @@ def federate(
             "train": outcome.train,
             "bytes": {  # arrays on the wire: the adapter (and residual, variates) each way
                 "sent": sent_bytes,
-                "received": sum(array_bytes(r.content) for r in received if not r.has_error()),
+                "received": received_bytes,  # as they came (screening rebuilds the replies)
             },
         }
         reward = round_reward(outcome.ledger, ranges)
@@ -117,10 +123,8 @@ def federate(
             reward is not None
         ):  # the round's reward (fgrpo.server.round_reward), as console and plots
             record["reward"] = reward
-        if journal.eval_due(rnd) and entry.evaluation == "clients" and strategy.client_models:
-            record["local"] = strategy.evaluate_clients(
-                journal.evaluate
-            )  # each client's own adapter
+        if journal.eval_due(rnd) and (by_client := client_evaluation(entry, strategy, personal)):
+            record["local"] = by_client(state, journal.evaluate)  # each client's own adapter
             record["eval"], record["eval_se"] = (
                 record["local"]["mean"]["global"],
                 record["local"]["mean"]["global_se"],
@@ -128,12 +132,22 @@ def federate(
         elif journal.eval_due(rnd):
             record.update(journal.evaluate(state))
         record["seconds"] = round(time.perf_counter() - round_start, 2)
-        strategy_state = residual.checkpointed(strategy.state_dict())
+        strategy_state = personal.checkpointed(residual.checkpointed(strategy.state_dict()))
         journal.end_round(
             record, state, strategy_state, round_line(rnd, cfg.federation.rounds, record)
         )
 
     return journal.finish(state)
+
+
+def client_evaluation(entry: Any, strategy: Any, personal: PersonalFactors) -> Callable | None:
+    """How a round evaluates each client's own model (local-only's adapters, fedsa's Ā + B_k), or
+    None: the global adapter is what is scored."""
+    if entry.evaluation == "clients" and strategy.client_models:
+        return lambda state, evaluate: strategy.evaluate_clients(evaluate)
+    if personal.on and personal.b:
+        return personal.evaluate
+    return None
 
 
 def name_failures(

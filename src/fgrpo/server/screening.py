@@ -34,7 +34,7 @@ import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.supercore import log
 
-from fgrpo.core.protocol import CLIENT_ERROR_KEY
+from fgrpo.core.protocol import CLIENT_ERROR_KEY, PERSONAL_B_KEY, TASK_MIX_KEY, read_task_mix
 from fgrpo.models.transport import BF16_SUFFIX, DELTA_SUFFIX, from_arrayrecord, to_arrayrecord
 from fgrpo.server.strategies.weighted import ClientReport, read_report
 
@@ -133,9 +133,11 @@ class ReplyScreen:
         extra_arrays: tuple[str, ...] | None = None,
         check_reply: Callable[[RecordDict, ClientReport], None] | None = None,
         max_norm_ratio: float = 0.0,
+        personal: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.sent, self.extra_arrays, self.check_reply = sent, extra_arrays, check_reply
         self.max_norm_ratio = max_norm_ratio
+        self.personal = personal  # fedsa: the B tensors a personal-b record must match
 
     def rebuild(self, content: RecordDict) -> tuple[RecordDict, ClientReport, float]:
         """The reply rebuilt for the strategies, its report and its update norm; Rejected if
@@ -146,7 +148,8 @@ class ReplyScreen:
         metrics = screen_metrics(content)
         if ADAPTER_KEY not in content.array_records:
             raise Rejected(f"no adapter ArrayRecord {ADAPTER_KEY!r}")
-        extra = [k for k in content.array_records if k != ADAPTER_KEY]
+        own = PERSONAL_B_KEY if self.personal is not None else None
+        extra = [k for k in content.array_records if k not in (ADAPTER_KEY, own)]
         expected = list(self.extra_arrays) if self.extra_arrays is not None else extra
         unexpected, absent = sorted(set(extra) - set(expected)), sorted(set(expected) - set(extra))
         if unexpected or absent:
@@ -159,6 +162,8 @@ class ReplyScreen:
             tensors = decode_tensors(content[key], self.sent, key, relative=False)
             check_norm(norm64(tensors), key)
             rebuilt[key] = to_arrayrecord(tensors, "fp32")
+        if own in content.array_records:  # fedsa's B_k, for the server's evaluation only
+            rebuilt[own] = to_arrayrecord(self.decode_personal(content), "fp32")
         for key, record in content.config_records.items():
             rebuilt[key] = record
         report = read_report(rebuilt)
@@ -168,6 +173,17 @@ class ReplyScreen:
             self.check_reply(rebuilt, report)
         metrics["update-norm"] = norm
         return rebuilt, report, norm
+
+    def decode_personal(self, content: RecordDict) -> dict[str, np.ndarray]:
+        tensors = decode_tensors(
+            content[PERSONAL_B_KEY], self.personal or {}, PERSONAL_B_KEY, False
+        )
+        check_norm(norm64(tensors), PERSONAL_B_KEY)
+        try:
+            read_task_mix(content.config_records.get(TASK_MIX_KEY))
+        except ValueError as err:
+            raise Rejected(str(err)) from None
+        return tensors
 
     def screen(
         self, replies: list[Message], addressees: dict[str, int] | None = None

@@ -229,6 +229,16 @@ def check_strategy(cfg: Config) -> None:
             f"exact needs a weighted mean of the clients' adapters; {cfg.strategy.name!r} "
             "aggregates otherwise (fedavg, fedprox, scaffold, reward-weighted, fgrpo do)",
         )
+    if mode == "fedsa" and (cfg.privacy.dp != "none" or not entry.dp_wrappable):
+        raise ConfigError(
+            "model.lora_aggregation",
+            "fedsa shares the A factors alone; "
+            + (
+                f"privacy.dp {cfg.privacy.dp!r} is not calibrated for that"
+                if cfg.privacy.dp != "none"
+                else f"{cfg.strategy.name!r} replies with more than one adapter (control variates)"
+            ),
+        )
     check_privacy(cfg)
 
 

@@ -22,7 +22,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fgrpo.core.protocol import KEEP_LOCAL_KEY, TASK_MIX_KEY
+from fgrpo.core.protocol import KEEP_LOCAL_KEY, TASK_MIX_KEY, read_task_mix
 from fgrpo.server.strategies.weighted import ClientReport, ledger_row, read_report
 
 
@@ -38,6 +38,35 @@ def mean_scores(scores: list[dict[str, Any]]) -> dict[str, float]:
     """Per-key mean of the numeric entries (accuracy per task and ``macro``)."""
     return {
         k: fmean(s[k] for s in scores) for k, v in scores[0].items() if isinstance(v, int | float)
+    }
+
+
+def evaluate_client_models(
+    models: dict[str, dict[str, np.ndarray]],
+    task_mix: dict[str, dict[str, int]],
+    evaluate: Callable[[dict[str, np.ndarray]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Every client's own adapter on the global test set and on its own task mix, and the means
+    (local-only; fedsa's Ā + B_k).
+
+    ``evaluate`` returns a metrics line's ``eval`` (accuracy per task) and ``eval_se``; the mean's
+    standard error is the mean of the clients' (conservative: they share the prompts).
+    """
+    clients = {}
+    for cid in sorted(models):
+        scores = evaluate(models[cid])
+        clients[cid] = {
+            "global": scores["eval"],
+            "global_se": scores["eval_se"],
+            "own-mix": own_mix_accuracy(scores["eval"], task_mix[cid]),
+        }
+    return {
+        "clients": clients,
+        "mean": {
+            "global": mean_scores([c["global"] for c in clients.values()]),
+            "global_se": mean_scores([c["global_se"] for c in clients.values()]),
+            "own-mix": fmean(c["own-mix"] for c in clients.values()),
+        },
     }
 
 
@@ -58,15 +87,10 @@ class LocalOnly(FedAvg):
 
     def check_reply(self, content: RecordDict, report: ClientReport) -> None:
         """Screening (fgrpo.server.screening): the reply's task mix must be counts of examples."""
-        mix = content.config_records.get(TASK_MIX_KEY)
-        if (
-            mix is None
-            or not mix
-            or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in mix.values())
-        ):
-            raise ValueError(
-                f"client {report.client_id}: '{TASK_MIX_KEY}' must map tasks to example counts, got {mix}"
-            )
+        try:
+            read_task_mix(content.config_records.get(TASK_MIX_KEY))
+        except ValueError as err:
+            raise ValueError(f"client {report.client_id}: {err}") from None
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -83,35 +107,14 @@ class LocalOnly(FedAvg):
             self.client_models[report.client_id] = {
                 k: a.numpy().copy() for k, a in content["arrays"].items()
             }
-            self.task_mix[report.client_id] = {k: int(v) for k, v in content[TASK_MIX_KEY].items()}
+            self.task_mix[report.client_id] = read_task_mix(content[TASK_MIX_KEY])
         self.ledger = [ledger_row(r, 1.0 / len(self.client_models)) for r in reports]
         return None, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
     def evaluate_clients(
         self, evaluate: Callable[[dict[str, np.ndarray]], dict[str, Any]]
     ) -> dict[str, Any]:
-        """Every known client's adapter on the global test set and on its own task mix, and the
-        means.
-
-        ``evaluate`` returns a metrics line's ``eval`` (accuracy per task) and ``eval_se``; the
-        mean's standard error is the mean of the clients' (conservative: they share the prompts).
-        """
-        clients = {}
-        for cid in sorted(self.client_models):
-            scores = evaluate(self.client_models[cid])
-            clients[cid] = {
-                "global": scores["eval"],
-                "global_se": scores["eval_se"],
-                "own-mix": own_mix_accuracy(scores["eval"], self.task_mix[cid]),
-            }
-        return {
-            "clients": clients,
-            "mean": {
-                "global": mean_scores([c["global"] for c in clients.values()]),
-                "global_se": mean_scores([c["global_se"] for c in clients.values()]),
-                "own-mix": fmean(c["own-mix"] for c in clients.values()),
-            },
-        }
+        return evaluate_client_models(self.client_models, self.task_mix, evaluate)
 
     def state_dict(self) -> dict[str, Any]:
         """Every known client's latest adapter and task mix: evaluation covers clients not sampled
