@@ -30,6 +30,7 @@ from fgrpo.core.config_load import parse_config
 from fgrpo.core.protocol import (
     BASE_RESIDUAL_KEY,
     CLIENT_STATE_KEY,
+    CLIENT_STEPS_KEY,
     CONFIG_KEY,
     LEARNING_RATE_KEY,
     SIGNAL_REQUEST_KEY,
@@ -175,6 +176,8 @@ def train(msg: Message, context: Context) -> Message:
         content[key] = record
     for key, record in personal.items():
         content[key] = record
+    if cfg.tracking.client_steps:  # TRL's log of every local step, for the server's trackers
+        content[CLIENT_STEPS_KEY] = ConfigRecord(stats.by_step)
     if store is not None:
         store.save(context.state, server_round)
     return Message(content=content, reply_to=msg)

@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
@@ -37,6 +37,7 @@ class RoundStats:
     seconds: float
     steps: int
     generate_seconds: float = 0.0  # of ``seconds``: sampling the rollouts (model.generate)
+    by_step: dict[str, list[float]] = field(default_factory=dict)  # TRL's logged values per step
 
 
 def training_device() -> torch.device:
@@ -106,7 +107,18 @@ def stats_from_log(log_history: list[dict[str, Any]], seconds: float) -> RoundSt
         completion_length=fmean(float(e.get("completions/mean_length", 0.0)) for e in steps),
         seconds=seconds,
         steps=len(steps),
+        by_step=per_step(steps),
     )
+
+
+def per_step(steps: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Every number TRL logged at each step (loss, reward, kl, lengths, ...), as one list a key."""
+    keys = set.intersection(*(set(entry) for entry in steps)) - {"step", "epoch"}
+    return {
+        k: [float(e[k]) for e in steps]
+        for k in sorted(keys)
+        if all(isinstance(e[k], int | float) and not isinstance(e[k], bool) for e in steps)
+    }
 
 
 @contextmanager

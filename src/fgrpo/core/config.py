@@ -25,6 +25,7 @@ DEVICE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "forms": "auto, cpu, cuda, cud
 MULTIPLIERS = {"neutral": 1.0}
 GAINS = ("range", "ratio", "zscore", "difference", "delta")
 LORA_AGGREGATIONS = ("average", "exact", "ffa", "fedsa", "rolora")
+TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 
 @dataclass
@@ -320,6 +321,31 @@ class OutputConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Experiment tracking: every round also goes to TensorBoard, MLflow or W&B, all offline
+    (fgrpo.runtime.tracking)."""
+
+    backends: list[str] = setting(
+        [],
+        "where each round's metrics also go: tensorboard (event files in the run directory), "
+        "mlflow (the store of tracking.mlflow_uri), wandb (an offline run in the run directory; "
+        "`wandb sync` uploads it); none by default",
+        choices=TRACKERS,
+    )
+    experiment: str = setting("", "MLflow experiment, W&B project; empty: the group, or fgrpo")
+    group: str = setting("", "the sweep a run belongs to (W&B group); `fgrpo sweep` sets it")
+    mlflow_uri: str = setting(
+        "",
+        "MLflow store: a directory (an SQLite store mlflow.db and the artifacts inside it) or a "
+        "tracking URI (sqlite:///…, http://…); empty: mlflow/ in the run directory (a sweep: in "
+        "the sweep directory)",
+    )
+    client_steps: bool = setting(
+        False, "also log each client's local steps (TRL's logged values), named by client id"
+    )
+
+
+@dataclass
 class RLConfig:
     """The local RL algorithm."""
 
@@ -342,6 +368,7 @@ class Config:
     output: OutputConfig = section(OutputConfig, OutputConfig.__doc__ or "")
     privacy: PrivacyConfig = section(PrivacyConfig, PrivacyConfig.__doc__ or "")
     rl: RLConfig = section(RLConfig, RLConfig.__doc__ or "")
+    tracking: TrackingConfig = section(TrackingConfig, TrackingConfig.__doc__ or "")
     grpo: dict[str, Any] = setting(
         {},
         "any field of TRL's GRPOConfig, over fgrpo's defaults and the rl.algorithm preset",

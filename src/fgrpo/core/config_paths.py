@@ -8,7 +8,8 @@ directory), and the run's config.toml stores them so. The path-valued keys:
 
 - ``output.dir``;
 - ``model.name`` when it is a path to a local model directory (else a hub id or a built-in name);
-- ``data.sources[].path`` and ``test_path``, and a reward given as ``path/to/file.py:function``.
+- ``data.sources[].path`` and ``test_path``, and a reward given as ``path/to/file.py:function``;
+- ``tracking.mlflow_uri`` when it is a directory rather than a URI (``sqlite:///…``, ``http://…``).
 
 Image paths inside a data file start at the data file's folder (fgrpo.tasks.images), so they
 follow its ``path``. Values of the wrong type are left as they are, for validation to name.
@@ -38,6 +39,15 @@ def _reward(spec: Any, folder: Path) -> Any:
     return f"{_absolute(module, folder)}:{function}" if module.endswith(".py") else spec
 
 
+def is_uri(value: Any) -> bool:
+    """A tracking URI (a scheme before ``:``, such as sqlite:, file:, http:) rather than a path;
+    True for what is no path at all, so it is left alone."""
+    if not isinstance(value, str) or not value:
+        return True
+    scheme = value.split(":", 1)[0]
+    return ":" in value and len(scheme) > 1 and scheme.replace("+", "").isalnum()
+
+
 def resolve_source(table: dict[str, Any], folder: Path) -> dict[str, Any]:
     """One data source's table with its paths resolved against ``folder``."""
     out = dict(table)
@@ -55,6 +65,9 @@ def resolve_tree(tree: dict[str, Any], folder: Path) -> dict[str, Any]:
     output, model, data = (out.get(k) for k in ("output", "model", "data"))
     if isinstance(output, dict) and "dir" in output:
         out["output"] = {**output, "dir": _absolute(output["dir"], folder)}
+    tracking = out.get("tracking")
+    if isinstance(tracking, dict) and not is_uri(tracking.get("mlflow_uri")):
+        out["tracking"] = {**tracking, "mlflow_uri": _absolute(tracking["mlflow_uri"], folder)}
     name = model.get("name") if isinstance(model, dict) else None
     # a path-like name ("models/mine", "./mine") that is a directory there; a hub id ("org/model")
     # or a built-in name ("tiny") stays as it is

@@ -55,6 +55,11 @@ def coerce(key: str, value: Any, annotation: Any, meta: typing.Mapping[str, Any]
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(key, f"expected a list of strings, got {value!r}")
+        unknown = [v for v in value if "choices" in meta and v not in meta["choices"]]
+        if unknown:
+            raise ConfigError(
+                key, f"each must be one of {', '.join(meta['choices'])}; got {unknown[0]!r}"
+            )
         return list(value)
     if origin is dict:
         if isinstance(value, str):

@@ -40,6 +40,8 @@ Client to server (the reply):
 | ``personal-b``     | ArrayRecord  | (lora_B tensor names)    | fedsa, when asked: the client's own B, |
 |                    |              |                          | for the server's evaluation only     |
 | ``scaffold-delta-c`` | ArrayRecord | (adapter tensor names)  | SCAFFOLD: Δc_i                       |
+| ``client-steps``   | ConfigRecord | (TRL's logged keys)      | tracking.client_steps: each key's value |
+|                    |              |                          | at every local step of the round     |
 
 Per-task values travel in ConfigRecords of their own because Flower requires every reply's
 MetricRecord to have the same keys, and clients hold different tasks.
@@ -79,6 +81,7 @@ GAIN_KEY = "gain"
 TASK_MIX_KEY = "task-mix"
 DELTA_VARIATE_KEY = "scaffold-delta-c"
 PERSONAL_B_KEY = "personal-b"
+CLIENT_STEPS_KEY = "client-steps"
 
 # --- a deployed node's config ---------------------------------------------------------------
 PARTITION_ID_NODE_KEY = "partition-id"

@@ -36,6 +36,7 @@ from fgrpo.runtime.checkpoint import (
 )
 from fgrpo.runtime.reports import summarise, summary_text, write_plots
 from fgrpo.runtime.round0 import evaluation_key, initial_evaluation
+from fgrpo.runtime.tracking import open_tracker
 from fgrpo.server.round_reward import macro_text
 
 
@@ -71,6 +72,12 @@ class RunJournal:
         self.run_id = self.resumed.run_id if self.resumed else uuid.uuid4().hex
         # A resumed run is a new session; the one before it ended at the checkpoint's round.
         self.sessions = [*self.resumed.sessions, self.resumed.round] if self.resumed else []
+        self.tracker = open_tracker(
+            cfg,
+            out_dir,
+            run_dir.read_versions(out_dir),
+            self.resumed.round if self.resumed else None,
+        )
 
     @property
     def next_round(self) -> int:
@@ -105,6 +112,9 @@ class RunJournal:
         if self.resumed is not None:
             restore_rng(self.resumed.rng)
             self.progress(f"resuming {self.out_dir} after round {self.resumed.round}/{rounds}")
+            self.track_round({"round": 0, **(self.initial_eval or {})})
+            for record in run_dir.read_rounds(self.out_dir):  # what the trackers missed, if any
+                self.track_round(record)
             return self.resumed.adapter
         torch.manual_seed(self.cfg.seed)
         if self.cfg.eval.every:
@@ -115,7 +125,12 @@ class RunJournal:
             )  # the same for every run of a sweep
             self.progress(f"round 0/{rounds} | {macro_text(self.initial_eval)}")
         self.checkpoint(0, state, strategy_state)
+        self.track_round({"round": 0, **(self.initial_eval or {})})
         return state
+
+    def track_round(self, record: dict[str, Any]) -> None:
+        if self.tracker is not None:
+            self.tracker.log_round(record)
 
     def checkpoint(
         self, rnd: int, state: dict[str, np.ndarray], strategy_state: dict[str, Any]
@@ -155,6 +170,7 @@ class RunJournal:
         # count, which a resume cuts off and redoes; never a checkpointed round without its line.
         run_dir.append_round(self.out_dir, record)
         self.checkpoint(record["round"], state, strategy_state)
+        self.track_round(record)  # after the checkpoint: a resume replays what it missed
         self.progress(line)
 
     def finish(self, state: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -165,5 +181,7 @@ class RunJournal:
             self.cfg.strategy.name, self.initial_eval, rounds, time.perf_counter() - self.started
         )
         run_dir.write_summary(self.out_dir, summary)
+        if self.tracker is not None:
+            self.tracker.finish()
         self.progress(summary_text(summary, self.out_dir))
         return summary

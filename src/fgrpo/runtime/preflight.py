@@ -21,6 +21,7 @@ from fgrpo.models.availability import check_model
 from fgrpo.models.devices import resolve_device
 from fgrpo.models.registry import reads_images
 from fgrpo.runtime.grpo_check import check_grpo_settings
+from fgrpo.runtime.tracking import check_backends
 from fgrpo.server.strategies import strategy_entry
 from fgrpo.tasks import TASKS
 
@@ -87,6 +88,7 @@ def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, st
         return True
 
     check_writable_dir(out_dir)
+    check_backends(cfg)
     unless_offline("model", check_model, cfg.model.name)
     check_images(cfg)
     resolve_device(cfg.eval.device)  # a GPU asked for on a machine without one

@@ -12,10 +12,13 @@ Layout::
     DIR/clients/<id>/      clients' own state between rounds (simulation; see fgrpo.client.persistence)
     DIR/final/adapter/     the final global adapter, PEFT format
     DIR/run.log            library and worker output of `fgrpo run` (fgrpo.runtime.console)
+    DIR/tracking.json      tracking.backends: each tracked run's id, the last round logged
+    DIR/tensorboard/ DIR/mlflow/ DIR/wandb/   what those backends write (fgrpo.runtime.tracking)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -39,6 +42,7 @@ TRACKED_PACKAGES = (
     "datasets",
     "math-verify",
 )
+TRACKING_PACKAGES = ("tensorboard", "mlflow-skinny", "mlflow", "wandb")  # where installed
 
 
 def package_versions() -> dict[str, str]:
@@ -48,7 +52,14 @@ def package_versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = "not installed"
+    for name in TRACKING_PACKAGES:
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
     return found
+
+
+def read_versions(out_dir: Path) -> dict[str, str]:
+    return json.loads((out_dir / "versions.json").read_text())
 
 
 def grpo_settings_record(cfg: Config) -> dict[str, Any]:

@@ -40,6 +40,10 @@ RUN_ENTRIES = frozenset(
         "checkpoint.old",
         "final",
         "clients",
+        "tracking.json",  # tracking.backends (fgrpo.runtime.tracking)
+        "tensorboard",
+        "mlflow",
+        "wandb",
     }
 )
 EXTENDABLE = "federation.rounds"

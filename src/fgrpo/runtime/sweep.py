@@ -7,6 +7,7 @@ Layout of ``DIR``::
     DIR/configs/<point>.toml  the point's resolved config, which `fgrpo run --config` receives
     DIR/logs/<point>.log   the point's output
     DIR/report/            `fgrpo report DIR`: figures and report.md
+    DIR/mlflow/            tracking.backends with mlflow: the points' runs, in one experiment
 
 Running the same command again resumes the sweep. Per point:
 
@@ -53,7 +54,8 @@ from fgrpo.runtime.run_plan import plan_line
 from fgrpo.server.strategies import strategy_entry
 
 MANIFEST = "sweep.json"
-IGNORED_KEYS = {"output.dir"}  # a run's own directory: the same point may live in a moved DIR
+# Where a point lives and is tracked: the same point may be in a moved DIR.
+IGNORED_KEYS = {"output.dir", "tracking.group", "tracking.mlflow_uri"}
 
 
 @dataclass
@@ -229,7 +231,8 @@ def run_point(point: Point, out: Path, what: str, runner: Runner) -> Outcome:
     log = out / "logs" / f"{point.name}.log"
     config_file.parent.mkdir(exist_ok=True)
     log.parent.mkdir(exist_ok=True)
-    config_file.write_text(tomli_w.dumps({**point.config.to_dict(), "output": {"dir": str(run)}}))
+    config = {**point.config.to_dict(), "output": {"dir": str(run)}}
+    config_file.write_text(tomli_w.dumps({**config, "tracking": tracked(point.config, out)}))
     fresh = ["run", "--config", str(config_file), "--out", str(run)] + (
         ["--overwrite"] if what == "rerun" else []
     )
@@ -241,6 +244,18 @@ def run_point(point: Point, out: Path, what: str, runner: Runner) -> Outcome:
             json.dumps({**outcome.resources, "attempt": what}, indent=2) + "\n"
         )
     return outcome
+
+
+def tracked(cfg: Config, out: Path) -> dict[str, Any]:
+    """A point's tracking table: grouped under the sweep (its directory's name: the MLflow
+    experiment, the W&B group) in one MLflow store in the sweep directory, unless the sweep's
+    config says otherwise."""
+    tracking = cfg.to_dict()["tracking"]
+    return {
+        **tracking,
+        "group": tracking["group"] or out.name,
+        "mlflow_uri": tracking["mlflow_uri"] or str(out / "mlflow"),
+    }
 
 
 def uses_ray(point: Point) -> bool:

@@ -19,6 +19,7 @@ from flwr.serverapp import Grid
 from fgrpo.core.config import Config
 from fgrpo.core.protocol import (
     CLIENT_STATE_KEY,
+    CLIENT_STEPS_KEY,
     CONFIG_KEY,
     LEARNING_RATE_KEY,
     array_bytes,
@@ -118,6 +119,8 @@ def federate(
                 "received": received_bytes,  # as they came (screening rebuilds the replies)
             },
         }
+        if steps := client_steps(replies):  # tracking.client_steps
+            record[CLIENT_STEPS_KEY] = steps
         reward = round_reward(outcome.ledger, ranges)
         if (
             reward is not None
@@ -148,6 +151,23 @@ def client_evaluation(entry: Any, strategy: Any, personal: PersonalFactors) -> C
     if personal.on and personal.b:
         return personal.evaluate
     return None
+
+
+def client_steps(replies: list[Message]) -> dict[str, dict[str, list[float]]]:
+    """{client: {TRL key: value at each local step}} from the replies that carry it; what is not
+    a list of numbers is left out (it is only logged)."""
+    out = {}
+    for reply in replies:
+        record = reply.content.config_records.get(CLIENT_STEPS_KEY)
+        if record is None:
+            continue
+        series = {
+            str(k): [float(x) for x in v]
+            for k, v in record.items()
+            if isinstance(v, list) and all(isinstance(x, int | float) for x in v)
+        }
+        out[str(claimed_client_id(reply.content))] = series
+    return out
 
 
 def name_failures(

@@ -62,6 +62,12 @@ def ledger_row(report: ClientReport, weight: float, **extra: Any) -> dict[str, A
         "baseline": None,
         "gain": None,
         "weight": float(weight),
+        # the screened update's norm (fgrpo.server.screening), where it was measured
+        **(
+            {"update-norm": float(report.metrics["update-norm"])}
+            if "update-norm" in report.metrics
+            else {}
+        ),
         **(
             {
                 "task-reward": {
