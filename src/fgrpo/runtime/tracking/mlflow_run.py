@@ -13,6 +13,7 @@ from fgrpo.core.config_paths import is_uri
 
 BATCH = 100  # MLflow's limit of params per log_batch call
 AXES = ("round", "local_step")
+KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI opens such an experiment on its runs and charts
 
 
 def store(uri: str, out_dir: Path) -> tuple[str, str | None]:
@@ -56,7 +57,9 @@ class MlflowRun:
         experiment_id = (
             found.experiment_id
             if found
-            else self.client.create_experiment(experiment, artifact_location=artifacts)
+            else self.client.create_experiment(
+                experiment, artifact_location=artifacts, tags={KIND_TAG: "custom_model_development"}
+            )
         )
         tags = {"fgrpo.run_dir": str(out_dir), **({"fgrpo.group": group} if group else {})}
         run = self.client.create_run(experiment_id, run_name=out_dir.name, tags=tags)
