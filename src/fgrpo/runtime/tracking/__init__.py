@@ -14,6 +14,7 @@ twice (TensorBoard also purges what a killed session wrote past that round).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -23,6 +24,7 @@ from fgrpo.core.config import Config
 from fgrpo.core.errors import ConfigError
 from fgrpo.runtime.tracking.mlflow_run import MlflowRun
 from fgrpo.runtime.tracking.scalars import client_steps, round_scalars
+from fgrpo.runtime.tracking.spec import TrackedRun
 from fgrpo.runtime.tracking.tensorboard_run import TensorBoardRun
 from fgrpo.runtime.tracking.wandb_run import WandbRun
 
@@ -64,19 +66,17 @@ class Tracker:
         )
         self.last_round = saved.get("last_round", -1) if resumed_after is not None else -1
         tracking = cfg.tracking
-        experiment = tracking.experiment or tracking.group or "fgrpo"
-        params = run_params(cfg, versions)
+        spec = TrackedRun(
+            out_dir=out_dir,
+            params=run_params(cfg, versions),
+            resumed_after=None if self.last_round < 0 else self.last_round,
+            experiment=tracking.experiment or tracking.group or "fgrpo",
+            group=tracking.group,
+            mlflow_uri=tracking.mlflow_uri,
+            steps_per_round=cfg.federation.local_steps,
+        )
         self.runs = [
-            BACKENDS[b](
-                out_dir=out_dir,
-                params=params,
-                resumed_after=None if self.last_round < 0 else self.last_round,
-                saved=saved.get(b, {}),
-                experiment=experiment,
-                group=tracking.group,
-                uri=tracking.mlflow_uri,
-                steps_per_round=cfg.federation.local_steps,
-            )
+            BACKENDS[b](dataclasses.replace(spec, saved=saved.get(b, {})))
             for b in tracking.backends
         ]
         self.save()

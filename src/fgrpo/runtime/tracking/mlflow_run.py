@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fgrpo.core.config_paths import is_uri
+from fgrpo.runtime.tracking.spec import TrackedRun
 
 BATCH = 100  # MLflow's limit of params per log_batch call
 AXES = ("round", "local_step")
@@ -28,43 +29,38 @@ def store(uri: str, out_dir: Path) -> tuple[str, str | None]:
 class MlflowRun:
     name = "mlflow"
 
-    def __init__(
-        self,
-        out_dir: Path,
-        params: dict[str, str],
-        resumed_after: int | None,
-        saved: dict[str, Any],
-        experiment: str,
-        group: str,
-        uri: str,
-        **_: Any,
-    ) -> None:
+    def __init__(self, run: TrackedRun) -> None:
         # deferred: mlflow is an optional extra (fgrpo[tracking])
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        tracking_uri, artifacts = store(uri, out_dir)
+        tracking_uri, artifacts = store(run.mlflow_uri, run.out_dir)
         self.client = MlflowClient(tracking_uri)
         self.done = {axis: -1 for axis in AXES}  # the last step of each axis in the store
-        if saved.get("run_id"):  # a resumed run continues its tracked run
-            self.run_id = saved["run_id"]
+        if run.saved.get("run_id"):  # a resumed run continues its tracked run
+            self.run_id = run.saved["run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
             for axis in AXES:  # a killed session may have logged past what tracking.json says
                 history = self.client.get_metric_history(self.run_id, axis)
                 self.done[axis] = max((m.step for m in history), default=-1)
             return
-        found = self.client.get_experiment_by_name(experiment)
+        found = self.client.get_experiment_by_name(run.experiment)
         experiment_id = (
             found.experiment_id
             if found
             else self.client.create_experiment(
-                experiment, artifact_location=artifacts, tags={KIND_TAG: "custom_model_development"}
+                run.experiment,
+                artifact_location=artifacts,
+                tags={KIND_TAG: "custom_model_development"},
             )
         )
-        tags = {"fgrpo.run_dir": str(out_dir), **({"fgrpo.group": group} if group else {})}
-        run = self.client.create_run(experiment_id, run_name=out_dir.name, tags=tags)
-        self.run_id = run.info.run_id
-        items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+        tags = {
+            "fgrpo.run_dir": str(run.out_dir),
+            **({"fgrpo.group": run.group} if run.group else {}),
+        }
+        created = self.client.create_run(experiment_id, run_name=run.out_dir.name, tags=tags)
+        self.run_id = created.info.run_id
+        items = [Param(k, v[:6000]) for k, v in sorted(run.params.items())]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
 

@@ -10,27 +10,24 @@ from typing import Any
 
 import numpy as np
 
+from fgrpo.runtime.tracking.spec import TrackedRun
+
 
 class TensorBoardRun:
     name = "tensorboard"
 
-    def __init__(
-        self,
-        out_dir: Path,
-        params: dict[str, str],
-        resumed_after: int | None,
-        steps_per_round: int,
-        **_: Any,
-    ) -> None:
-        self.directory = out_dir / "tensorboard"
+    def __init__(self, run: TrackedRun) -> None:
+        self.directory = run.out_dir / "tensorboard"
         # A resumed run drops whatever an earlier session logged past the last round it counts,
         # so no round shows twice.
-        last = {"round": resumed_after, "local_step": None}
-        if resumed_after is not None:
-            last["local_step"] = resumed_after * steps_per_round
-        self.last, self.writers = last, {}
-        if resumed_after is None:
-            table = "\n".join(f"| {k} | {v} |" for k, v in sorted(params.items()))
+        after = run.resumed_after
+        self.last = {
+            "round": after,
+            "local_step": None if after is None else after * run.steps_per_round,
+        }
+        self.writers: dict[str, Any] = {}
+        if after is None:
+            table = "\n".join(f"| {k} | {v} |" for k, v in sorted(run.params.items()))
             self.writer("round").add_text("config", "| key | value |\n| --- | --- |\n" + table, 0)
 
     def writer(self, axis: str) -> Any:

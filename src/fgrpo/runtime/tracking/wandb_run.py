@@ -7,33 +7,26 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fgrpo.runtime.tracking.spec import TrackedRun
+
 
 class WandbRun:
     name = "wandb"
 
-    def __init__(
-        self,
-        out_dir: Path,
-        params: dict[str, str],
-        resumed_after: int | None,
-        saved: dict[str, Any],
-        experiment: str,
-        group: str,
-        **_: Any,
-    ) -> None:
+    def __init__(self, run: TrackedRun) -> None:
         # deferred: wandb is an optional extra (fgrpo[tracking])
         import wandb
 
         self.wandb = wandb
         self.run = wandb.init(
             mode="offline",
-            dir=str(out_dir),
-            project=experiment,
-            group=group or None,
-            name=out_dir.name,
-            id=saved.get("id") or uuid.uuid4().hex[:12],
-            resume="allow",  # a resumed fgrpo run continues the same W&B run once synced
-            config=params,
+            dir=str(run.out_dir),
+            project=run.experiment,
+            group=run.group or None,
+            name=run.out_dir.name,
+            id=run.saved.get("id") or uuid.uuid4().hex[:12],
+            resume="allow",  # the same run id: `wandb sync` can continue the run
+            config=run.params,
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
         )
         self.run.define_metric("round")
