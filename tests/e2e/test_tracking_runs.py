@@ -77,9 +77,15 @@ def test_a_sweeps_points_are_runs_grouped_under_the_sweep(tmp_path):
     assert all(r.data.tags["fgrpo.group"] == "lr-sweep" for r in runs)
     for run in runs:
         assert mlflow_steps(client, run.info.run_id, "eval/macro") == [0, 1, 2]
+        adapter = {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
+        assert "adapter/adapter_model.safetensors" in adapter
     for point in points:
-        assert tb_steps(tensorboard(out / point / "tensorboard"), "eval/macro") == [0, 1, 2]
+        events = tensorboard(out / point / "tensorboard")
+        assert tb_steps(events, "eval/macro") == [0, 1, 2]
+        config = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+        assert f"| grpo.learning_rate | {point.split('=')[-1]} |" in config
         (wandb,) = wandb_runs(out / point).values()
         assert wandb["group"] == "lr-sweep" and wandb["project"] == "lr-sweep"
+        assert wandb["config"]["tracking.group"] == "lr-sweep"
         assert wandb_steps(wandb["history"], "eval/macro") == [0, 1, 2]
     assert run_sweep(read_sweep(path), out, echo=lambda _: None) == 0  # done: the same config
