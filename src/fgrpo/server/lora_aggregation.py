@@ -86,6 +86,9 @@ class BaseResidual:
 
 
 class PersonalFactors:
+    """fedsa's server side: what of the adapter the strategy sees, and each client's latest B_k
+    (with its task mix) for evaluating its own model; inert in every other mode."""
+
     def __init__(self, cfg: Config) -> None:
         self.mode = cfg.model.lora_aggregation
         self.on = self.mode == "fedsa"
