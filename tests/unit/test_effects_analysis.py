@@ -1,9 +1,19 @@
-"""fgrpo.analysis.effects: paired differences over seeds, worked by hand."""
+"""fgrpo.analysis.effects: paired differences over seeds, worked by hand; a sweep file's
+[effects] and `fgrpo report` computing them across a profile's slices."""
+
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from fgrpo.analysis.effects import difference, effects_markdown, select, task_gains
+from fgrpo.cli.main import main
+from fgrpo.core.errors import ConfigError
+from fgrpo.runtime.grid import read_sweep
 from fgrpo.runtime.sweep_runs import Run
+
+EXPLORATION = Path(__file__).resolve().parents[2] / "benchmarks/results/effects/exploration"
 
 
 def run(strategy: str, seed: int, macro: float, **config) -> Run:
@@ -54,3 +64,64 @@ def test_every_task_learns_needs_its_interval_above_zero_and_three_standard_erro
     assert gains["modular"]["difference"] == pytest.approx(0.01) and not gains["modular"]["shown"]
     table = effects_markdown({"every task learns: addition": gains["addition"]})
     assert table[-1].startswith("| every task learns: addition | +0.310 (+11.0 se) | [+0.285")
+
+
+SWEEP = """\
+[base]
+model = {name = "tiny-random"}
+[grid]
+"strategy.name" = ["fedavg", "centralized"]
+"""
+
+
+def test_a_sweep_file_declares_its_effects_and_a_bad_one_is_named(tmp_path):
+    path = tmp_path / "effects.toml"
+    path.write_text(
+        SWEEP + '[effects.central]\nbetter = {"strategy.name" = "centralized"}\n'
+        'worse = {"strategy.name" = "fedavg"}\n[effects.learns]\nlearns = {"strategy.name" = '
+        '"centralized"}\nmin_se = 2.0\n'
+    )
+    assert read_sweep(path).effects["learns"] == {
+        "learns": {"strategy.name": "centralized"},
+        "min_se": 2.0,
+    }
+    for bad, culprit in [
+        ('[effects.x]\nbetter = {"strategy.name" = "fedavg"}\n', "effects.x: needs better and"),
+        ('[effects.x]\nlearns = {"strategy.nam" = "fedavg"}\n', "effects.x.learns.strategy.nam"),
+        ("[effects.x]\nlearn = {}\n", "effects.x: expected a table of"),
+    ]:
+        path.write_text(SWEEP + bad)
+        with pytest.raises(ConfigError, match=culprit):
+            read_sweep(path)
+
+
+def test_fgrpo_report_computes_the_effects_across_a_profiles_slices(tmp_path, capsys):
+    """The committed exploration sweeps (seed 0), with effects as a sweep file declares them."""
+    for name in ("D_fed", "D_central"):
+        shutil.copytree(EXPLORATION / name, tmp_path / name)
+    manifest = json.loads((tmp_path / "D_fed" / "sweep.json").read_text())
+    manifest["effects"] = {
+        "heterogeneity": {
+            "better": {
+                "strategy.name": "fedavg",
+                "data.partition": "iid",
+                "strategy.server_lr": 1.0,
+            },
+            "worse": {
+                "strategy.name": "fedavg",
+                "data.partition": "dirichlet",
+                "strategy.server_lr": 1.0,
+            },
+        },
+        "learns": {"learns": {"strategy.name": "centralized"}},
+    }
+    (tmp_path / "D_fed" / "sweep.json").write_text(json.dumps(manifest))
+    argv = ["report", str(tmp_path / "D_fed"), "--with", str(tmp_path / "D_central")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| heterogeneity | +0.022 | n/a | 1 | no |" in out
+    effects = json.loads((tmp_path / "D_fed" / "effects.json").read_text())
+    assert effects["effects"]["learns: sorting"]["difference"] == pytest.approx(0.934 - 0.462)
+    assert effects["machine"]["cpus"] == 2 and effects["command"].startswith("fgrpo report")
+    assert main(["report", str(tmp_path / "D_fed")]) == 2  # without the centralized slice
+    assert "effects.learns: learns = " in capsys.readouterr().err

@@ -68,6 +68,30 @@ def task_gains(runs: dict[int, Run], min_se: float = 3.0) -> dict[str, dict[str,
     return out
 
 
+def compute_effects(
+    definitions: dict[str, dict[str, Any]], runs: list[Run]
+) -> dict[str, dict[str, Any]]:
+    """A sweep file's ``[effects]`` on its runs: ``<name>`` for a better/worse pair, ``<name>:
+    <task>`` for each task of a ``learns`` effect. ValueError names an effect that picks no runs."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in definitions.items():
+        try:
+            if "learns" in spec:
+                chosen = select(runs, spec["learns"])
+                if not chosen:
+                    raise ValueError(f"learns = {spec['learns']} picks no finished run")
+                for task, gain in task_gains(chosen, spec.get("min_se", 3.0)).items():
+                    out[f"{name}: {task}"] = gain
+                continue
+            better, worse = select(runs, spec["better"]), select(runs, spec["worse"])
+            if not better or not worse:
+                raise ValueError(f"{'better' if not better else 'worse'} picks no finished run")
+            out[name] = difference(better, worse)
+        except ValueError as err:
+            raise ValueError(f"effects.{name}: {err}") from None
+    return out
+
+
 def effects_markdown(effects: dict[str, dict[str, Any]]) -> list[str]:
     """The effects table: each effect's paired difference, its 95% interval and whether it shows."""
     rows = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,7 +35,38 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"compact runs: {write_compact(directory)}")
     path = write_report(directory, target=args.target, seeds=args.seeds)
     print(f"report: {path}")
+    write_effects(directory, [Path(d) for d in args.with_dirs or []])
     return 0
+
+
+def write_effects(directory: Path, others: list[Path]) -> None:
+    """The sweep file's ``[effects]``, if any, on the runs of ``directory`` and ``others`` (other
+    slices' directories): printed, and written as DIR/effects.json with command, machine, date."""
+    # deferred: torch, Flower and datasets load only when a command runs
+    from fgrpo.analysis.effects import compute_effects, effects_markdown
+    from fgrpo.runtime.sweep_runs import load_runs
+
+    manifest, runs = load_runs(directory)
+    if not manifest.get("effects"):
+        return
+    for other in others:
+        runs += load_runs(other)[1]
+    try:
+        effects = compute_effects(manifest["effects"], runs)
+    except ValueError as err:
+        raise UserInputError(f"{directory}: {err}") from None
+    record = {
+        "effects": effects,
+        "command": " ".join(
+            ["fgrpo report", str(directory), *(["--with"] if others else [])]
+            + [str(o) for o in others]
+        ),
+        "machine": manifest["machine"],
+        "date": manifest.get("updated", manifest["started"]),
+    }
+    (directory / "effects.json").write_text(json.dumps(record, indent=2) + "\n")
+    print("\n".join(effects_markdown(effects)))
+    print(f"effects: {directory / 'effects.json'}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,5 +103,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write DIR/runs.jsonl: every finished run in one file, from which the report "
         "is rebuilt once the run directories are deleted",
+    )
+    report.add_argument(
+        "--with",
+        dest="with_dirs",
+        nargs="+",
+        metavar="DIR",
+        help="other sweep directories (the profile's other slices) whose runs the sweep file's "
+        "[effects] also compare",
     )
     report.set_defaults(func=cmd_report)

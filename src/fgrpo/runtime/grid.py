@@ -11,6 +11,11 @@ A sweep file (TOML)::
     data = [{alpha = 0.1}, {partition = "iid"}]   # a table sets several keys of one axis together
     [slices.alpha]                       # `--slice alpha`: this set/grid over (and before) the top-level ones
     grid = {"data.alpha" = [0.1, 0.5]}
+    [effects.heterogeneity-costs]        # `fgrpo report`: a paired difference over seeds (fgrpo.analysis.effects)
+    better = {"strategy.name" = "fedavg", "data.partition" = "iid"}
+    worse = {"strategy.name" = "fedavg", "data.alpha" = 0.1}
+    [effects.every-task-learns]          # or: each task's final - starting accuracy, in standard errors
+    learns = {"strategy.name" = "centralized"}
 
 Every point is validated by ``load_config`` before anything runs, so a typo in the last point
 costs a second, not the hours the points before it take.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,8 @@ from fgrpo.core.config_tree import flatten, read_toml
 from fgrpo.core.errors import ConfigError, UserInputError
 from fgrpo.runtime.configs import load_config
 
-SWEEP_KEYS = {"base", "set", "grid", "slices", "description"}
+SWEEP_KEYS = {"base", "set", "grid", "slices", "description", "effects"}
+EFFECT_KEYS = {"better", "worse", "learns", "min_se", "description"}
 SLICE_KEYS = {"set", "grid", "description"}
 
 
@@ -48,6 +54,7 @@ class Sweep:
     slice: str | None
     points: list[Point]
     description: str = ""
+    effects: dict[str, dict[str, Any]] = field(default_factory=dict)  # [effects.<name>] tables
 
 
 def toml_value(value: Any) -> str:
@@ -189,4 +196,23 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
                 "two points share this run directory name; make their values differ",
             )
         seen.add(point.name)
-    return Sweep(path, slice_name, points, description)
+    return Sweep(path, slice_name, points, description, read_effects(doc))
+
+
+def read_effects(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``[effects.<name>]`` tables, each ``better`` and ``worse`` or ``learns`` (selections of
+    runs by dotted config keys, fgrpo.analysis.effects), checked against the config's keys."""
+    known = set(Config().flatten())
+    effects = _table(doc, "effects", "")
+    for name, effect in effects.items():
+        where = f"effects.{name}"
+        if not isinstance(effect, dict) or not set(effect) <= EFFECT_KEYS:
+            raise ConfigError(where, f"expected a table of {', '.join(sorted(EFFECT_KEYS))}")
+        sides = [s for s in ("better", "worse", "learns") if s in effect]
+        if sides not in (["better", "worse"], ["learns"]):
+            raise ConfigError(where, "needs better and worse, or learns")
+        for side in sides:
+            for key in _table(effect, side, f"{where}."):
+                if key not in known:
+                    raise ConfigError(f"{where}.{side}.{key}", "unknown config key")
+    return effects

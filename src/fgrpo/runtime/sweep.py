@@ -185,6 +185,7 @@ class Manifest:
                 "gpu": shutil.which("nvidia-smi") is not None,
             },
             "started": old.get("started", _now()),
+            "effects": sweep.effects,  # what `fgrpo report` computes (fgrpo.analysis.effects)
             "points": [
                 {
                     "name": p.name,
