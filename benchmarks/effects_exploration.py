@@ -9,7 +9,9 @@ per task). Writes DIR/effects.{json,md} with the command, machine and date.
 
 "Collaboration pays" was fixed before its runs as FedAvg with server_lr 4 (= the number of
 clients) against local-only at Dirichlet 0.1; plain FedAvg against local-only is reported beside it
-as what it is, a comparison chosen after the first seed.
+as what it is, a comparison chosen after the first seed. (These sweeps predate ``[effects]`` in sweep
+files, hence the selections here; a profile declares its effects there and `fgrpo report` computes
+them with the same fgrpo.analysis.effects.)
 """
 
 from __future__ import annotations
