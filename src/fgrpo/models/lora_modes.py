@@ -31,16 +31,16 @@ def trained_factors(mode: str, server_round: int) -> tuple[bool, bool]:
 
 def shared_part(state: dict[str, np.ndarray], mode: str) -> dict[str, np.ndarray]:
     """What of an adapter travels and is aggregated: all of it, or (fedsa) its A factors."""
-    return (
-        state
-        if mode != "fedsa"
-        else {k: v for k, v in state.items() if k not in personal_part(state)}
-    )
+    return state if mode != "fedsa" else {k: v for k, v in state.items() if not is_personal(k)}
 
 
 def personal_part(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """fedsa's client-own factors: the B matrices."""
-    return {k: v for k, v in state.items() if k.endswith(B_SUFFIX)}
+    return {k: v for k, v in state.items() if is_personal(k)}
+
+
+def is_personal(name: str) -> bool:
+    return name.endswith(B_SUFFIX)
 
 
 def set_trained_factors(model: PeftModel, mode: str, server_round: int) -> None:

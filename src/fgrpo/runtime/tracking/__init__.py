@@ -64,7 +64,7 @@ class Tracker:
             if resumed_after is not None and self.path.is_file()
             else {}
         )
-        self.last_round = saved.get("last_round", -1) if resumed_after is not None else -1
+        self.last_round = saved.get("last_round", -1)
         tracking = cfg.tracking
         spec = TrackedRun(
             out_dir=out_dir,

@@ -83,6 +83,8 @@ class MlflowRun:
 
     def finish(self, out_dir: Path, plots: list[Path]) -> None:
         self.client.log_artifacts(self.run_id, str(out_dir / "final" / "adapter"), "adapter")
-        for path in [*plots, out_dir / "summary.json", out_dir / "config.toml"]:
-            self.client.log_artifact(self.run_id, str(path), "plots" if path in plots else None)
+        for plot in plots:
+            self.client.log_artifact(self.run_id, str(plot), "plots")
+        for path in (out_dir / "summary.json", out_dir / "config.toml"):
+            self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id)
