@@ -13,13 +13,16 @@ from fgrpo.runtime.sweep_runs import Run
 
 def config_value(run: Run, dotted: str) -> Any:
     """The run's value of a dotted key; a run from before the key existed ran with its default."""
-    value: Any = run.config
     try:
-        for part in dotted.split("."):
-            value = value[part]
+        return _walk(run.config, dotted)
     except KeyError:
-        return Config().flatten()[dotted]
-    return value
+        return _walk(Config().to_dict(), dotted)
+
+
+def _walk(tree: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
 
 
 def paired_against(runs: list[Run], key: str, baseline: Any) -> list[dict[str, Any]]:

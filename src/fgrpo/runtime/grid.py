@@ -202,7 +202,13 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
 def read_effects(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``[effects.<name>]`` tables, each ``better`` and ``worse`` or ``learns`` (selections of
     runs by dotted config keys, fgrpo.analysis.effects), checked against the config's keys."""
-    known = set(Config().flatten())
+    defaults = Config().to_dict()
+    known = set(flatten(defaults)) | {  # whole tables too: data.reward_scale = {}
+        f"{section}.{key}"
+        for section, table in defaults.items()
+        if isinstance(table, dict)
+        for key in table
+    }
     effects = _table(doc, "effects", "")
     for name, effect in effects.items():
         where = f"effects.{name}"
