@@ -8,6 +8,7 @@ import pytest
 
 from fgrpo.cli.data import describe_partitions
 from fgrpo.cli.main import main
+from fgrpo.core.config import Config
 from fgrpo.core.errors import ConfigError
 from fgrpo.data import partitions as fdata
 from fgrpo.data.partitions import (
@@ -68,7 +69,7 @@ def test_iid_mixes_every_task_and_small_alpha_concentrates() -> None:
         task_counts(cfg_with('data.partition="iid"')),
         task_counts(cfg_with("data.alpha=0.1")),
     )
-    assert all(n == 5 for n in tasks_per_client(iid))
+    assert all(n == len(Config().data.tasks) for n in tasks_per_client(iid))
     assert top_share(skewed) > top_share(iid) + 0.15
 
 
@@ -128,10 +129,10 @@ def test_describe_dirichlet_vs_iid_visibly_differs(
 
     iid_rows, dir_rows = client_rows(iid), client_rows(dirichlet)
     assert iid_rows != dir_rows
-    # IID: every client holds every one of the 5 tasks; Dirichlet(0.1): some clients miss tasks
-    # entirely.
-    assert all(row[-1] == 5 for row in iid_rows)
-    assert any(row[-1] < 5 for row in dir_rows) and any(0 in row[:5] for row in dir_rows)
+    # IID: every client holds every default task; Dirichlet(0.1): some clients miss tasks entirely.
+    n = len(Config().data.tasks)
+    assert all(row[-1] == n for row in iid_rows)
+    assert any(row[-1] < n for row in dir_rows) and any(0 in row[:n] for row in dir_rows)
     text, names, counts = describe_partitions(cfg_with("data.alpha=0.1"))
     assert names == cfg_with().data.tasks and len(counts) == 4
 

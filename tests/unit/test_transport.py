@@ -76,9 +76,21 @@ def lora_targets(model) -> set[str]:
     }
 
 
-def test_target_modules_default_to_peft_per_architecture_choice():
-    assert lora_config(ModelConfig(name="tiny-random")).target_modules is None
+def test_target_modules_default_to_every_linear_layer_and_empty_is_peft_per_architecture():
+    assert lora_config(ModelConfig(name="tiny-random")).target_modules == "all-linear"
     model, _ = fresh_adapter_model(ModelConfig(name="tiny-random"), seed=0)
+    assert lora_targets(model) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }  # every linear layer but lm_head
+    per_architecture = ModelConfig(name="tiny-random", target_modules=[])
+    assert lora_config(per_architecture).target_modules is None
+    model, _ = fresh_adapter_model(per_architecture, seed=0)
     assert lora_targets(model) == {"q_proj", "v_proj"}  # PEFT's Llama default
 
 

@@ -46,9 +46,16 @@ def test_lora_adapts_the_language_model_only(vl_model) -> None:
     model, _ = vl_model
     keys = list(adapter_state(model))
     assert keys and all(".language_model." in k for k in keys)
-    assert {k.split(".")[-3] for k in keys} == {"q_proj", "v_proj"}
+    projections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert {k.split(".")[-3] for k in keys} == projections  # the default: all-linear
     visual = [n for n, _ in model.named_modules() if ".visual." in n and "lora" in n]
     assert not visual
+    # empty: PEFT's per-architecture default, still in the language model only
+    default = lora_config(ModelConfig(name="tiny-vl", target_modules=[]), model.base_model.model)
+    assert (
+        default.target_modules.startswith(".*language_model\\.")
+        and "q_proj" in default.target_modules
+    )
     # an explicit list is the user's choice, as in PEFT
     assert lora_config(
         ModelConfig(name="tiny-vl", target_modules=["qkv"]), model.base_model.model

@@ -15,15 +15,16 @@ from fgrpo.models.vision import is_vision_model, language_model_targets
 
 
 def lora_config(model_cfg: ModelConfig, base: PreTrainedModel | None = None) -> LoraConfig:
-    """The adapter of ``model_cfg``; without target modules, PEFT's per-architecture defaults
-    (q_proj/v_proj for Llama/Qwen2, c_attn for GPT-2, ...), in a vision-language ``base``
-    restricted to its language model (fgrpo.models.vision); ["all-linear"] is PEFT's
-    every-linear-layer-but-the-output shorthand, which it takes as a bare string."""
+    """The adapter of ``model_cfg``: ["all-linear"] (the default) is PEFT's
+    every-linear-layer-but-the-output shorthand, which it takes as a bare string; without target
+    modules, PEFT's per-architecture defaults (q_proj/v_proj for Llama/Qwen2, c_attn for GPT-2);
+    in a vision-language ``base`` either is restricted to its language model (fgrpo.models.vision)."""
     targets: list[str] | str | None = list(model_cfg.target_modules) or None
-    if targets == ["all-linear"]:
+    vision = base is not None and is_vision_model(base)
+    if targets in (None, ["all-linear"]) and vision:
+        targets = language_model_targets(base, all_linear=targets is not None)
+    elif targets == ["all-linear"]:
         targets = "all-linear"
-    elif targets is None and base is not None and is_vision_model(base):
-        targets = language_model_targets(base)
     return LoraConfig(
         r=model_cfg.lora_r,
         lora_alpha=model_cfg.lora_alpha,

@@ -136,12 +136,21 @@ def is_vision_model(model: torch.nn.Module) -> bool:
     return hasattr(getattr(model, "config", None), "vision_config")
 
 
-def language_model_targets(model: PreTrainedModel) -> str:
-    """PEFT ``target_modules`` regex: PEFT's default projections of this architecture's text model,
-    inside the language model only (never the vision tower's)."""
+def language_model_targets(model: PreTrainedModel, all_linear: bool = False) -> str:
+    """PEFT ``target_modules`` regex inside the language model only (never the vision tower's):
+    PEFT's default projections of this architecture's text model, or with ``all_linear`` every
+    linear layer there ("all-linear" on the whole model would adapt the vision tower too)."""
 
     text_type = model.config.get_text_config().model_type
     leaves = DEFAULTS.get(model.config.model_type) or DEFAULTS.get(text_type) or FALLBACK_TARGETS
+    if all_linear:
+        leaves = sorted(
+            {
+                name.rsplit(".", 1)[-1]
+                for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear) and ".language_model." in f".{name}"
+            }
+        )
     pattern = rf".*language_model\..*\.({'|'.join(leaves)})"
     if not any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
         raise ConfigError(
