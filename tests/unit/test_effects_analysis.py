@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from fgrpo.analysis.effects import difference, effects_markdown, select, task_gains
+from fgrpo.analysis.effects import (
+    compute_effects,
+    difference,
+    effects_markdown,
+    select,
+    task_gains,
+)
 from fgrpo.cli.main import main
 from fgrpo.core.errors import ConfigError
 from fgrpo.runtime.grid import read_sweep
@@ -125,3 +131,40 @@ def test_fgrpo_report_computes_the_effects_across_a_profiles_slices(tmp_path, ca
     assert effects["machine"]["cpus"] == 2 and effects["command"].startswith("fgrpo report")
     assert main(["report", str(tmp_path / "D_fed")]) == 2  # without the centralized slice
     assert "effects.learns: learns = " in capsys.readouterr().err
+
+
+def test_a_whole_table_selects_by_reward_scale_and_a_pair_not_run_yet_is_a_row_of_no_seeds():
+    scaled = [
+        run("fedavg", s, m, data={"partition": "dirichlet", "reward_scale": {"addition": 100.0}})
+        for s, m in enumerate([0.47, 0.48, 0.50])
+    ]
+    runs = [*RUNS, *scaled]
+    plain = select(
+        runs, {"strategy.name": "fedavg", "data.partition": "dirichlet", "data.reward_scale": {}}
+    )
+    assert [r.summary["final_eval"]["macro"] for r in plain.values()] == [0.48, 0.49, 0.51]
+    heavy = select(runs, {"data.reward_scale": {"addition": 100.0}})
+    assert [r.summary["final_eval"]["macro"] for r in heavy.values()] == [0.47, 0.48, 0.50]
+    effects = compute_effects(
+        {
+            "drift": {
+                "better": {"strategy.name": "centralized"},
+                "worse": {"strategy.name": "scaffold"},
+            }
+        },
+        runs,
+    )
+    assert effects["drift"] == {"difference": None, "interval": None, "seeds": 0, "shown": False}
+    assert effects_markdown(effects)[-1] == "| drift | n/a | n/a | 0 | no |"
+
+
+def test_a_sweep_file_may_select_by_a_whole_table(tmp_path):
+    path = tmp_path / "effects.toml"
+    path.write_text(
+        SWEEP + '[effects.x]\nbetter = {"data.reward_scale" = {addition = 100.0}}\n'
+        'worse = {"data.reward_scale" = {}}\n'
+    )
+    assert read_sweep(path).effects["x"]["worse"] == {"data.reward_scale": {}}
+    path.write_text(SWEEP + '[effects.x]\nbetter = {"data.reward_scales" = {}}\nworse = {}\n')
+    with pytest.raises(ConfigError, match="effects.x.better.data.reward_scales"):
+        read_sweep(path)

@@ -72,7 +72,8 @@ def compute_effects(
     definitions: dict[str, dict[str, Any]], runs: list[Run]
 ) -> dict[str, dict[str, Any]]:
     """A sweep file's ``[effects]`` on its runs: ``<name>`` for a better/worse pair, ``<name>:
-    <task>`` for each task of a ``learns`` effect. ValueError names an effect that picks no runs."""
+    <task>`` for each task of a ``learns`` effect (ValueError when it picks no run); a pair with no
+    seed on both sides is a row of 0 seeds, not shown."""
     out: dict[str, dict[str, Any]] = {}
     for name, spec in definitions.items():
         try:
@@ -84,8 +85,7 @@ def compute_effects(
                     out[f"{name}: {task}"] = gain
                 continue
             better, worse = select(runs, spec["better"]), select(runs, spec["worse"])
-            if not better or not worse:
-                raise ValueError(f"{'better' if not better else 'worse'} picks no finished run")
+            # not run yet (a slice still to come): a row that says so, never a silent gap
             out[name] = difference(better, worse)
         except ValueError as err:
             raise ValueError(f"effects.{name}: {err}") from None
