@@ -72,20 +72,20 @@ def compute_effects(
     definitions: dict[str, dict[str, Any]], runs: list[Run]
 ) -> dict[str, dict[str, Any]]:
     """A sweep file's ``[effects]`` on its runs: ``<name>`` for a better/worse pair, ``<name>:
-    <task>`` for each task of a ``learns`` effect (ValueError when it picks no run); a pair with no
-    seed on both sides is a row of 0 seeds, not shown."""
+    <task>`` for each task of a ``learns`` effect; an effect whose runs are not there yet (a slice
+    still to come) is a row of 0 seeds, not shown, never a silent gap."""
     out: dict[str, dict[str, Any]] = {}
     for name, spec in definitions.items():
         try:
             if "learns" in spec:
                 chosen = select(runs, spec["learns"])
                 if not chosen:
-                    raise ValueError(f"learns = {spec['learns']} picks no finished run")
+                    out[name] = difference({}, {})
+                    continue
                 for task, gain in task_gains(chosen, spec.get("min_se", 3.0)).items():
                     out[f"{name}: {task}"] = gain
                 continue
             better, worse = select(runs, spec["better"]), select(runs, spec["worse"])
-            # not run yet (a slice still to come): a row that says so, never a silent gap
             out[name] = difference(better, worse)
         except ValueError as err:
             raise ValueError(f"effects.{name}: {err}") from None
