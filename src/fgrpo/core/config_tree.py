@@ -32,6 +32,16 @@ def read_toml(path: Path) -> dict[str, Any]:
     return tree
 
 
+def dotted_paths(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    """Every dotted key of ``tree``, tables included (``data``, ``data.reward_scale``, ...)."""
+    paths: set[str] = set()
+    for key, value in tree.items():
+        paths.add(f"{prefix}{key}")
+        if isinstance(value, dict):
+            paths |= dotted_paths(value, f"{prefix}{key}.")
+    return paths
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Dotted keys with scalar values, as Flower's run_config holds them."""
     flat: dict[str, Any] = {}

@@ -32,7 +32,7 @@ from typing import Any
 import tomli_w
 
 from fgrpo.core.config import Config
-from fgrpo.core.config_tree import flatten, read_toml
+from fgrpo.core.config_tree import dotted_paths, flatten, read_toml
 from fgrpo.core.errors import ConfigError, UserInputError
 from fgrpo.runtime.configs import load_config
 
@@ -202,13 +202,7 @@ def read_sweep(path: str | Path, slice_name: str | None = None) -> Sweep:
 def read_effects(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``[effects.<name>]`` tables, each ``better`` and ``worse`` or ``learns`` (selections of
     runs by dotted config keys, fgrpo.analysis.effects), checked against the config's keys."""
-    defaults = Config().to_dict()
-    known = set(flatten(defaults)) | {  # whole tables too: data.reward_scale = {}
-        f"{section}.{key}"
-        for section, table in defaults.items()
-        if isinstance(table, dict)
-        for key in table
-    }
+    known = dotted_paths(Config().to_dict())  # whole tables too: data.reward_scale = {}
     effects = _table(doc, "effects", "")
     for name, effect in effects.items():
         where = f"effects.{name}"
