@@ -1,7 +1,7 @@
 """In-process measurements of benchmarks/perf.py, run in a fresh child process (one per part) so
 each starts from a clean heap and benchmarks whichever fgrpo source is on PYTHONPATH.
 
-    python benchmarks/perf_probe.py step|bytes CONFIG OUT_JSON [--steps N] [--set KEY=VALUE ...]
+    python benchmarks/perf_probe.py step|bytes|real CONFIG OUT_JSON [--steps N] [--set KEY=VALUE ...]
 
 step:  (c) one client's GRPO step, exactly as a client runs it (train_locally on its partition, one
        torch thread), against plain ``model.generate`` of the same batch (the same prompts,
@@ -9,6 +9,8 @@ step:  (c) one client's GRPO step, exactly as a client runs it (train_locally on
        settings); and a cProfile of the GRPO steps split into generation, reward, loss forward,
        backward, optimizer and the rest.
 bytes: (b) what one client sends per round (fp32 adapter, bf16 update) against the full model.
+real:  (benchmarks/perf_real.py) a GRPO step against plain generate + forward + backward of its
+       batch, the arithmetic the step cannot avoid.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ def _breakdown(stats: pstats.Stats, total: float, steps: int) -> dict[str, float
     return {k: round(v, 4) for k, v in parts.items()}
 
 
-def _plain_generate(model, tokenizer, dataset, cfg, repeats: int) -> list[float]:
-    """Seconds of ``model.generate`` for one GRPO step's batch, with TRL's sampling settings."""
+def _step_batch(tokenizer, dataset, cfg):
+    """One GRPO step's prompts (each ``num_generations`` times, left-padded, through the chat
+    template) and TRL's sampling settings for them."""
     from fgrpo.client.grpo import grpo_args, prompts_per_step
 
     settings = cfg.grpo_settings()
@@ -77,6 +80,9 @@ def _plain_generate(model, tokenizer, dataset, cfg, repeats: int) -> list[float]
         texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
     )
     sampling = {
+        "max_new_tokens": args.max_completion_length,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
         "do_sample": True,
         "temperature": args.temperature,
         "top_p": args.top_p,
@@ -84,21 +90,51 @@ def _plain_generate(model, tokenizer, dataset, cfg, repeats: int) -> list[float]
         "min_p": args.min_p,
         "repetition_penalty": args.repetition_penalty,
     }
+    return encoded, sampling
+
+
+def _plain_generate(model, tokenizer, dataset, cfg, repeats: int) -> list[float]:
+    """Seconds of ``model.generate`` for one GRPO step's batch, with TRL's sampling settings."""
+    encoded, sampling = _step_batch(tokenizer, dataset, cfg)
     model.eval()
     seconds = []
     with torch.no_grad():
         for _ in range(repeats + 1):  # the first call warms up
             started = time.perf_counter()
-            model.generate(
-                **encoded,
-                max_new_tokens=args.max_completion_length,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                **sampling,
-            )
+            model.generate(**encoded, **sampling)
             seconds.append(time.perf_counter() - started)
     model.train()
     return seconds[1:]
+
+
+def _plain_step(model, tokenizer, dataset, cfg) -> dict[str, float]:
+    """The arithmetic one GRPO step cannot avoid, on its batch: ``model.generate``, one forward
+    pass over prompt + completion scoring the completion's tokens, and its backward."""
+    encoded, sampling = _step_batch(tokenizer, dataset, cfg)
+    model.eval()
+    started = time.perf_counter()
+    with torch.no_grad():
+        sequences = model.generate(**encoded, **sampling)
+    generate = time.perf_counter() - started
+    model.train()
+    width = encoded["input_ids"].shape[1]
+    completion = sequences[:, width:]
+    mask = torch.cat([encoded["attention_mask"], torch.ones_like(completion)], dim=1)
+    started = time.perf_counter()
+    logits = model(input_ids=sequences, attention_mask=mask, logits_to_keep=completion.shape[1] + 1)
+    scored = logits.logits[:, :-1].log_softmax(-1).gather(-1, completion.unsqueeze(-1)).sum()
+    forward = time.perf_counter() - started
+    started = time.perf_counter()
+    (-scored).backward()
+    backward = time.perf_counter() - started
+    model.zero_grad(set_to_none=True)
+    return {
+        "generate": generate,
+        "forward": forward,
+        "backward": backward,
+        "prompt_tokens": int(encoded["attention_mask"].sum(1).float().mean()),
+        "completion_tokens": completion.shape[1],
+    }
 
 
 def probe_step(config: str, overrides: list[str], steps: int) -> dict:
@@ -146,6 +182,44 @@ def probe_step(config: str, overrides: list[str], steps: int) -> dict:
     }
 
 
+def probe_real(config: str, overrides: list[str], steps: int, repeats: int) -> dict:
+    """(benchmarks/perf_real.py) One GRPO step of ``config`` as a client runs it, against the plain
+    generate + forward + backward of the same batch, interleaved; then one profiled round."""
+    from fgrpo.client.grpo import train_locally
+
+    torch.set_num_threads(1)  # federation.client_cpus = 1
+    cfg, dataset, model, tokenizer, rewards = _client_setup(config, overrides)
+    train_locally(model, tokenizer, dataset, rewards, cfg, seed=0, steps=1)  # warm-up
+    _plain_step(model, tokenizer, dataset, cfg)
+    rounds, plains = [], []
+    for repeat in range(repeats):
+        stats = train_locally(model, tokenizer, dataset, rewards, cfg, seed=1 + repeat, steps=steps)
+        rounds.append({"step": stats.seconds / steps, "generate": stats.generate_seconds / steps})
+        plains += [_plain_step(model, tokenizer, dataset, cfg) for _ in range(steps)]
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    train_locally(model, tokenizer, dataset, rewards, cfg, seed=99, steps=steps)
+    profiler.disable()
+    profiled = time.perf_counter() - started
+
+    def median(rows: list[dict], key: str) -> float:
+        return round(statistics.median(r[key] for r in rows), 3)
+
+    plain = {k: median(plains, k) for k in ("generate", "forward", "backward")}
+    plain["total"] = round(sum(plain.values()), 3)
+    return {
+        "step_seconds": median(rounds, "step"),
+        "step_generate_seconds": median(rounds, "generate"),
+        "plain": plain,
+        "ratio": round(median(rounds, "step") / plain["total"], 3),
+        "prompt_tokens": plains[0]["prompt_tokens"],
+        "completion_tokens": median(plains, "completion_tokens"),
+        "step_seconds_each": [round(r["step"], 3) for r in rounds],
+        "profile": _breakdown(pstats.Stats(profiler), profiled, steps),
+    }
+
+
 def probe_bytes(config: str, overrides: list[str]) -> dict:
     import numpy as np
 
@@ -178,18 +252,20 @@ def probe_bytes(config: str, overrides: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["step", "bytes"])
+    parser.add_argument("what", choices=["step", "bytes", "real"])
     parser.add_argument("config")
     parser.add_argument("out")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    result = (
-        probe_step(args.config, args.overrides, args.steps)
-        if args.what == "step"
-        else probe_bytes(args.config, args.overrides)
-    )
+    if args.what == "real":
+        result = probe_real(args.config, args.overrides, args.steps, args.repeats)
+    elif args.what == "step":
+        result = probe_step(args.config, args.overrides, args.steps)
+    else:
+        result = probe_bytes(args.config, args.overrides)
     Path(args.out).write_text(json.dumps(result, indent=1))
 
 

@@ -64,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for note in notes.values():
             print(f"  {note}")
         return 0
+    for note in notes.values():
+        print(note, file=sys.stderr)
     if args.overwrite:
         clear(out)  # only now: a config that fails to validate leaves the old run untouched
     # deferred: torch, Flower and datasets load only when a command runs

@@ -163,7 +163,9 @@ def export_run(
             f"{run_dir} aggregated its LoRA factors exactly: its model is the base plus a residual "
             "no adapter holds; export it with --merged"
         )
-    base, tokenizer = load_base(cfg.model.name)
+    base, tokenizer = load_base(
+        cfg.model.name, default_system_prompt=cfg.model.default_system_prompt
+    )
     location = base_location(cfg.model.name)
     tmp = staging_dir(out)
     try:
@@ -231,7 +233,7 @@ def evaluate_model(
     from fgrpo.models.registry import load_base
 
     device = resolve_device(cfg.eval.device)  # before the load: a missing GPU costs no loading time
-    model, tokenizer = load_base(model_name)
+    model, tokenizer = load_base(model_name, default_system_prompt=cfg.model.default_system_prompt)
     if adapter is not None:
         model = load_adapter(model, adapter, model_name)
     model.to(device).eval()

@@ -22,7 +22,9 @@ from transformers import PreTrainedTokenizerBase, PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from fgrpo.core.config import Config
-from fgrpo.models.patches import restored_after
+from fgrpo.models.group_prefill import group_prefill
+from fgrpo.models.lm_head import score_completions_only
+from fgrpo.models.patches import generate_wrapped, restored_after
 from fgrpo.tasks.reward_probe import batch_shape
 
 
@@ -129,20 +131,19 @@ def generation_clock(model: torch.nn.Module) -> Iterator[list[float]]:
     model's own ``generate`` gives the same split whichever trainer class runs the round.
     """
     spent = [0.0]
-    original = model.generate
 
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spent[0] += time.perf_counter() - started
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - started
 
-    model.__dict__["generate"] = timed
-    try:
+        return timed
+
+    with generate_wrapped(model, wrap):
         yield spent
-    finally:
-        model.__dict__.pop("generate", None)
 
 
 def train_locally(
@@ -165,11 +166,13 @@ def train_locally(
             "grpo.per_device_train_batch_size / grpo.num_generations); raise data.train_size or lower the batch"
         )
     model.train()
+    score_completions_only()
     started = time.perf_counter()
     # The model outlives the trainer (process-wide cache): undo the trainer's patches to it.
     with (
         tempfile.TemporaryDirectory(prefix="fgrpo-client-") as scratch,
         restored_after(model),
+        group_prefill(model),
         generation_clock(model) as generating,
     ):
         trainer = trainer_cls(

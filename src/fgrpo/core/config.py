@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fgrpo.core import config_tree
+from fgrpo.core.config_tracking import TrackingConfig
 from fgrpo.core.config_values import section, setting
 from fgrpo.core.rl import GRPO_DEFAULTS, RL_PRESETS
 from fgrpo.core.schedule import SCHEDULES, round_learning_rate
@@ -25,7 +26,6 @@ DEVICE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "forms": "auto, cpu, cuda, cud
 MULTIPLIERS = {"neutral": 1.0}
 GAINS = ("range", "ratio", "zscore", "difference", "delta")
 LORA_AGGREGATIONS = ("average", "exact", "ffa", "fedsa", "rolora")
-TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 
 @dataclass
@@ -44,6 +44,11 @@ class ModelConfig:
         ["all-linear"],
         "modules LoRA adapts: all-linear (all but the output head), names, or empty for PEFT's "
         "per-architecture pick (q/v for Llama: too few for the tiny reasoner's countdown)",
+    )
+    default_system_prompt: bool = setting(
+        True,
+        "let the chat template add its own system prompt to a prompt without one (SmolLM2's: 21 "
+        "tokens); false leaves it out (fgrpo.models.chat_template)",
     )
     transport_dtype: str = setting(
         "fp32",
@@ -319,31 +324,6 @@ class OutputConfig:
 
     dir: str = setting(
         "runs/latest", "run directory of `flwr run .`; `fgrpo run --out` overrides it"
-    )
-
-
-@dataclass
-class TrackingConfig:
-    """Experiment tracking: every round also goes to TensorBoard, MLflow or W&B, all offline
-    (fgrpo.runtime.tracking)."""
-
-    backends: list[str] = setting(
-        [],
-        "where each round's metrics also go: tensorboard (event files in the run directory), "
-        "mlflow (the store of tracking.mlflow_uri), wandb (an offline run in the run directory; "
-        "`wandb sync` uploads it); none by default",
-        choices=TRACKERS,
-    )
-    experiment: str = setting("", "MLflow experiment, W&B project; empty: the group, or fgrpo")
-    group: str = setting("", "the sweep a run belongs to (W&B group); `fgrpo sweep` sets it")
-    mlflow_uri: str = setting(
-        "",
-        "MLflow store: a directory (an SQLite store mlflow.db and the artifacts inside it) or a "
-        "tracking URI (sqlite:///…, http://…); empty: mlflow/ in the run directory (a sweep: in "
-        "the sweep directory)",
-    )
-    client_steps: bool = setting(
-        False, "also log each client's local steps (TRL's logged values), named by client id"
     )
 
 

@@ -38,21 +38,14 @@ def fresh_adapter_model(
     model_cfg: ModelConfig, seed: int
 ) -> tuple[PeftModel, PreTrainedTokenizerBase]:
     """Base model wrapped with a newly initialised adapter (B = 0, so it starts as a no-op)."""
-    base, tokenizer = load_base(model_cfg.name, model_cfg.dtype)
+    base, tokenizer = load_base(model_cfg.name, model_cfg.dtype, model_cfg.default_system_prompt)
     torch.manual_seed(seed)
     return get_peft_model(base, lora_config(model_cfg, base)), tokenizer
 
 
 @lru_cache(maxsize=2)
-def _cached(name: str, r: int, alpha: int, dropout: float, targets: tuple[str, ...], dtype: str):
-    cfg = ModelConfig(
-        name=name,
-        lora_r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=list(targets),
-        dtype=dtype,
-    )
+def _cached(settings: tuple[tuple[str, object], ...]) -> tuple[PeftModel, PreTrainedTokenizerBase]:
+    cfg = ModelConfig(**{k: list(v) if isinstance(v, tuple) else v for k, v in settings})
     loaded = fresh_adapter_model(cfg, seed=0)
     freeze_heap()  # what is alive now lives as long as the process: later collections skip it
     return loaded
@@ -64,10 +57,5 @@ def cached_adapter_model(model_cfg: ModelConfig) -> tuple[PeftModel, PreTrainedT
     This is the one piece of global mutable state the design allows.
     """
     return _cached(
-        model_cfg.name,
-        model_cfg.lora_r,
-        model_cfg.lora_alpha,
-        model_cfg.lora_dropout,
-        tuple(model_cfg.target_modules),
-        model_cfg.dtype,
+        tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in vars(model_cfg).items())
     )

@@ -10,8 +10,9 @@ worker's forward grows one wrapper frame and more hooks per hosted round until i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -49,3 +50,20 @@ def restored_after(model: torch.nn.Module) -> Iterator[None]:
                     getattr(module, table).pop(hook_id)
                     for side in SIDE_TABLES:
                         getattr(module, side, {}).pop(hook_id, None)
+
+
+@contextmanager
+def generate_wrapped(
+    model: torch.nn.Module, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Iterator[None]:
+    """While the block runs, ``model.generate`` is ``wrap(model.generate)``; then what it was
+    (wrappers nest: each exit restores the one before)."""
+    before = model.__dict__.get("generate", _ABSENT)
+    model.__dict__["generate"] = wrap(model.generate)
+    try:
+        yield
+    finally:
+        if before is _ABSENT:
+            model.__dict__.pop("generate", None)
+        else:
+            model.__dict__["generate"] = before

@@ -16,6 +16,7 @@ from huggingface_hub import try_to_load_from_cache
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
 
 from fgrpo.models import smollm2
+from fgrpo.models.chat_template import without_default_system_prompt
 from fgrpo.models.source import ModelSource, from_directory, text_tokenizer
 from fgrpo.models.tiny_model import TINY_DIR, describe_tiny, load_tiny, random_tiny
 from fgrpo.models.vision import is_vision_config, tiny_vl
@@ -105,9 +106,10 @@ def reads_images(name: str) -> bool | None:
     )
 
 
-def load_base(name: str, dtype: str = "float32") -> Loaded:
+def load_base(name: str, dtype: str = "float32", default_system_prompt: bool = True) -> Loaded:
     """A fresh copy of the base model and its tokenizer (a processor for a vision-language model),
-    its weights in ``dtype`` (``model.dtype``), whichever kind of model ``name`` is."""
+    its weights in ``dtype`` (``model.dtype``), whichever kind of model ``name`` is; without
+    ``default_system_prompt``, its chat template adds no system prompt of its own."""
     if name in MODELS:
         model, tokenizer = MODELS[name].load(dtype)
     else:
@@ -118,6 +120,9 @@ def load_base(name: str, dtype: str = "float32") -> Loaded:
     if text.pad_token is None:
         text.pad_token = text.eos_token
     model.generation_config.pad_token_id = text.pad_token_id
+    if not default_system_prompt:
+        for owner in {id(tokenizer): tokenizer, id(text): text}.values():
+            without_default_system_prompt(owner, name)
     return model, tokenizer
 
 

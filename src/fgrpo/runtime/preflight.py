@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from fgrpo.client.grpo import prompts_per_step
 from fgrpo.core.config import Config
 from fgrpo.core.errors import ConfigError, HubUnreachable
@@ -67,6 +69,19 @@ def check_images(cfg: Config) -> None:
         )
 
 
+def cpu_bf16_note(cfg: Config) -> str | None:
+    """A note when ``grpo.bf16`` asks a CPU without native bfloat16 to autocast: it works, but
+    emulated bf16 is far slower than fp32 (measured: benchmarks/results/perf_real.md)."""
+    if not cfg.grpo_settings().get("bf16") or torch.cuda.is_available():
+        return None
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return None
+    return (
+        "note: grpo.bf16 = true on a CPU without native bfloat16 (no AVX512-BF16 or AMX): autocast "
+        "emulates it, several times slower than float32 (benchmarks/results/perf_real.md)"
+    )
+
+
 def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, str]:
     """Raise a UserInputError (one line, naming the culprit) for any input ``fgrpo run`` cannot use.
 
@@ -96,4 +111,6 @@ def check_run(cfg: Config, out_dir: Path, dry_run: bool = False) -> dict[str, st
     check_train_size(cfg)
     if unless_offline("data", check_data, cfg):
         check_client_shares(cfg)
+    if note := cpu_bf16_note(cfg):
+        notes["bf16"] = note
     return notes
