@@ -104,3 +104,25 @@ def test_model_dtype_and_all_linear_reach_the_loaded_model(tmp_path):
         if "lora_A" in n
     }
     assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_the_estimate_counts_the_runs_own_prompts_and_on_a_cpu_the_process(monkeypatch):
+    from fgrpo.data.partitions import training_pool
+    from fgrpo.models.memory import PROMPT_TOKENS
+    from fgrpo.models.registry import load_base
+
+    cfg = load_config(None, ["model.name=tiny-random", "data.train_size=40"])
+    _, tokenizer = load_base("tiny-random")
+    longest = max(
+        len(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True)["input_ids"])
+        for r in training_pool(cfg)
+    )
+    m = estimate(cfg)
+    assert m.prompt_tokens == longest < PROMPT_TOKENS
+    tokens = longest + cfg.grpo_settings()["max_completion_length"]
+    assert m.kv_cache > 0 and m.activations % tokens == 0  # both scale with prompt + completion
+    assert m.process > 200 * 2**20  # torch alone is more than 200 MB resident
+    assert m.total == m.weights + m.adapter + m.kv_cache + m.logits + m.activations + m.process
+    assert f"prompts of {longest} tokens" in memory_line(cfg) and "+ process" in memory_line(cfg)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # a GPU run: the process is not
+    assert estimate(cfg).process == 0.0  # on the device the estimate is about

@@ -13,8 +13,13 @@ usual back-of-the-envelope for one device, rounded up, not a measurement:
                   x 2 at 32 bit; with activation checkpointing only each layer's input (2 bytes, x 2)
                   plus one layer's full set
 
-TRL's GRPOConfig has no prompt-length limit, so prompts count ``PROMPT_TOKENS``. With
-``grpo.use_vllm`` in colocate mode vLLM also holds ``vllm_gpu_memory_utilization`` of the GPU.
+    process       on a CPU, what this process holds before the model loads: Python, torch,
+                  transformers, TRL and Flower, as a client worker imports them too
+
+TRL's GRPOConfig has no prompt-length limit, so prompts count as long as the longest of (up to
+``PROMPT_SAMPLE`` of) the run's training prompts through the model's chat template, or
+``PROMPT_TOKENS`` when the data or the tokenizer is not here. With ``grpo.use_vllm`` in colocate
+mode vLLM also holds ``vllm_gpu_memory_utilization`` of the GPU.
 """
 
 from __future__ import annotations
@@ -22,15 +27,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import torch
 from peft import get_peft_model
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoTokenizer,
+)
 
 from fgrpo.core.config import Config
+from fgrpo.core.errors import UserInputError
+from fgrpo.data.partitions import training_pool
 from fgrpo.models.lora import lora_config
-from fgrpo.models.registry import KNOWN_MODELS, load_base
+from fgrpo.models.registry import KNOWN_MODELS, load_base, text_tokenizer
 
 PROMPT_TOKENS = 256
+PROMPT_SAMPLE = 1000
 GB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -44,23 +58,53 @@ class MemoryEstimate:
     kv_cache: float
     logits: float
     activations: float
+    prompt_tokens: int = PROMPT_TOKENS
+    process: float = 0.0  # on a CPU: the interpreter and libraries
 
     @property
     def total(self) -> float:
-        return self.weights + self.adapter + self.kv_cache + self.logits + self.activations
+        parts = (self.weights, self.adapter, self.kv_cache, self.logits, self.activations)
+        return sum(parts) + self.process
 
 
-def _meta_model(name: str) -> Any:
-    """The model's modules without weights; registry names are small and load for real."""
-
+def _meta_model(cfg: Config) -> tuple[Any, Any]:
+    """The model's modules without weights, and its tokenizer when it is here (else None);
+    registry names are small and load for real."""
+    name = cfg.model.name
     if name in KNOWN_MODELS:
-        return load_base(name)[0]
+        return load_base(name, default_system_prompt=cfg.model.default_system_prompt)
     config = AutoConfig.from_pretrained(name)  # a local directory, the HF cache or the hub
     with torch.device("meta"):
         try:
-            return AutoModelForCausalLM.from_config(config)
+            model = AutoModelForCausalLM.from_config(config)
         except ValueError:  # a vision-language config: no causal-LM class
-            return AutoModelForImageTextToText.from_config(config)
+            model = AutoModelForImageTextToText.from_config(config)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError):  # no tokenizer files here: prompts count PROMPT_TOKENS
+        tokenizer = None
+    return model, tokenizer
+
+
+def prompt_tokens(cfg: Config, tokenizer: Any) -> int:
+    """The longest training prompt through the chat template (of up to PROMPT_SAMPLE prompts),
+    or PROMPT_TOKENS when the tokenizer or the data is not here."""
+    text = text_tokenizer(tokenizer) if tokenizer is not None else None
+    if text is None or not getattr(text, "chat_template", None):
+        return PROMPT_TOKENS
+    try:
+        pool = training_pool(cfg)
+    except (UserInputError, OSError):  # data on an unreachable hub: --dry-run notes it
+        return PROMPT_TOKENS
+    rows = pool.select(range(min(len(pool), PROMPT_SAMPLE)))
+    return max(
+        len(
+            text.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)[
+                "input_ids"
+            ]
+        )
+        for row in rows
+    )
 
 
 def _text_config(model: Any) -> Any:
@@ -70,7 +114,8 @@ def _text_config(model: Any) -> Any:
 
 def estimate(cfg: Config) -> MemoryEstimate:
 
-    model = _meta_model(cfg.model.name)
+    before_model = psutil.Process().memory_info().rss
+    model, tokenizer = _meta_model(cfg)
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(
         p.numel()
@@ -92,7 +137,8 @@ def estimate(cfg: Config) -> MemoryEstimate:
             settings.get("steps_per_generation") or settings.get("gradient_accumulation_steps") or 1
         )
     )
-    tokens = PROMPT_TOKENS + int(settings["max_completion_length"])
+    prompt = prompt_tokens(cfg, tokenizer)
+    tokens = prompt + int(settings["max_completion_length"])
     per_layer = micro * tokens * hidden * 34 * width / 2
     if settings.get("activation_checkpointing") or settings.get("gradient_checkpointing"):
         activations = micro * tokens * hidden * width * layers + per_layer
@@ -109,6 +155,8 @@ def estimate(cfg: Config) -> MemoryEstimate:
         * vocab
         * 4,  # TRL keeps completion logits only
         activations=activations,
+        prompt_tokens=prompt,
+        process=0.0 if torch.cuda.is_available() else float(before_model),
     )
 
 
@@ -124,9 +172,10 @@ def memory_line(cfg: Config) -> str:
         if settings.get("use_vllm") and settings.get("vllm_mode", "colocate") == "colocate"
         else ""
     )
+    process = f"+ process {m.process / GB:.1f} GB " if m.process else ""
     return (
         f"memory per client, rough: {m.params / 1e9:.3g}B parameters ({m.trainable / 1e6:.3g}M trainable); "
         f"weights {m.weights / GB:.1f} GB + adapter training {m.adapter / GB:.2f} GB + generation KV cache "
         f"{m.kv_cache / GB:.1f} GB + logits {m.logits / GB:.1f} GB + activations {m.activations / GB:.1f} GB "
-        f"= {m.total / GB:.1f} GB{vllm}"
+        f"{process}= {m.total / GB:.1f} GB{vllm} (prompts of {m.prompt_tokens} tokens)"
     )
