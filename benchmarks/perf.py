@@ -89,6 +89,21 @@ def child_env(src: Path, work: Path) -> dict[str, str]:
     }
 
 
+def watched_run(command: list[str], src: Path, work: Path, log_path: Path) -> TreeWatch:
+    """Run ``command`` (an ``fgrpo run``) with ``src`` on its PYTHONPATH, watching its memory."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=child_env(src, work), stdout=log, stderr=subprocess.STDOUT
+        )
+        watch = TreeWatch(proc.pid)
+        watch.start()
+        code = proc.wait()
+        watch.stopped.set()
+    if code != 0:
+        raise RuntimeError(f"fgrpo run failed ({code}); see {log_path}")
+    return watch
+
+
 def fgrpo_run(src: Path, overrides: list[str], work: Path) -> dict:
     """One ``fgrpo run`` of the demo recipe: wall seconds, the run's own seconds per round, RSS
     peaks."""
@@ -97,17 +112,8 @@ def fgrpo_run(src: Path, overrides: list[str], work: Path) -> dict:
     for item in overrides:
         command += ["--set", item]
     started = time.perf_counter()
-    with open(out.with_suffix(".log"), "w") as log:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=child_env(src, work), stdout=log, stderr=subprocess.STDOUT
-        )
-        watch = TreeWatch(proc.pid)
-        watch.start()
-        code = proc.wait()
-        watch.stopped.set()
+    watch = watched_run(command, src, work, out.with_suffix(".log"))
     wall = time.perf_counter() - started
-    if code != 0:
-        raise RuntimeError(f"fgrpo run failed ({code}); see {out.with_suffix('.log')}")
     rounds = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     summary = json.loads((out / "summary.json").read_text())
     return {

@@ -137,6 +137,20 @@ def _plain_step(model, tokenizer, dataset, cfg) -> dict[str, float]:
     }
 
 
+def _profiled_round(
+    model, tokenizer, dataset, rewards, cfg, steps: int
+) -> tuple[pstats.Stats, float]:
+    """A cProfile of one round of ``steps`` GRPO steps, and its wall seconds."""
+    from fgrpo.client.grpo import train_locally
+
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    train_locally(model, tokenizer, dataset, rewards, cfg, seed=99, steps=steps)
+    profiler.disable()
+    return pstats.Stats(profiler), time.perf_counter() - started
+
+
 def probe_step(config: str, overrides: list[str], steps: int) -> dict:
     from fgrpo.client.grpo import train_locally
 
@@ -154,13 +168,7 @@ def probe_step(config: str, overrides: list[str], steps: int) -> dict:
             / steps
         )
         generate += _plain_generate(model, tokenizer, dataset, cfg, steps)
-    profiler = cProfile.Profile()
-    started = time.perf_counter()
-    profiler.enable()
-    train_locally(model, tokenizer, dataset, rewards, cfg, seed=9, steps=steps)
-    profiler.disable()
-    profiled = time.perf_counter() - started
-    stats = pstats.Stats(profiler)
+    stats, profiled = _profiled_round(model, tokenizer, dataset, rewards, cfg, steps)
     step, plain = statistics.median(rounds), statistics.median(generate)
     breakdown = _breakdown(stats, profiled, steps)
     top = sorted(
@@ -196,12 +204,7 @@ def probe_real(config: str, overrides: list[str], steps: int, repeats: int) -> d
         stats = train_locally(model, tokenizer, dataset, rewards, cfg, seed=1 + repeat, steps=steps)
         rounds.append({"step": stats.seconds / steps, "generate": stats.generate_seconds / steps})
         plains += [_plain_step(model, tokenizer, dataset, cfg) for _ in range(steps)]
-    profiler = cProfile.Profile()
-    started = time.perf_counter()
-    profiler.enable()
-    train_locally(model, tokenizer, dataset, rewards, cfg, seed=99, steps=steps)
-    profiler.disable()
-    profiled = time.perf_counter() - started
+    stats, profiled = _profiled_round(model, tokenizer, dataset, rewards, cfg, steps)
 
     def median(rows: list[dict], key: str) -> float:
         return round(statistics.median(r[key] for r in rows), 3)
@@ -216,7 +219,7 @@ def probe_real(config: str, overrides: list[str], steps: int, repeats: int) -> d
         "prompt_tokens": plains[0]["prompt_tokens"],
         "completion_tokens": median(plains, "completion_tokens"),
         "step_seconds_each": [round(r["step"], 3) for r in rounds],
-        "profile": _breakdown(pstats.Stats(profiler), profiled, steps),
+        "profile": _breakdown(stats, profiled, steps),
     }
 
 

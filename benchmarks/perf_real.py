@@ -28,7 +28,7 @@ import tomllib
 from pathlib import Path
 
 from bench_common import RESULTS, ROOT, provenance
-from perf import PROBE, TreeWatch, child_env
+from perf import PROBE, child_env, watched_run
 
 CONFIG = ROOT / "configs" / "smollm2.toml"
 NEW_KEYS = {"model": ["default_system_prompt"]}  # keys the baseline's code does not know
@@ -109,17 +109,7 @@ def memory(src: Path, work: Path) -> dict:
     command = [sys.executable, "-m", "fgrpo", "run", "--config", str(CONFIG), "--out", str(out)]
     for item in MEMORY_ROUND:
         command += ["--set", item]
-    with open(work / "memory-run.log", "w") as log:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=child_env(src, work), stdout=log, stderr=subprocess.STDOUT
-        )
-        watch = TreeWatch(proc.pid)
-        watch.start()
-        code = proc.wait()
-        watch.stopped.set()
-    if code != 0:
-        raise RuntimeError(f"the SmolLM2 round failed ({code}); see {work / 'memory-run.log'}")
-    peaks = watch.peaks_mb()
+    peaks = watched_run(command, src, work, work / "memory-run.log").peaks_mb()
     estimate_gb, line = dry_run_estimate(src, work)
     client_gb = max(peaks["workers_mb"]) / 1024
     return {
