@@ -1,7 +1,7 @@
 """A real model's GRPO step against its arithmetic, and the old code against the new, side by side.
 
     python benchmarks/perf_real.py --baseline /path/to/old/src        # ~25 min on 2 cores
-    python benchmarks/perf_real.py --baseline OLD --skip-memory       # the step only
+    python benchmarks/perf_real.py --parts memory                     # the memory part only
 
 configs/smollm2.toml's recipe (SmolLM2-135M-Instruct, 16 completions x 24 tokens a step, one torch
 thread as a client has). Each measurement is a fresh child process (benchmarks/perf_probe.py real)
@@ -109,8 +109,10 @@ def memory(src: Path, work: Path) -> dict:
     command = [sys.executable, "-m", "fgrpo", "run", "--config", str(CONFIG), "--out", str(out)]
     for item in MEMORY_ROUND:
         command += ["--set", item]
-    peaks = watched_run(command, src, work, work / "memory-run.log").peaks_mb()
+    # first: the dry run loads the model, so its one-time conversion (SmolLM2's GGUF, into this
+    # work directory's FGRPO_CACHE) is not part of the round's peak
     estimate_gb, line = dry_run_estimate(src, work)
+    peaks = watched_run(command, src, work, work / "memory-run.log").peaks_mb()
     client_gb = max(peaks["workers_mb"]) / 1024
     return {
         "run": " ".join(
@@ -176,27 +178,21 @@ def markdown(result: dict) -> str:
     return "\n".join(lines + ["", *result.get("notes", [])]) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--baseline", type=Path, required=True, help="the old code's src directory")
-    parser.add_argument("--steps", type=int, default=2, help="GRPO steps per measured round")
-    parser.add_argument("--repeats", type=int, default=2, help="measured rounds per child")
-    parser.add_argument("--alternations", type=int, default=2, help="new/old child pairs")
-    parser.add_argument("--skip-memory", action="store_true")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="perf-real-"))
+def steps(args: argparse.Namespace, work: Path) -> dict:
+    """The step part: new and old children alternating; medians over the alternations."""
     old_config = baseline_config(work)
-    new_src = ROOT / "src"
     runs: dict[str, list[dict]] = {"new": [], "old": []}
     for i in range(args.alternations):
-        for label, src, config in (("new", new_src, CONFIG), ("old", args.baseline, old_config)):
+        for label, src, config in (
+            ("new", ROOT / "src", CONFIG),
+            ("old", args.baseline, old_config),
+        ):
             runs[label].append(step(src, config, work, f"{label}{i}", args.steps, args.repeats))
             print(label, i, runs[label][-1]["step_seconds"], runs[label][-1]["plain"], flush=True)
-    new = min(runs["new"], key=lambda r: r["step_seconds"])  # the least disturbed child
-    old = min(runs["old"], key=lambda r: r["step_seconds"])
     new_step = statistics.median(r["step_seconds"] for r in runs["new"])
     old_step = statistics.median(r["step_seconds"] for r in runs["old"])
-    result = {
+    new = min(runs["new"], key=lambda r: r["step_seconds"])  # the least disturbed child
+    return {
         "step_seconds": round(new_step, 3),
         "plain_seconds": round(statistics.median(r["plain"]["total"] for r in runs["new"]), 3),
         "ratio": round(statistics.median(r["ratio"] for r in runs["new"]), 3),
@@ -205,14 +201,33 @@ def main() -> None:
         "profile": new["profile"],
         "alternations": args.alternations,
         "new": new,
-        "old": old,
+        "old": min(runs["old"], key=lambda r: r["step_seconds"]),
         "children": runs,
-        **provenance("perf_real.py", None),
     }
-    if not args.skip_memory:
-        result["memory"] = memory(new_src, work)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", type=Path, help="the old code's src directory (step part)")
+    parser.add_argument("--steps", type=int, default=2, help="GRPO steps per measured round")
+    parser.add_argument("--repeats", type=int, default=2, help="measured rounds per child")
+    parser.add_argument("--alternations", type=int, default=2, help="new/old child pairs")
+    parser.add_argument(
+        "--parts", default="step,memory", help="step, memory or both; results merge into the JSON"
+    )
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if "step" in parts and args.baseline is None:
+        parser.error("the step part needs --baseline (the old code's src directory)")
+    work = Path(tempfile.mkdtemp(prefix="perf-real-"))
+    path = RESULTS / "perf_real.json"
+    result = json.loads(path.read_text()) if path.is_file() else {}
+    if "step" in parts:
+        result.update(steps(args, work), **provenance("perf_real.py", None))
+    if "memory" in parts:
+        result["memory"] = {**memory(ROOT / "src", work), **provenance("perf_real.py", None)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "perf_real.json").write_text(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / "perf_real.md").write_text(markdown(result))
     print(markdown(result))
 

@@ -8,9 +8,14 @@ usual back-of-the-envelope for one device, rounded up, not a measurement:
     adapter       trainable x 16 bytes (fp32 weight, gradient, two AdamW moments)
     KV cache      2 x layers x kv_heads x head_dim x (prompt + completion) x generation batch x bytes
     logits        micro-batch x completion x vocab x 4 (fp32 log-softmax of completion tokens)
-    activations   micro-batch x (prompt + completion) x hidden x layers x 34 bytes at 16 bit
-                  (Korthikanti et al. 2022, attention without the s^2 term, as SDPA/flash keep it),
-                  x 2 at 32 bit; with activation checkpointing only each layer's input (2 bytes, x 2)
+    activations   micro-batch x (prompt + completion) x layers x (17 h + 4 i + 4 kv) values of
+                  the weights' width: what autograd keeps per token and layer of a Llama/Qwen-style
+                  block (h hidden, i the gated MLP's width, kv the key/value width): two RMSNorms
+                  (input, float32 copy, square, scale: ~10 h), attention (q, k, v, rotary halves,
+                  output: ~6 h + 4 kv, without the s^2 scores, as SDPA keeps it), the gated MLP
+                  (gate, up, activation, product: 4 i) and the residual (h); SmolLM2's measured
+                  forward (benchmarks/results/perf_real.md) holds 16.9k values per token and layer,
+                  this counts 16.7k. With activation checkpointing only each layer's input (h)
                   plus one layer's full set
 
     process       on a CPU, what this process holds before the model loads: Python, torch,
@@ -139,7 +144,8 @@ def estimate(cfg: Config) -> MemoryEstimate:
     )
     prompt = prompt_tokens(cfg, tokenizer)
     tokens = prompt + int(settings["max_completion_length"])
-    per_layer = micro * tokens * hidden * 34 * width / 2
+    mlp = getattr(text, "intermediate_size", None) or 4 * hidden
+    per_layer = micro * tokens * (17 * hidden + 4 * mlp + 4 * kv_heads * head_dim) * width
     if settings.get("activation_checkpointing") or settings.get("gradient_checkpointing"):
         activations = micro * tokens * hidden * width * layers + per_layer
     else:
