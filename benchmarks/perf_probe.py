@@ -1,7 +1,7 @@
 """In-process measurements of benchmarks/perf.py, run in a fresh child process (one per part) so
 each starts from a clean heap and benchmarks whichever fgrpo source is on PYTHONPATH.
 
-    python benchmarks/perf_probe.py step|bytes|real CONFIG OUT_JSON [--steps N] [--set KEY=VALUE ...]
+    python benchmarks/perf_probe.py step|bytes|real|autocast CONFIG OUT_JSON [--steps N] [--set KEY=VALUE ...]
 
 step:  (c) one client's GRPO step, exactly as a client runs it (train_locally on its partition, one
        torch thread), against plain ``model.generate`` of the same batch (the same prompts,
@@ -11,6 +11,7 @@ step:  (c) one client's GRPO step, exactly as a client runs it (train_locally on
 bytes: (b) what one client sends per round (fp32 adapter, bf16 update) against the full model.
 real:  (benchmarks/perf_real.py) a GRPO step against plain generate + forward + backward of its
        batch, the arithmetic the step cannot avoid.
+autocast: (benchmarks/perf_real.py) that forward and backward in float32 and under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -223,6 +224,36 @@ def probe_real(config: str, overrides: list[str], steps: int, repeats: int) -> d
     }
 
 
+def probe_autocast(config: str, overrides: list[str]) -> dict:
+    """(benchmarks/perf_real.py) The forward and backward of one step's batch in float32 and under
+    bfloat16 autocast (what ``grpo.bf16 = true`` turns on), after a warm-up of each."""
+    torch.set_num_threads(1)
+    cfg, dataset, model, tokenizer, _ = _client_setup(config, overrides)
+    encoded, sampling = _step_batch(tokenizer, dataset, cfg)
+    with torch.no_grad():
+        sequences = model.generate(**encoded, **sampling)
+    keep = sequences.shape[1] - encoded["input_ids"].shape[1] + 1
+    seconds: dict[str, dict[str, float]] = {}
+    for label, enabled in (("float32", False), ("bf16 autocast", True)):
+        for _ in range(2):  # the second of each is kept
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+                started = time.perf_counter()
+                logits = model(input_ids=sequences, logits_to_keep=keep).logits
+                forward = time.perf_counter() - started
+                loss = logits.float().log_softmax(-1).mean()
+            started = time.perf_counter()
+            loss.backward()
+            backward = time.perf_counter() - started
+            model.zero_grad(set_to_none=True)
+        seconds[label] = {"forward": round(forward, 3), "backward": round(backward, 3)}
+    return {
+        "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "batch": list(sequences.shape),
+        "seconds": seconds,
+    }
+
+
 def probe_bytes(config: str, overrides: list[str]) -> dict:
     import numpy as np
 
@@ -255,7 +286,7 @@ def probe_bytes(config: str, overrides: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["step", "bytes", "real"])
+    parser.add_argument("what", choices=["step", "bytes", "real", "autocast"])
     parser.add_argument("config")
     parser.add_argument("out")
     parser.add_argument("--steps", type=int, default=5)
@@ -265,6 +296,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     if args.what == "real":
         result = probe_real(args.config, args.overrides, args.steps, args.repeats)
+    elif args.what == "autocast":
+        result = probe_autocast(args.config, args.overrides)
     elif args.what == "step":
         result = probe_step(args.config, args.overrides, args.steps)
     else:

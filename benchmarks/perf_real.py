@@ -9,6 +9,8 @@ with one source tree on its PYTHONPATH, this checkout's and the baseline's alter
 see the same machine load:
   - step: seconds of one GRPO step as a client runs it (train_locally), and of the plain
     ``generate`` + one forward (log-probs of the completion) + its backward of the same batch;
+  - autocast: the step batch's forward and backward in float32 and under bf16 autocast
+    (``grpo.bf16 = true``), which only a CPU with native bf16 (AVX512-BF16, AMX) runs fast;
   - memory: peak RSS of the server and of each client worker during one real SmolLM2 round
     (2 clients, 2 local steps), beside what ``fgrpo run --dry-run`` estimates per client.
 The baseline's config is the same file without the keys it does not know. Results:
@@ -163,6 +165,18 @@ def markdown(result: dict) -> str:
         "",
         *profile,
     ]
+    if "autocast" in result:
+        a = result["autocast"]
+        f32, bf16 = a["seconds"]["float32"], a["seconds"]["bf16 autocast"]
+        lines += [
+            "",
+            "## bf16 autocast on this CPU",
+            "",
+            f"`{a['command']}`, {a['date']}: CPU capability {a['cpu_capability']}, native bf16 "
+            f"{a['native_bf16']}; batch {a['batch']}: forward {f32['forward']} s in float32, "
+            f"{bf16['forward']} s under bf16 autocast; backward {f32['backward']} s, "
+            f"{bf16['backward']} s.",
+        ]
     if "memory" in result:
         m = result["memory"]
         lines += [
@@ -213,7 +227,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="measured rounds per child")
     parser.add_argument("--alternations", type=int, default=2, help="new/old child pairs")
     parser.add_argument(
-        "--parts", default="step,memory", help="step, memory or both; results merge into the JSON"
+        "--parts",
+        default="step,autocast,memory",
+        help="some of step, autocast, memory; results merge into the JSON",
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -224,6 +240,15 @@ def main() -> None:
     result = json.loads(path.read_text()) if path.is_file() else {}
     if "step" in parts:
         result.update(steps(args, work), **provenance("perf_real.py", None))
+    if "autocast" in parts:
+        out = work / "autocast.json"
+        subprocess.run(
+            [sys.executable, str(PROBE), "autocast", str(CONFIG), str(out)],
+            cwd=ROOT,
+            env=child_env(ROOT / "src", work),
+            check=True,
+        )
+        result["autocast"] = {**json.loads(out.read_text()), **provenance("perf_real.py", None)}
     if "memory" in parts:
         result["memory"] = {**memory(ROOT / "src", work), **provenance("perf_real.py", None)}
     RESULTS.mkdir(parents=True, exist_ok=True)
