@@ -4,6 +4,8 @@ TRL's LM head over prompt rows (fgrpo.models.lm_head), emulated bf16 autocast (a
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from transformers import AutoTokenizer
@@ -99,16 +101,28 @@ def test_the_real_smollm2_prompt_loses_its_21_system_tokens() -> None:
     assert (before, after) == (37, 16)
 
 
-def test_the_config_key_reaches_the_loaded_tokenizer() -> None:
+def test_the_config_key_reaches_the_loaded_tokenizer(monkeypatch) -> None:
+    from fgrpo.models import registry
+    from fgrpo.models.tiny_model import random_tiny
+
+    def smollm2_like(dtype):
+        model, tokenizer = random_tiny()
+        tokenizer.chat_template, tokenizer.bos_token = SMOLLM2_TEMPLATE, "<|im_start|>"
+        return model, tokenizer
+
+    entry = registry.MODELS["tiny-random"]
+    monkeypatch.setitem(
+        registry.MODELS, "smollm2-like", dataclasses.replace(entry, load=smollm2_like)
+    )
+    for keep in (True, False):
+        cfg = ModelConfig(name="smollm2-like", default_system_prompt=keep)
+        _, tokenizer = fresh_adapter_model(cfg, seed=0)
+        assert ("SmolLM" in _render(tokenizer, USER)) == keep
     # tiny-vl's processor and its tokenizer both render; tiny's template has no default: no-op
     for name in ("tiny-random", "tiny-vl"):
         _, keeping = load_base(name)
         _, dropping = load_base(name, default_system_prompt=False)
         assert dropping.chat_template == keeping.chat_template
-    cfg = ModelConfig(name="tiny-random", default_system_prompt=False)
-    _, tokenizer = fresh_adapter_model(cfg, seed=0)
-    tokenizer.chat_template = SMOLLM2_TEMPLATE  # what load_base would have wrapped
-    assert "SmolLM" in _render(tokenizer, USER)
 
 
 def test_group_size_finds_runs_of_identical_rows_and_nothing_else() -> None:
