@@ -138,7 +138,7 @@ def markdown(result: dict) -> str:
     rows = [
         "| | this code | baseline |",
         "|---|---|---|",
-        f"| GRPO step, s (median) | {new['step_seconds']} | {old['step_seconds']} |",
+        f"| GRPO step, s (the least disturbed child) | {new['step_seconds']} | {old['step_seconds']} |",
         f"| of it, generate, s | {new['step_generate_seconds']} | {old['step_generate_seconds']} |",
         f"| plain generate + forward + backward, s | {new['plain']['total']} | {old['plain']['total']} |",
         f"| plain generate / forward / backward, s | {parts(new)} | {parts(old)} |",
