@@ -179,6 +179,7 @@ def test_group_prefill_samples_exactly_what_generate_samples(sample: bool) -> No
 def test_trls_fused_head_scores_only_completion_rows_on_a_cpu_with_the_same_log_probs(
     monkeypatch,
 ) -> None:
+    import trl.kernels.chunked_logprob as chunked_logprob
     import trl.trainer.utils as trl_utils
 
     model, _ = fresh_adapter_model(ModelConfig(name="tiny-random"), seed=0)
@@ -196,7 +197,9 @@ def test_trls_fused_head_scores_only_completion_rows_on_a_cpu_with_the_same_log_
         return apply(hidden, *args)
 
     monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counted)
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # undone after the test
+    # TRL's own choice (a GRPO round earlier in this process may have made it compact already);
+    # monkeypatch puts back whatever was there after the test
+    monkeypatch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)
     results = []
     for compact in (False, True):
         if compact:
