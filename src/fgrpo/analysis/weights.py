@@ -50,14 +50,20 @@ def effective_clients(records: list[dict[str, Any]]) -> float:
     )
 
 
-def stalled_weight_ratio(records: list[dict[str, Any]], client_id: str) -> float:
+def stalled_weight_ratio(
+    records: list[dict[str, Any]], client_id: str, weights: list[list[float]] | None = None
+) -> float:
+    """A client's mean weight from FROM_ROUND on as a fraction of its FedAvg weight n_k / sum n:
+    the logged weights, or per round ``weights`` (a replay) in the logged clients' order."""
     ratios = []
-    for record in records[FROM_ROUND - 1 :]:
+    for i, record in enumerate(records):
+        if i < FROM_ROUND - 1:
+            continue
         clients = record["clients"]
         total = sum(c["num-examples"] for c in clients)
         ratios += [
-            c["weight"] / (c["num-examples"] / total)
-            for c in clients
+            (c["weight"] if weights is None else weights[i][k]) / (c["num-examples"] / total)
+            for k, c in enumerate(clients)
             if c["client-id"] == client_id
         ]
     return fmean(ratios) if ratios else math.nan
