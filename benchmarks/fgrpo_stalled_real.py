@@ -46,6 +46,7 @@ from fgrpo.analysis.weights import (
     final_eval,
     replay_weights,
     stalled_weight_ratio,
+    with_weights,
 )
 from fgrpo.core.errors import ConfigError
 from fgrpo.runtime.configs import load_config
@@ -74,11 +75,14 @@ def gain_stats(gains: list[float]) -> dict[str, float]:
     }
 
 
-def logged_gains(records: list[dict[str, Any]], stalled: bool) -> list[float]:
+def logged_gains(
+    records: list[dict[str, Any]], stalled: bool, first: int = FROM_ROUND
+) -> list[float]:
+    """The stalled client's (or the learners') logged gains from round ``first`` on."""
     stalled_id = f"client-{STALLED}"
     return [
         c["gain"]
-        for r in records[FROM_ROUND - 1 :]
+        for r in records[first - 1 :]
         for c in r["clients"]
         if (c["client-id"] == stalled_id) == stalled and c.get("gain") is not None
     ]
@@ -108,12 +112,16 @@ def measure(setting: Setting, mode: str, seeds: list[int], work: Path) -> dict[s
         for seed in seeds
     }
     cfg = load_config(setting.path, setting.overrides)
-    replay = {
-        str(t): fmean(
-            stalled_weight_ratio(rec, f"client-{STALLED}", replay_weights(rec, cfg, gain, t))
-            for rec in runs.values()
-        )
+    replays = {
+        t: [with_weights(rec, replay_weights(rec, cfg, gain, t)) for rec in runs.values()]
         for t in REPLAY_TAUS
+    }
+    replay = {
+        str(t): {
+            "stalled_weight_ratio": fmean(stalled_weight_ratio(r, f"client-{STALLED}") for r in rs),
+            "effective_clients": fmean(effective_clients(r) for r in rs),
+        }
+        for t, rs in replays.items()
     }
     finals = [final_eval(rec) for rec in runs.values()]
     return {
@@ -123,8 +131,12 @@ def measure(setting: Setting, mode: str, seeds: list[int], work: Path) -> dict[s
         ),
         "effective_clients": fmean(effective_clients(rec) for rec in runs.values()),
         "learners_gain": gain_stats([g for rec in runs.values() for g in logged_gains(rec, False)]),
+        # delta needs no history: its rounds 1-2 count too (zscore's are 0 by its warm-up)
+        "learners_gain_every_round": gain_stats(
+            [g for rec in runs.values() for g in logged_gains(rec, False, first=1)]
+        ),
         "stalled_gain": gain_stats([g for rec in runs.values() for g in logged_gains(rec, True)]),
-        "replayed_ratio_by_tau": replay,
+        "replayed_by_tau": replay,
         "acc": fmean(a for a, _ in finals),
         "se": math.sqrt(sum(se**2 for _, se in finals)) / len(finals),
         "rounds": {str(seed): rounds_table(rec) for seed, rec in runs.items()},
@@ -142,33 +154,40 @@ def report(result: dict[str, Any]) -> str:
         f"- setting: {json.dumps(result['setting'])}",
         "",
         f"Client {STALLED} trains at learning rate 0; the other three learn. Weight ratios and gains "
-        f"from round {FROM_ROUND} on. FedAvg in the same setting: macro accuracy "
+        f'from round {FROM_ROUND} on ("every round": from round 1, where a delta gain needs no '
+        f"history and zscore's is 0 by its warm-up). FedAvg in the same setting: macro accuracy "
         f"{result['fedavg']['acc']:.3f} ± {result['fedavg']['se']:.3f}. The signal-to-noise the "
         f"stalled-client and null thresholds need (benchmarks/fgrpo_snr.py's model, 4 clients): "
         f"**{need['snr']}**.",
         "",
         "| mode | tau | stalled weight / FedAvg | effective clients | learners' gain per round (mean ± sd) "
-        "| signal-to-noise | stalled client's gain (mean ± sd) | client-rounds | final macro acc |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| signal-to-noise | signal-to-noise, every round | stalled client's gain (mean ± sd) | client-rounds "
+        "| final macro acc |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in result["modes"].items():
         lg, sg = m["learners_gain"], m["stalled_gain"]
         lines.append(
             f"| {name} | {m['tau']:g} | {m['stalled_weight_ratio']:.2f} | {m['effective_clients']:.2f} | "
-            f"{lg['mean']:+.4f} ± {lg['sd']:.4f} | {lg['snr']:.2f} | {sg['mean']:+.4f} ± {sg['sd']:.4f} | "
+            f"{lg['mean']:+.4f} ± {lg['sd']:.4f} | {lg['snr']:.2f} | "
+            f"{m['learners_gain_every_round']['snr']:.2f} | {sg['mean']:+.4f} ± {sg['sd']:.4f} | "
             f"{lg['n']} | {m['acc']:.3f} ± {m['se']:.3f} |"
         )
     lines += [
         "",
         "Replayed on each run's logged signals (the same production rule, another temperature): the "
-        "stalled client's weight / FedAvg's.",
+        "stalled client's weight / FedAvg's, and (in brackets) the effective number of clients "
+        "1 / sum w^2 (FedAvg's here: " + f"{result['fedavg']['effective_clients']:.2f}).",
         "",
         "| mode | " + " | ".join(f"τ {t:g}" for t in REPLAY_TAUS) + " |",
         "| --- | " + " | ".join("---" for _ in REPLAY_TAUS) + " |",
     ]
     lines += [
         f"| {name} | "
-        + " | ".join(f"{m['replayed_ratio_by_tau'][str(t)]:.2f}" for t in REPLAY_TAUS)
+        + " | ".join(
+            f"{r['stalled_weight_ratio']:.2f} ({r['effective_clients']:.2f})"
+            for r in (m["replayed_by_tau"][str(t)] for t in REPLAY_TAUS)
+        )
         + " |"
         for name, m in result["modes"].items()
     ]
@@ -236,16 +255,16 @@ def main(argv: list[str] | None = None) -> int:
         "modes": {},
         **provenance("fgrpo_stalled_real.py", argv),
     }
-    fedavg = [
-        final_eval(
-            setting.run(
-                ["strategy.name=fedavg", *stalled_overrides(setting.cfg), f"seed={seed}"],
-                work / "fedavg" / f"seed{seed}",
-            )
+    fedavg_runs = [
+        setting.run(
+            ["strategy.name=fedavg", *stalled_overrides(setting.cfg), f"seed={seed}"],
+            work / "fedavg" / f"seed{seed}",
         )
         for seed in seeds
     ]
+    fedavg = [final_eval(rec) for rec in fedavg_runs]
     result["fedavg"] = {
+        "effective_clients": fmean(effective_clients(rec) for rec in fedavg_runs),
         "acc": fmean(a for a, _ in fedavg),
         "se": math.sqrt(sum(se**2 for _, se in fedavg)) / len(fedavg),
     }

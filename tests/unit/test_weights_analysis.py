@@ -10,6 +10,7 @@ from fgrpo.analysis.weights import (
     effective_clients,
     gains_per_round,
     stalled_weight_ratio,
+    with_weights,
 )
 
 
@@ -43,9 +44,11 @@ def test_stalled_weight_ratio_averages_the_logged_ratios_from_round_3():
     assert math.isnan(stalled_weight_ratio(ROUNDS, "client-9"))
 
 
-def test_stalled_weight_ratio_of_replayed_weights_ignores_the_logged_ones():
-    replay = [[0.5, 0.5], [0.5, 0.5], [0.25, 0.75], [0.05, 0.95]]
-    assert stalled_weight_ratio(ROUNDS, "client-0", replay) == pytest.approx((1.0 + 0.2) / 2)
+def test_replayed_weights_replace_the_logged_ones_and_leave_the_log_alone():
+    replay = with_weights(ROUNDS, [[0.5, 0.5], [0.5, 0.5], [0.25, 0.75], [0.05, 0.95]])
+    assert stalled_weight_ratio(replay, "client-0") == pytest.approx((1.0 + 0.2) / 2)
+    assert effective_clients(replay) == pytest.approx((1 / 0.625 + 1 / 0.905) / 2)
+    assert ROUNDS[2]["clients"][0]["weight"] == 0.125
 
 
 def test_gains_per_round_pools_client_rounds_from_round_3():

@@ -50,23 +50,27 @@ def effective_clients(records: list[dict[str, Any]]) -> float:
     )
 
 
-def stalled_weight_ratio(
-    records: list[dict[str, Any]], client_id: str, weights: list[list[float]] | None = None
-) -> float:
-    """A client's mean weight from FROM_ROUND on as a fraction of its FedAvg weight n_k / sum n:
-    the logged weights, or per round ``weights`` (a replay) in the logged clients' order."""
+def stalled_weight_ratio(records: list[dict[str, Any]], client_id: str) -> float:
+    """A client's mean weight from FROM_ROUND on as a fraction of its FedAvg weight n_k / sum n."""
     ratios = []
-    for i, record in enumerate(records):
-        if i < FROM_ROUND - 1:
-            continue
+    for record in records[FROM_ROUND - 1 :]:
         clients = record["clients"]
         total = sum(c["num-examples"] for c in clients)
         ratios += [
-            (c["weight"] if weights is None else weights[i][k]) / (c["num-examples"] / total)
-            for k, c in enumerate(clients)
+            c["weight"] / (c["num-examples"] / total)
+            for c in clients
             if c["client-id"] == client_id
         ]
     return fmean(ratios) if ratios else math.nan
+
+
+def with_weights(records: list[dict[str, Any]], weights: list[list[float]]) -> list[dict[str, Any]]:
+    """The logged rounds with each client's weight replaced by ``weights`` (a replay, per round in
+    the logged clients' order), for the figures above."""
+    return [
+        {**r, "clients": [{**c, "weight": w} for c, w in zip(r["clients"], ws, strict=True)]}
+        for r, ws in zip(records, weights, strict=True)
+    ]
 
 
 def gains_per_round(
