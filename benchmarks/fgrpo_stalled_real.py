@@ -60,6 +60,7 @@ FOUR_CLIENTS = [
     "federation.fraction_train=1.0",
 ]
 REPLAY_TAUS = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
+GAINS = ("range", "ratio", "zscore", "delta")  # delta replays only where the run probed before
 
 
 def gain_stats(gains: list[float]) -> dict[str, float]:
@@ -123,8 +124,19 @@ def measure(setting: Setting, mode: str, seeds: list[int], work: Path) -> dict[s
         }
         for t, rs in replays.items()
     }
+    other_gains = {
+        g: fmean(
+            stalled_weight_ratio(
+                with_weights(rec, replay_weights(rec, cfg, g, tau)), f"client-{STALLED}"
+            )
+            for rec in runs.values()
+        )
+        for g in GAINS
+        if g != "delta" or gain == "delta"
+    }
     finals = [final_eval(rec) for rec in runs.values()]
     return {
+        "replayed_gains": other_gains,
         "tau": tau,
         "stalled_weight_ratio": fmean(
             stalled_weight_ratio(rec, f"client-{STALLED}") for rec in runs.values()
@@ -187,6 +199,23 @@ def report(result: dict[str, Any]) -> str:
         + " | ".join(
             f"{r['stalled_weight_ratio']:.2f} ({r['effective_clients']:.2f})"
             for r in (m["replayed_by_tau"][str(t)] for t in REPLAY_TAUS)
+        )
+        + " |"
+        for name, m in result["modes"].items()
+    ]
+    lines += [
+        "",
+        "Each run's logged probe signals replayed under every probe gain at its tau: the stalled "
+        "client's weight / FedAvg's.",
+        "",
+        "| run | " + " | ".join(GAINS) + " |",
+        "| --- | " + " | ".join("---" for _ in GAINS) + " |",
+    ]
+    lines += [
+        f"| {name} | "
+        + " | ".join(
+            f"{m['replayed_gains'][g]:.2f}" if g in m["replayed_gains"] else "(no before-probe)"
+            for g in GAINS
         )
         + " |"
         for name, m in result["modes"].items()
