@@ -15,7 +15,8 @@ same setting for the accuracy it reaches. From the logged rounds (from round ``F
   moves a client's own probe), beside the signal-to-noise that model needs (``needed_snr``), and
   the stalled client's own gains;
 - the stalled client's weight ratio when the production rule is replayed on the run's logged
-  signals at other temperatures (the run itself used the configured tau).
+  signals at other temperatures (the run itself used the configured tau), and under every other
+  probe gain at the configured tau.
 
     .venv/bin/python benchmarks/fgrpo_stalled_real.py                      # ~1 h on 2 cores
     .venv/bin/python benchmarks/fgrpo_stalled_real.py --rounds 3 --modes probe/delta \\
@@ -42,6 +43,7 @@ from fgrpo.analysis.snr import needed_snr
 from fgrpo.analysis.weights import (
     FROM_ROUND,
     STALLED_RATIO,
+    client_gains,
     effective_clients,
     final_eval,
     replay_weights,
@@ -49,7 +51,6 @@ from fgrpo.analysis.weights import (
     with_weights,
 )
 from fgrpo.core.errors import ConfigError
-from fgrpo.runtime.configs import load_config
 
 FOUR_CLIENTS = [
     "federation.num_clients=4",
@@ -61,6 +62,15 @@ FOUR_CLIENTS = [
 ]
 REPLAY_TAUS = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
 GAINS = ("range", "ratio", "zscore", "delta")  # delta replays only where the run probed before
+STALLED_ID = f"client-{STALLED}"
+
+
+def learners(cid: str) -> bool:
+    return cid != STALLED_ID
+
+
+def stalled(cid: str) -> bool:
+    return cid == STALLED_ID
 
 
 def gain_stats(gains: list[float]) -> dict[str, float]:
@@ -76,17 +86,12 @@ def gain_stats(gains: list[float]) -> dict[str, float]:
     }
 
 
-def logged_gains(
-    records: list[dict[str, Any]], stalled: bool, first: int = FROM_ROUND
-) -> list[float]:
-    """The stalled client's (or the learners') logged gains from round ``first`` on."""
-    stalled_id = f"client-{STALLED}"
-    return [
-        c["gain"]
-        for r in records[first - 1 :]
-        for c in r["clients"]
-        if (c["client-id"] == stalled_id) == stalled and c.get("gain") is not None
-    ]
+def mean_eval(finals: list[tuple[float, float]]) -> dict[str, float]:
+    """Mean final macro accuracy over seeds, and the standard error of that mean."""
+    return {
+        "acc": fmean(a for a, _ in finals),
+        "se": math.sqrt(sum(se**2 for _, se in finals)) / len(finals),
+    }
 
 
 def rounds_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,14 +117,13 @@ def measure(setting: Setting, mode: str, seeds: list[int], work: Path) -> dict[s
         )
         for seed in seeds
     }
-    cfg = load_config(setting.path, setting.overrides)
     replays = {
-        t: [with_weights(rec, replay_weights(rec, cfg, gain, t)) for rec in runs.values()]
+        t: [with_weights(rec, replay_weights(rec, setting.cfg, gain, t)) for rec in runs.values()]
         for t in REPLAY_TAUS
     }
     replay = {
         str(t): {
-            "stalled_weight_ratio": fmean(stalled_weight_ratio(r, f"client-{STALLED}") for r in rs),
+            "stalled_weight_ratio": fmean(stalled_weight_ratio(r, STALLED_ID) for r in rs),
             "effective_clients": fmean(effective_clients(r) for r in rs),
         }
         for t, rs in replays.items()
@@ -127,30 +131,32 @@ def measure(setting: Setting, mode: str, seeds: list[int], work: Path) -> dict[s
     other_gains = {
         g: fmean(
             stalled_weight_ratio(
-                with_weights(rec, replay_weights(rec, cfg, g, tau)), f"client-{STALLED}"
+                with_weights(rec, replay_weights(rec, setting.cfg, g, tau)), STALLED_ID
             )
             for rec in runs.values()
         )
         for g in GAINS
         if g != "delta" or gain == "delta"
     }
-    finals = [final_eval(rec) for rec in runs.values()]
     return {
         "replayed_gains": other_gains,
         "tau": tau,
         "stalled_weight_ratio": fmean(
-            stalled_weight_ratio(rec, f"client-{STALLED}") for rec in runs.values()
+            stalled_weight_ratio(rec, STALLED_ID) for rec in runs.values()
         ),
         "effective_clients": fmean(effective_clients(rec) for rec in runs.values()),
-        "learners_gain": gain_stats([g for rec in runs.values() for g in logged_gains(rec, False)]),
+        "learners_gain": gain_stats(
+            [g for rec in runs.values() for g in client_gains(rec, learners)]
+        ),
         # delta needs no history: its rounds 1-2 count too (zscore's are 0 by its warm-up)
         "learners_gain_every_round": gain_stats(
-            [g for rec in runs.values() for g in logged_gains(rec, False, first=1)]
+            [g for rec in runs.values() for g in client_gains(rec, learners, first=1)]
         ),
-        "stalled_gain": gain_stats([g for rec in runs.values() for g in logged_gains(rec, True)]),
+        "stalled_gain": gain_stats(
+            [g for rec in runs.values() for g in client_gains(rec, stalled)]
+        ),
         "replayed_by_tau": replay,
-        "acc": fmean(a for a, _ in finals),
-        "se": math.sqrt(sum(se**2 for _, se in finals)) / len(finals),
+        **mean_eval([final_eval(rec) for rec in runs.values()]),
         "rounds": {str(seed): rounds_table(rec) for seed, rec in runs.items()},
     }
 
@@ -275,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             "overrides": setting.overrides,
             "model": setting.cfg.model.name,
             "seeds": seeds,
-            "stalled_client": f"client-{STALLED}",
+            "stalled_client": STALLED_ID,
             "from_round": FROM_ROUND,
             "probe_size": setting.cfg.data.probe_size,
             "probe_samples": args.probe_samples,
@@ -291,11 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for seed in seeds
     ]
-    fedavg = [final_eval(rec) for rec in fedavg_runs]
     result["fedavg"] = {
         "effective_clients": fmean(effective_clients(rec) for rec in fedavg_runs),
-        "acc": fmean(a for a, _ in fedavg),
-        "se": math.sqrt(sum(se**2 for _, se in fedavg)) / len(fedavg),
+        **mean_eval([final_eval(rec) for rec in fedavg_runs]),
     }
     for mode in modes:
         result["modes"][mode] = measure(setting, mode, seeds, work)

@@ -7,6 +7,7 @@ import pytest
 
 from fgrpo.analysis.weights import (
     FROM_ROUND,
+    client_gains,
     effective_clients,
     gains_per_round,
     stalled_weight_ratio,
@@ -55,6 +56,11 @@ def test_gains_per_round_pools_client_rounds_from_round_3():
     learners = gains_per_round(ROUNDS, lambda cid: cid != "client-0")
     assert learners["n"] == 2 and learners["mean"] == pytest.approx(0.3)
     assert learners["se"] == pytest.approx(math.sqrt(0.02) / math.sqrt(2))  # sd of {0.2, 0.4}
+
+
+def test_client_gains_can_start_at_any_round_and_skip_unlogged_gains():
+    assert client_gains(ROUNDS, first=1) == [0.0, 0.0, 0.0, 0.2, 0.0, 0.4]  # round 1 logged none
+    assert client_gains(ROUNDS, lambda cid: cid == "client-1") == [0.2, 0.4]
 
 
 def test_effective_clients_is_the_median_inverse_sum_of_squares():

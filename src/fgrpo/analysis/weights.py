@@ -73,18 +73,27 @@ def with_weights(records: list[dict[str, Any]], weights: list[list[float]]) -> l
     ]
 
 
+def client_gains(
+    records: list[dict[str, Any]],
+    keep: Callable[[str], bool] = lambda _: True,
+    first: int = FROM_ROUND,
+) -> list[float]:
+    """The logged gains of the clients whose id ``keep`` accepts, from round ``first`` on."""
+    return [
+        c["gain"]
+        for r in records[first - 1 :]
+        for c in r["clients"]
+        if keep(c["client-id"]) and c.get("gain") is not None
+    ]
+
+
 def gains_per_round(
     records: list[dict[str, Any]], keep: Callable[[str], bool] = lambda _: True
 ) -> dict[str, float]:
     """Mean logged client gain per round from FROM_ROUND on, over the clients whose id ``keep``
     accepts, with its standard error over client-rounds. Under the ``delta`` gain this is how far
     one round of local training moves a client's own probe, in units of its tasks' reward ranges."""
-    gains = [
-        c["gain"]
-        for r in records[FROM_ROUND - 1 :]
-        for c in r["clients"]
-        if keep(c["client-id"]) and c.get("gain") is not None
-    ]
+    gains = client_gains(records, keep)
     if len(gains) < 2:
         return {"mean": math.nan, "se": math.nan, "n": len(gains)}
     return {"mean": fmean(gains), "se": stdev(gains) / math.sqrt(len(gains)), "n": len(gains)}
