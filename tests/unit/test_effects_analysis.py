@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fgrpo.analysis.effects import (
+    AmbiguousSelection,
     compute_effects,
     difference,
     effects_markdown,
@@ -56,8 +57,33 @@ def test_a_paired_difference_and_its_interval_by_hand():
 
 
 def test_a_selection_that_picks_two_runs_of_a_seed_is_refused():
-    with pytest.raises(ValueError, match="seed 0"):
+    with pytest.raises(AmbiguousSelection, match="fedavg-0 and fedavg-0"):
         select(RUNS, {"strategy.name": "fedavg"})
+
+
+def test_an_effect_a_slice_makes_ambiguous_is_a_noted_row_and_the_others_still_come_out():
+    # a tuning slice (two partitions of fedavg per seed) under a profile whose effect names only
+    # the strategy: that row cannot be computed here, the heterogeneity row still can
+    effects = compute_effects(
+        {
+            "fedavg-vs-central": {
+                "better": {"strategy.name": "centralized"},
+                "worse": {"strategy.name": "fedavg"},
+            },
+            "heterogeneity": {
+                "better": {"strategy.name": "fedavg", "data.partition": "iid"},
+                "worse": {"strategy.name": "fedavg", "data.partition": "dirichlet"},
+            },
+        },
+        RUNS,
+    )
+    ambiguous = effects["fedavg-vs-central"]
+    assert (ambiguous["difference"], ambiguous["seeds"], ambiguous["shown"]) == (None, 0, False)
+    assert ambiguous["note"].startswith("ambiguous on these runs: {'strategy.name': 'fedavg'}")
+    assert effects["heterogeneity"]["seeds"] == 3
+    table = effects_markdown(effects)
+    assert "| fedavg-vs-central | n/a | n/a | 0 | no |" in table
+    assert table[-1].startswith("- fedavg-vs-central: ambiguous on these runs")
 
 
 def test_every_task_learns_needs_its_interval_above_zero_and_three_standard_errors():

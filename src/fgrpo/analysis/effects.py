@@ -19,14 +19,21 @@ from fgrpo.runtime.stats import paired_interval
 from fgrpo.runtime.sweep_runs import Run
 
 
+class AmbiguousSelection(ValueError):
+    """A selection that picks two runs of one seed (their config differs in a key it does not name)."""
+
+
 def select(runs: list[Run], where: dict[str, Any]) -> dict[int, Run]:
-    """The runs whose config has every value of ``where``, by seed; ValueError on two runs of one
-    seed (the selection is ambiguous: name more keys)."""
+    """The runs whose config has every value of ``where``, by seed; AmbiguousSelection on two runs
+    of one seed."""
     chosen: dict[int, Run] = {}
     for run in runs:
         if all(config_value(run, key) == value for key, value in where.items()):
             if run.seed in chosen:
-                raise ValueError(f"{where} picks two runs of seed {run.seed}: name more keys")
+                raise AmbiguousSelection(
+                    f"{where} picks {chosen[run.seed].name} and {run.name}: name the key that "
+                    "tells them apart"
+                )
             chosen[run.seed] = run
     return chosen
 
@@ -72,8 +79,9 @@ def compute_effects(
     definitions: dict[str, dict[str, Any]], runs: list[Run]
 ) -> dict[str, dict[str, Any]]:
     """A sweep file's ``[effects]`` on its runs: ``<name>`` for a better/worse pair, ``<name>:
-    <task>`` for each task of a ``learns`` effect; an effect whose runs are not there yet (a slice
-    still to come) is a row of 0 seeds, not shown, never a silent gap."""
+    <task>`` for each task of a ``learns`` effect. An effect whose runs are not there yet (a slice
+    still to come) is a row of 0 seeds, not shown, never a silent gap; so is one these runs make
+    ambiguous (a tuning slice that varies a key the effect does not name), with a note saying so."""
     out: dict[str, dict[str, Any]] = {}
     for name, spec in definitions.items():
         try:
@@ -87,8 +95,8 @@ def compute_effects(
                 continue
             better, worse = select(runs, spec["better"]), select(runs, spec["worse"])
             out[name] = difference(better, worse)
-        except ValueError as err:
-            raise ValueError(f"effects.{name}: {err}") from None
+        except AmbiguousSelection as err:
+            out[name] = {**difference({}, {}), "note": f"ambiguous on these runs: {err}"}
     return out
 
 
@@ -105,4 +113,5 @@ def effects_markdown(effects: dict[str, dict[str, Any]]) -> list[str]:
         rows.append(
             f"| {name} | {diff}{extra} | {interval} | {e['seeds']} | {'yes' if e['shown'] else 'no'} |"
         )
-    return rows
+    notes = [f"- {name}: {e['note']}" for name, e in effects.items() if "note" in e]
+    return rows + ([""] + notes if notes else [])

@@ -51,10 +51,7 @@ def write_effects(directory: Path, others: list[Path]) -> None:
         return
     for other in others:
         runs += load_runs(other)[1]
-    try:
-        effects = compute_effects(manifest["effects"], runs)
-    except ValueError as err:
-        raise UserInputError(f"{directory}: {err}") from None
+    effects = compute_effects(manifest["effects"], runs)
     record = {
         "effects": effects,
         "command": " ".join(
