@@ -2,7 +2,7 @@
 
 import pytest
 
-from fgrpo.analysis.paired import paired_against
+from fgrpo.analysis.paired import against_fedavg, paired_against
 from fgrpo.runtime.sweep_runs import Run
 
 
@@ -40,3 +40,38 @@ def test_each_mode_minus_average_paired_by_seed():
         0.45
     )
     assert rows[("fedavg", "ffa")]["pairs"] == 1 and rows[("fedavg", "ffa")]["interval"] is None
+
+
+def setting_run(strategy: str, seed: int, start: float, final: float) -> Run:
+    """A run whose macro went start -> final (round 0 -> round 2), tasks a and b alike."""
+    summary = {
+        "initial_eval": {"macro": start, "a": start, "b": start},
+        "initial_eval_se": {"macro": 0.02, "a": 0.02, "b": 0.02},
+        "final_eval": {"macro": final, "a": final + 0.1, "b": final - 0.1},
+    }
+    rounds = [{"round": 2, "eval": {"macro": final}, "eval_se": {"macro": 0.02}}]
+    return Run(f"{strategy}-{seed}", strategy, seed, "all", summary, rounds, {}, {})
+
+
+def test_a_settings_strategies_against_fedavg_by_hand():
+    by_strategy = {
+        "fedavg": [setting_run("fedavg", s, 0.2, f) for s, f in enumerate([0.40, 0.50, 0.45])],
+        "fgrpo": [setting_run("fgrpo", s, 0.2, f) for s, f in enumerate([0.42, 0.56, 0.46])],
+        "centralized": [setting_run("centralized", 0, 0.2, 0.7)],  # one seed: no interval
+    }
+    record = against_fedavg(by_strategy)
+    assert record["fedavg"]["minus_fedavg"] is None
+    fgrpo = record["fgrpo"]
+    # differences 0.02, 0.06, 0.01: mean 0.03, sd 0.026458, t(2) 4.303 -> half-width 0.065729
+    assert fgrpo["minus_fedavg"]["difference"] == pytest.approx(0.03)
+    assert fgrpo["minus_fedavg"]["interval"] == pytest.approx(
+        [0.03 - 0.065729, 0.03 + 0.065729], abs=1e-5
+    )
+    assert fgrpo["minus_fedavg"]["pairs"] == 3
+    assert fgrpo["final_macro"] == {"0": 0.42, "1": 0.56, "2": 0.46}
+    assert fgrpo["final_macro_mean"] == pytest.approx(0.48)
+    assert fgrpo["final_macro_std"] == pytest.approx(0.072111, abs=1e-6)
+    assert fgrpo["final_per_task"] == pytest.approx({"a": 0.58, "b": 0.38})
+    assert fgrpo["curve"][0] == {"round": 0, "mean": pytest.approx(0.2), "std": 0.0}
+    assert fgrpo["curve"][1]["mean"] == pytest.approx(0.48)
+    assert record["centralized"]["minus_fedavg"] is None  # one pair

@@ -1,14 +1,16 @@
-"""Paired differences between the values of one config key within a sweep: each value's final
-macro accuracy minus the baseline value's, per strategy, paired by seed, with the 95% t-interval
-(e.g. every ``model.lora_aggregation`` mode against ``average``)."""
+"""Paired differences within a sweep: each value of one config key minus the baseline value, per
+strategy (e.g. every ``model.lora_aggregation`` mode against ``average``), and each strategy minus
+FedAvg in one setting; final macro accuracy paired by seed, with the 95% t-interval."""
 
 from __future__ import annotations
 
+from statistics import fmean
 from typing import Any
 
 from fgrpo.core.config import Config
+from fgrpo.runtime.report import baseline_pairs
 from fgrpo.runtime.stats import mean_std, paired_interval
-from fgrpo.runtime.sweep_runs import Run
+from fgrpo.runtime.sweep_runs import Run, curve
 
 
 def config_value(run: Run, dotted: str) -> Any:
@@ -52,3 +54,29 @@ def paired_against(runs: list[Run], key: str, baseline: Any) -> list[dict[str, A
             }
         )
     return rows
+
+
+def against_fedavg(by_strategy: dict[str, list[Run]]) -> dict[str, dict[str, Any]]:
+    """One setting's strategies: their seeds' final macro accuracy (and its mean ± std), start,
+    per-task finals, macro curve (mean and std over seeds) and, for all but FedAvg, the final
+    minus FedAvg's paired by seed with its 95% interval (None below 2 pairs)."""
+    pairs = baseline_pairs(by_strategy)
+    record = {}
+    for strategy, runs in by_strategy.items():
+        finals = {r.seed: r.summary["final_eval"] for r in runs}
+        mean, sd = mean_std([f["macro"] for f in finals.values()])
+        tasks = [t for t in next(iter(finals.values())) if t != "macro"]
+        pair = pairs.get(strategy, [])
+        interval = paired_interval([a for a, _ in pair], [b for _, b in pair]) if pair else None
+        record[strategy] = {
+            "final_macro": {str(s): f["macro"] for s, f in sorted(finals.items())},
+            "final_macro_mean": mean,
+            "final_macro_std": sd,
+            "start_macro": fmean(r.summary["initial_eval"]["macro"] for r in runs),
+            "final_per_task": {t: fmean(f[t] for f in finals.values()) for t in tasks},
+            "curve": [{"round": x, "mean": m, "std": s} for x, m, s in curve(runs, "macro")],
+            "minus_fedavg": None
+            if interval is None
+            else {"difference": interval[0], "interval": list(interval[1:]), "pairs": len(pair)},
+        }
+    return record

@@ -40,16 +40,23 @@ def strategy_row(strategy: str, runs: list[Run], target: float) -> list[str]:
     ]
 
 
+def baseline_pairs(by_strategy: dict[str, list[Run]]) -> dict[str, list[tuple[float, float]]]:
+    """Per strategy other than FedAvg: (its final macro, FedAvg's) for each seed both have; empty
+    without FedAvg runs."""
+    if BASELINE not in by_strategy:
+        return {}
+    base = {r.seed: r.summary["final_eval"]["macro"] for r in by_strategy[BASELINE]}
+    return {
+        strategy: [(r.summary["final_eval"]["macro"], base[r.seed]) for r in runs if r.seed in base]
+        for strategy, runs in by_strategy.items()
+        if strategy != BASELINE
+    }
+
+
 def paired_rows(by_strategy: dict[str, list[Run]]) -> list[list[str]]:
     """Each strategy's final macro accuracy minus FedAvg's, over the seeds both have."""
-    if BASELINE not in by_strategy:
-        return []
-    base = {r.seed: r.summary["final_eval"]["macro"] for r in by_strategy[BASELINE]}
     rows = []
-    for strategy, runs in by_strategy.items():
-        if strategy == BASELINE:
-            continue
-        pairs = [(r.summary["final_eval"]["macro"], base[r.seed]) for r in runs if r.seed in base]
+    for strategy, pairs in baseline_pairs(by_strategy).items():
         result = paired_interval([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
         if result is None:
             diff = f"{pairs[0][0] - pairs[0][1]:+.3f}" if pairs else "-"
