@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("slices", type=Path, nargs="+", help="fgrpo sweep --out directories")
     parser.add_argument("--out", type=Path, default=RESULTS / "real_model_seeds")
     args = parser.parse_args(argv)
-    runs = [run for directory in args.slices for run in load_runs(directory)[1]]
+    runs, finished = [], []
+    for directory in args.slices:
+        manifest, slice_runs = load_runs(directory)
+        runs += slice_runs
+        finished.append(f"{directory}: {len(slice_runs)} of {len(manifest['points'])} points")
     if not runs:
         print(f"no finished run in {', '.join(map(str, args.slices))}", file=sys.stderr)
         return 1
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 1
-    prov = provenance("real_model_seeds.py", argv)
+    prov = {**provenance("real_model_seeds.py", argv), "finished": "; ".join(finished)}
     record = {
         "settings": {name: against_fedavg(by_strategy) for name, by_strategy in settings.items()},
         **prov,
