@@ -21,23 +21,27 @@ def _pm(values: list[float]) -> str:
     return f"{mean:.3f} ± {sd:.3f}" if len(values) > 1 else f"{mean:.3f} ± n/a (1 seed)"
 
 
-def strategy_row(strategy: str, runs: list[Run], target: float) -> list[str]:
+def strategy_row(strategy: str, runs: list[Run], target: float | None) -> list[str]:
+    """Label, seeds, final / best / worst-task macro (mean ± std), rounds to ``target`` (left out
+    when None: a model with no fixed target), then each task's final accuracy."""
     finals = [r.summary["final_eval"] for r in runs]
     tasks = [t for t in finals[0] if t != "macro"]
-    reached = [n for n in (r.rounds_to(target) for r in runs) if n is not None]
-    to_target = (
-        f"{fmean(reached):.1f} ({len(reached)}/{len(runs)})" if reached else f"- (0/{len(runs)})"
-    )
     label = strategy + (" (reference)" if is_reference(strategy) else "")
-    return [
+    row = [
         label,
         str(len(runs)),
         _pm([f["macro"] for f in finals]),
         _pm([r.summary["best_macro"] for r in runs]),
         _pm([min(f[t] for t in tasks) for f in finals]),
-        to_target,
-        *(f"{fmean(f[t] for f in finals):.3f}" for t in tasks),
     ]
+    if target is not None:
+        reached = [n for n in (r.rounds_to(target) for r in runs) if n is not None]
+        row.append(
+            f"{fmean(reached):.1f} ({len(reached)}/{len(runs)})"
+            if reached
+            else f"- (0/{len(runs)})"
+        )
+    return [*row, *(f"{fmean(f[t] for f in finals):.3f}" for t in tasks)]
 
 
 def baseline_pairs(by_strategy: dict[str, list[Run]]) -> dict[str, list[tuple[float, float]]]:
