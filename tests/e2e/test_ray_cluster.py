@@ -32,7 +32,8 @@ JOINING_RUN = textwrap.dedent("""\
     """)
 
 
-def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path):
+def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(ADDRESS_ENV)  # the test session's own cluster (tests/conftest.py)
     with SharedCluster(tmp_path / "ray.log") as cluster:
         env = {
             **cluster.env,
@@ -64,8 +65,10 @@ def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path):
     assert ADDRESS_ENV not in os.environ  # the sweep's own environment is left as it was
 
 
-def test_without_ray_address_a_run_starts_its_own():
+def test_without_ray_address_a_run_starts_its_own(monkeypatch):
     from fgrpo.runtime.ray_cluster import join
+
+    monkeypatch.delenv(ADDRESS_ENV)
 
     assert join({"logging_level": "ERROR"}) is False  # and Ray is left to Flower
 
