@@ -25,6 +25,7 @@ from statistics import fmean
 from bench_common import RESULTS, provenance
 
 from fgrpo.analysis.paired import against_fedavg, config_value
+from fgrpo.core.errors import UserInputError
 from fgrpo.runtime.report import md_table, paired_rows, strategy_row
 from fgrpo.runtime.report_plots import plot_curves
 from fgrpo.runtime.sweep_runs import Run, groups, load_runs
@@ -72,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs, finished = [], []
     for directory in args.slices:
-        manifest, slice_runs = load_runs(directory)
+        try:
+            manifest, slice_runs = load_runs(directory)
+        except UserInputError as err:  # not a sweep directory: one line, not a traceback
+            print(f"real_model_seeds: {err}", file=sys.stderr)
+            return 2
         runs += slice_runs
         finished.append(f"{directory}: {len(slice_runs)} of {len(manifest['points'])} points")
     if not runs:

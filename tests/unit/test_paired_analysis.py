@@ -1,5 +1,9 @@
 """fgrpo.analysis.paired: a config key's values against a baseline value, paired by seed, by hand."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from fgrpo.analysis.paired import against_fedavg, paired_against
@@ -75,3 +79,19 @@ def test_a_settings_strategies_against_fedavg_by_hand():
     assert fgrpo["curve"][0] == {"round": 0, "mean": pytest.approx(0.2), "std": 0.0}
     assert fgrpo["curve"][1]["mean"] == pytest.approx(0.48)
     assert record["centralized"]["minus_fedavg"] is None  # one pair
+
+
+def test_real_model_seeds_names_a_directory_that_is_no_sweep_in_one_line(tmp_path):
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "real_model_seeds.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "missing"), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"real_model_seeds: {tmp_path / 'missing'}: no sweep.json; is it an `fgrpo sweep --out` "
+        "directory?"
+    ]
+    assert not list(tmp_path.glob("r.*"))  # nothing written
