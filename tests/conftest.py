@@ -6,7 +6,8 @@ be served to another test or to the user's runs.
 The whole-run tests join one Ray cluster for the test session, as a sweep's points do
 (fgrpo.runtime.ray_cluster): a run's own cluster costs 4-5 s to start and stop, dozens of times a
 session. The tests of a run's own cluster (tests/e2e/test_kill.py, tests/unit/test_runner.py,
-tests/e2e/test_ray_cluster.py) unset RAY_ADDRESS themselves.
+tests/e2e/test_ray_cluster.py) and the killed-and-resumed run (tests/e2e/test_resume_killed.py) unset
+RAY_ADDRESS themselves.
 """
 
 import os
