@@ -8,7 +8,7 @@ from statistics import fmean
 from typing import Any
 
 from fgrpo.core.config import Config
-from fgrpo.runtime.report import baseline_pairs
+from fgrpo.runtime.report import minus_baseline
 from fgrpo.runtime.stats import mean_std, paired_interval
 from fgrpo.runtime.sweep_runs import Run, curve
 
@@ -60,14 +60,13 @@ def against_fedavg(by_strategy: dict[str, list[Run]]) -> dict[str, dict[str, Any
     """One setting's strategies: their seeds' final macro accuracy (and its mean ± std), start,
     per-task finals, macro curve (mean and std over seeds) and, for all but FedAvg, the final
     minus FedAvg's paired by seed with its 95% interval (None below 2 pairs)."""
-    pairs = baseline_pairs(by_strategy)
+    against = minus_baseline(by_strategy)
     record = {}
     for strategy, runs in by_strategy.items():
         finals = {r.seed: r.summary["final_eval"] for r in runs}
         mean, sd = mean_std([f["macro"] for f in finals.values()])
         tasks = [t for t in next(iter(finals.values())) if t != "macro"]
-        pair = pairs.get(strategy, [])
-        interval = paired_interval([a for a, _ in pair], [b for _, b in pair]) if pair else None
+        pair, interval = against.get(strategy, ([], None))
         record[strategy] = {
             "final_macro": {str(s): f["macro"] for s, f in sorted(finals.items())},
             "final_macro_mean": mean,

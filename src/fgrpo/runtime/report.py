@@ -44,24 +44,31 @@ def strategy_row(strategy: str, runs: list[Run], target: float | None) -> list[s
     return [*row, *(f"{fmean(f[t] for f in finals):.3f}" for t in tasks)]
 
 
-def baseline_pairs(by_strategy: dict[str, list[Run]]) -> dict[str, list[tuple[float, float]]]:
-    """Per strategy other than FedAvg: (its final macro, FedAvg's) for each seed both have; empty
-    without FedAvg runs."""
+Pairs = list[tuple[float, float]]
+
+
+def minus_baseline(
+    by_strategy: dict[str, list[Run]],
+) -> dict[str, tuple[Pairs, tuple[float, float, float] | None]]:
+    """Per strategy other than FedAvg: (its final macro, FedAvg's) for each seed both have, and
+    their paired difference with its 95% interval (None below 2 pairs); empty without FedAvg."""
     if BASELINE not in by_strategy:
         return {}
     base = {r.seed: r.summary["final_eval"]["macro"] for r in by_strategy[BASELINE]}
-    return {
-        strategy: [(r.summary["final_eval"]["macro"], base[r.seed]) for r in runs if r.seed in base]
-        for strategy, runs in by_strategy.items()
-        if strategy != BASELINE
-    }
+    out = {}
+    for strategy, runs in by_strategy.items():
+        if strategy == BASELINE:
+            continue
+        pairs = [(r.summary["final_eval"]["macro"], base[r.seed]) for r in runs if r.seed in base]
+        interval = paired_interval([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
+        out[strategy] = (pairs, interval)
+    return out
 
 
 def paired_rows(by_strategy: dict[str, list[Run]]) -> list[list[str]]:
     """Each strategy's final macro accuracy minus FedAvg's, over the seeds both have."""
     rows = []
-    for strategy, pairs in baseline_pairs(by_strategy).items():
-        result = paired_interval([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
+    for strategy, (pairs, result) in minus_baseline(by_strategy).items():
         if result is None:
             diff = f"{pairs[0][0] - pairs[0][1]:+.3f}" if pairs else "-"
             rows.append([strategy, str(len(pairs)), diff, "needs ≥ 2 seeds"])
