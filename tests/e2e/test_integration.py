@@ -56,6 +56,7 @@ def test_cli_run_with_fgrpo_honours_rounds_and_clients(tmp_path):
     for override in SMALL + [
         "federation.rounds=2",
         "federation.num_clients=3",
+        "federation.local_steps=2",  # the demo's 10 would add 48 GRPO steps and test nothing more
         "strategy.name=fgrpo",
         "eval.every=1",
         "grpo.per_device_train_batch_size=8",
