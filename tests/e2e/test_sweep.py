@@ -17,7 +17,7 @@ import pytest
 from fgrpo.cli.main import main
 from fgrpo.core.errors import ConfigError
 from fgrpo.runtime.grid import read_sweep
-from fgrpo.runtime.sweep import Outcome, run_sweep
+from fgrpo.runtime.sweep import Outcome, _eta, run_sweep
 
 from ..sweep_helpers import TINY
 
@@ -331,3 +331,10 @@ def test_monitor_records_the_process_tree(tmp_path):
     assert record["samples"] >= 3 and record["peak_rss_mb"] > 190 and record["wall_seconds"] >= 1.5
     assert record["cpu_percent_mean"] is not None
     assert ("gpu_util_percent_mean" in record) == (shutil.which("nvidia-smi") is not None)
+
+
+def test_the_time_left_is_the_mean_point_time_the_points_left():
+    assert _eta([120.0], 1) == " | ~2 min left for 1 point"
+    assert _eta([120.0, 120.0], 3) == " | ~6 min left for 3 points"
+    assert _eta([20.0], 2) == " | ~40s left"
+    assert _eta([], 2) == _eta([60.0], 0) == ""

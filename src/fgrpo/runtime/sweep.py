@@ -221,7 +221,7 @@ def _eta(seconds: list[float], remaining: int) -> str:
         return ""
     left = sum(seconds) / len(seconds) * remaining
     return (
-        f" | ~{left / 60:.0f} min left for {remaining} points"
+        f" | ~{left / 60:.0f} min left for {remaining} point{'s' if remaining > 1 else ''}"
         if left >= 60
         else f" | ~{left:.0f}s left"
     )
