@@ -65,6 +65,34 @@ def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path, mon
     assert ADDRESS_ENV not in os.environ  # the sweep's own environment is left as it was
 
 
+# Two runs in one process, the first leaving its connection open (as a run that raised does).
+TWO_RUNS_ONE_PROCESS = textwrap.dedent("""\
+    import os, ray
+    from fgrpo.runtime.ray_cluster import join
+    @ray.remote(num_cpus=1)
+    def seen():
+        return os.environ.get("FGRPO_RUN_LOG")
+    for log in ("first.log", "second.log"):
+        os.environ["FGRPO_RUN_LOG"] = log
+        assert join({"logging_level": "ERROR", "log_to_driver": False})
+        print(ray.get(seen.remote()))
+    ray.shutdown()
+    """)
+
+
+def test_a_run_joins_again_where_an_earlier_run_left_ray_connected(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_RUNS_ONE_PROCESS],
+        env=env,  # the test session's cluster (tests/conftest.py)
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["first.log", "second.log"]  # the second run's own environment
+
+
 def test_without_ray_address_a_run_starts_its_own(monkeypatch):
     from fgrpo.runtime.ray_cluster import join
 

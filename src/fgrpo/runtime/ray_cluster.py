@@ -118,5 +118,7 @@ def join(init_args: dict[str, Any]) -> bool:
     env_vars["PYTHONPATH"] = os.pathsep.join(
         [*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])]
     )
+    if ray.is_initialized():  # left by an earlier run in this process that raised: its job has
+        ray.shutdown()  # that run's worker environment, and ray.init would refuse to run twice
     ray.init(runtime_env={"env_vars": env_vars}, **init_args)
     return True
