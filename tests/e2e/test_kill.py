@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from fgrpo.runtime.ray_cluster import ADDRESS_ENV
+
 CONFIG = textwrap.dedent("""\
     [model]
     name = "tiny-random"
@@ -94,7 +96,7 @@ def test_no_process_outlives_a_killed_run(tmp_path, sig):
     config.write_text(CONFIG)
     log = tmp_path / "out.txt"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    env.pop("RAY_ADDRESS", None)  # the run starts its own cluster: the case that leaked
+    env.pop(ADDRESS_ENV, None)  # the run starts its own cluster: the case that leaked
     with log.open("w") as out:
         # its own session: the signal goes to the run alone, and the test can clean up its group
         run = subprocess.Popen(

@@ -65,32 +65,48 @@ def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path, mon
     assert ADDRESS_ENV not in os.environ  # the sweep's own environment is left as it was
 
 
-# Two runs in one process, the first leaving its connection open (as a run that raised does).
+# Two runs in one process, the first leaving its connection open (as a run that raised does):
+# with RAY_ADDRESS the second joins with its own worker environment; without, Flower finds no
+# connection to reuse (it would keep the first run's) and starts the run's own cluster.
 TWO_RUNS_ONE_PROCESS = textwrap.dedent("""\
     import os, ray
-    from fgrpo.runtime.ray_cluster import join
+    from fgrpo.runtime.runner import connect_ray
     @ray.remote(num_cpus=1)
     def seen():
         return os.environ.get("FGRPO_RUN_LOG")
     for log in ("first.log", "second.log"):
         os.environ["FGRPO_RUN_LOG"] = log
-        assert join({"logging_level": "ERROR", "log_to_driver": False})
+        init_args = {"logging_level": "ERROR", "log_to_driver": False}
+        connect_ray(init_args)
+        if not ray.is_initialized():  # the run's own cluster, as Flower starts it
+            print("closed")
+            ray.init(num_cpus=1, **init_args)
         print(ray.get(seen.remote()))
     ray.shutdown()
     """)
 
 
-def test_a_run_joins_again_where_an_earlier_run_left_ray_connected(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+def second_run_sees(env: dict[str, str]) -> list[str]:
+    env = {**env, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     done = subprocess.run(
         [sys.executable, "-c", TWO_RUNS_ONE_PROCESS],
-        env=env,  # the test session's cluster (tests/conftest.py)
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["first.log", "second.log"]  # the second run's own environment
+    return done.stdout.split()
+
+
+def test_a_run_joins_again_where_an_earlier_run_left_ray_connected():
+    # the test session's cluster (tests/conftest.py); the second run's own environment
+    assert second_run_sees(dict(os.environ)) == ["first.log", "second.log"]
+
+
+def test_a_run_starts_its_own_cluster_where_an_earlier_run_left_ray_connected():
+    env = {k: v for k, v in os.environ.items() if k != ADDRESS_ENV}
+    assert second_run_sees(env) == ["closed", "first.log", "closed", "second.log"]
 
 
 def test_without_ray_address_a_run_starts_its_own(monkeypatch):

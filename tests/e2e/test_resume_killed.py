@@ -18,6 +18,7 @@ from safetensors.numpy import load_file
 from fgrpo.runtime.checkpoint import (
     checkpoint_round,
 )
+from fgrpo.runtime.ray_cluster import ADDRESS_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def environment() -> dict[str, str]:
         **os.environ,
         "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    env.pop("RAY_ADDRESS", None)
+    env.pop(ADDRESS_ENV, None)
     return env
 
 

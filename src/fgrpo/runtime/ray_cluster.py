@@ -118,7 +118,14 @@ def join(init_args: dict[str, Any]) -> bool:
     env_vars["PYTHONPATH"] = os.pathsep.join(
         [*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])]
     )
-    if ray.is_initialized():  # left by an earlier run in this process that raised: its job has
-        ray.shutdown()  # that run's worker environment, and ray.init would refuse to run twice
     ray.init(runtime_env={"env_vars": env_vars}, **init_args)
     return True
+
+
+def close_leftover() -> None:
+    """Close the Ray connection an earlier run in this process left open (one that raised): Flower
+    would reuse it for its own cluster, and joining would be refused (ray.init runs once), both
+    with that run's worker environment instead of this one's."""
+    ray = sys.modules.get("ray")  # never imported here: nothing to close (and no import's cost)
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

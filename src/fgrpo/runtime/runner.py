@@ -13,7 +13,7 @@ from fgrpo.core.config import Config
 from fgrpo.runtime import flower_simulation
 from fgrpo.runtime.centralized import run_centralized
 from fgrpo.runtime.flower_dispatch import install
-from fgrpo.runtime.ray_cluster import join
+from fgrpo.runtime.ray_cluster import close_leftover, join
 from fgrpo.runtime.server_app import make_server_app
 from fgrpo.server.strategies import strategy_entry
 
@@ -40,6 +40,15 @@ def quiet_flower() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def connect_ray(init_args: dict[str, Any]) -> None:
+    """Join a sweep's (or the user's) cluster at RAY_ADDRESS, if any; else have Flower start a
+    cluster of the run's own: Ray's default would join any cluster running on the machine (another
+    sweep's, a leaked one). Either way, not a connection an earlier run in this process left."""
+    close_leftover()
+    if not join(init_args):
+        init_args["address"] = "local"
+
+
 def run_experiment(
     cfg: Config, out_dir: Path, resume: bool = False, console: RunConsole | None = None
 ) -> dict[str, Any]:
@@ -59,10 +68,7 @@ def run_experiment(
 
     install()  # Flower's dispatcher polls every node ten times a second; ask only those with mail
     backend = backend_config(cfg, log_to_driver=console is None or console.verbose)
-    # A sweep's (or the user's) cluster at RAY_ADDRESS, if any; else a cluster of the run's own:
-    # Ray's default would join any cluster running on the machine (another sweep's, a leaked one).
-    if not join(backend["init_args"]):
-        backend["init_args"]["address"] = "local"
+    connect_ray(backend["init_args"])
     flower_simulation.simulate(
         server_app=make_server_app(cfg, out_dir, resume, console),
         client_app=client_app,
