@@ -18,6 +18,7 @@ from fgrpo.cli.main import main
 from fgrpo.core.errors import ConfigError
 from fgrpo.runtime.grid import read_sweep
 from fgrpo.runtime.sweep import Outcome, _eta, run_sweep
+from fgrpo.runtime.sweep_runs import run_records, write_compact
 
 from ..sweep_helpers import TINY
 
@@ -250,6 +251,29 @@ def test_a_changed_config_is_refused_not_overwritten(tmp_path):
     ):
         run_sweep(read_sweep(path), out, runner=FakeRunner(), echo=lambda _: None)
     assert (out / "strategy.name=fgrpo" / "summary.json").is_file()
+
+
+def test_a_committed_sweep_grows_without_rerunning_its_compact_points(tmp_path):
+    path = write_sweep(tmp_path, '"strategy.name" = ["fgrpo", "fedavg"]\n')
+    out = tmp_path / "out"
+    assert run_sweep(read_sweep(path), out, runner=FakeRunner(), echo=lambda _: None) == 0
+    write_compact(out)  # committed as runs.jsonl, the run directories gone
+    for point in read_sweep(path).points:
+        shutil.rmtree(out / point.name)
+    path.write_text(path.read_text().replace('"fedavg"]', '"fedavg", "fedprox"]'))
+    grown = FakeRunner()
+    assert run_sweep(read_sweep(path), out, runner=grown, echo=lambda _: None) == 0
+    assert [Path(a[a.index("--out") + 1]).name for a in grown.calls] == ["strategy.name=fedprox"]
+    assert [p["status"] for p in json.loads((out / "sweep.json").read_text())["points"]] == [
+        "done"
+    ] * 3
+    assert set(run_records(out)) == {f"strategy.name={s}" for s in ("fgrpo", "fedavg", "fedprox")}
+
+    path.write_text(path.read_text().replace("rounds = 1", "rounds = 2"))
+    with pytest.raises(
+        ConfigError, match="point strategy.name=fgrpo: its line in .*runs.jsonl differs"
+    ):
+        run_sweep(read_sweep(path), out, runner=FakeRunner(), echo=lambda _: None)
 
 
 def test_a_non_sweep_directory_is_refused(tmp_path):

@@ -11,7 +11,9 @@ Layout of ``DIR``::
 
 Running the same command again resumes the sweep. Per point:
 
-- ``done``: summary.json present and its config equal to the point's: skipped;
+- ``done``: summary.json present and its config equal to the point's, or, its run directory gone,
+  its line in the sweep's compact runs.jsonl (`fgrpo report --compact`) with an equal config:
+  skipped (a committed sweep grows by new seeds or values without rerunning what it holds);
 - a checkpoint but no summary (the run was killed): ``fgrpo run --resume`` continues it; if the
   resume is refused (e.g. a centralized run, an edited metrics.jsonl) it starts over;
 - otherwise (never started, crashed before its first checkpoint, failed): ``--overwrite``.
@@ -45,12 +47,13 @@ from fgrpo.core.config import Config
 from fgrpo.core.errors import ConfigError, UserInputError
 from fgrpo.core.out_dir import check_writable_dir
 from fgrpo.runtime.checkpoint import checkpoint_header
-from fgrpo.runtime.configs import load_config
+from fgrpo.runtime.configs import config_from_dict, load_config
 from fgrpo.runtime.grid import Point, Sweep, about_point
 from fgrpo.runtime.monitor import TreeMonitor
 from fgrpo.runtime.preflight import check_run
 from fgrpo.runtime.ray_cluster import ADDRESS_ENV, SharedCluster
 from fgrpo.runtime.run_plan import plan_line
+from fgrpo.runtime.sweep_runs import COMPACT, compact_records
 from fgrpo.server.strategies import strategy_entry
 
 MANIFEST = "sweep.json"
@@ -100,20 +103,32 @@ def fgrpo_subprocess(args: list[str], log: Path, cluster: SharedCluster | None =
     return Outcome(returncode, error, monitor.record())
 
 
+def equal(cfg: Config, saved: Config) -> bool:
+    """Whether ``saved`` is ``cfg``, output paths aside."""
+    ours = {k: v for k, v in cfg.flatten().items() if k not in IGNORED_KEYS}
+    return ours == {k: v for k, v in saved.flatten().items() if k not in IGNORED_KEYS}
+
+
 def same_config(cfg: Config, run: Path) -> bool | None:
     """None: no config.toml in ``run``; else whether it is ``cfg`` (output paths aside)."""
     saved = run / "config.toml"
-    if not saved.is_file():
-        return None
-    ours = {k: v for k, v in cfg.flatten().items() if k not in IGNORED_KEYS}
-    theirs = {k: v for k, v in load_config(saved).flatten().items() if k not in IGNORED_KEYS}
-    return ours == theirs
+    return equal(cfg, load_config(saved)) if saved.is_file() else None
 
 
-def action(point: Point, out: Path) -> str:
-    """done | resume | rerun | new (see the module docstring)."""
+def action(point: Point, out: Path, compact: dict[str, dict[str, Any]]) -> str:
+    """done | resume | rerun | new (see the module docstring); ``compact``: runs.jsonl's records."""
 
     run = out / point.name
+    if not run.exists() and point.name in compact:
+        if not equal(
+            point.config, config_from_dict(compact[point.name]["config"], local_files=False)
+        ):
+            raise ConfigError(
+                f"point {point.name}",
+                f"its line in {out / COMPACT} differs from the sweep's config for this point; "
+                "use a new --out (or delete that line)",
+            )
+        return "done"
     same = same_config(point.config, run)
     if same is False:
         raise ConfigError(
@@ -148,7 +163,8 @@ def preflight(sweep: Sweep, out: Path) -> dict[str, str]:
             check_run(point.config, out / point.name)
         except UserInputError as err:
             raise about_point(point.name, err) from err
-    return {p.name: action(p, out) for p in sweep.points}
+    compact = compact_records(out)
+    return {p.name: action(p, out, compact) for p in sweep.points}
 
 
 def plan_text(sweep: Sweep, actions: dict[str, str]) -> str:

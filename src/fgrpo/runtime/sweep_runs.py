@@ -97,16 +97,17 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return json.loads(manifest_path.read_text())
 
 
+def compact_records(directory: Path) -> dict[str, dict[str, Any]]:
+    """Point name -> its record in the sweep's compact ``runs.jsonl`` (none without one)."""
+    compact = directory / COMPACT
+    lines = compact.read_text().splitlines() if compact.is_file() else []
+    return {record["name"]: record for record in map(json.loads, filter(str.strip, lines))}
+
+
 def run_records(directory: Path) -> dict[str, dict[str, Any]]:
     """Point name -> its run record: from its run directory where one holds a summary.json, else
     from the sweep's compact ``runs.jsonl``."""
-    compact = directory / COMPACT
-    records = {}
-    if compact.is_file():
-        for line in compact.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                records[record["name"]] = record
+    records = compact_records(directory)
     for point in read_manifest(directory)["points"]:
         if (directory / point["name"] / "summary.json").is_file():
             records[point["name"]] = run_record(directory / point["name"])
