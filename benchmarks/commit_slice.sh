@@ -13,8 +13,9 @@ profile=$1 slice=$2 results=$3 scratch=${4:-runs/slices/$(basename "$3")}
 fgrpo=$(dirname "$0")/../.venv/bin/fgrpo
 
 mkdir -p "$scratch"
-if [ -f "$results/runs.jsonl" ] && [ ! -f "$scratch/runs.jsonl" ]; then
-    cp "$results/sweep.json" "$results/runs.jsonl" "$scratch/"  # what is committed counts as done
+if [ -f "$results/runs.jsonl" ]; then  # what is committed counts as done
+    cp "$results/runs.jsonl" "$scratch/"
+    [ -f "$scratch/sweep.json" ] || cp "$results/sweep.json" "$scratch/"
 fi
 status=0
 "$fgrpo" sweep --config "$profile" --slice "$slice" --out "$scratch" || status=$?
