@@ -24,6 +24,7 @@ if [ "$status" -ne 2 ]; then  # 2: refused before anything ran (a bad config): n
     mkdir -p "$results"
     rm -rf "$results/report"
     cp -r "$scratch/sweep.json" "$scratch/runs.jsonl" "$scratch/report" "$results/"
+    [ ! -f "$scratch/effects.json" ] || cp "$scratch/effects.json" "$results/"  # a profile's [effects]
     echo "committed form: $results"
 fi
 exit "$status"
