@@ -369,3 +369,19 @@ def test_subprocess_reward_failing_inside_a_round_is_named_on_the_console(tmp_pa
     assert (
         "round_rewards:fails_on_what_the_model_writes" in last and "cannot score free text" in last
     )
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    read, write = os.pipe()
+    os.close(read)  # `fgrpo tasks | head -0`: the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "fgrpo", "tasks"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr

@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     ):  # Ctrl-C or SIGTERM: what a person asked for, not a failure to explain
         print("fgrpo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fgrpo ... | head`: the reader left, which is no failure of ours
+        # Python's flush of stdout at exit would raise again: point it at /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
 
 
 if __name__ == "__main__":
