@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run, resume or grow one slice of a sweep profile and keep its committed form in RESULTS:
-# sweep.json, runs.jsonl (every finished run, `fgrpo report --compact`) and report/. The run
+# sweep.json, runs.jsonl (every finished run, `fgrpo report --compact`) and report/ (not a
+# one-slice effects.json: a profile's effects come from `fgrpo report FIRST --with OTHERS`). The run
 # directories stay in SCRATCH (default runs/slices/<RESULTS' name>, outside git), so the same
 # command resumes a killed point; the points RESULTS' runs.jsonl already holds are not run again,
 # even on a machine where SCRATCH is gone (docs/experiments.md, "Committed sweeps").
@@ -24,7 +25,6 @@ if [ "$status" -ne 2 ]; then  # 2: refused before anything ran (a bad config): n
     mkdir -p "$results"
     rm -rf "$results/report"
     cp -r "$scratch/sweep.json" "$scratch/runs.jsonl" "$scratch/report" "$results/"
-    [ ! -f "$scratch/effects.json" ] || cp "$scratch/effects.json" "$results/"  # a profile's [effects]
     echo "committed form: $results"
 fi
 exit "$status"
