@@ -32,24 +32,26 @@ JOINING_RUN = textwrap.dedent("""\
     """)
 
 
+def printed(script: str, env: dict[str, str], timeout: int) -> list[str]:
+    """The words ``script`` prints, run in a Python process of its own with ``env`` and this
+    checkout's sources."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()
+
+
 def test_a_run_joins_the_sweep_cluster_with_its_worker_environment(tmp_path, monkeypatch):
     monkeypatch.delenv(ADDRESS_ENV)  # the test session's own cluster (tests/conftest.py)
     with SharedCluster(tmp_path / "ray.log") as cluster:
-        env = {
-            **cluster.env,
-            "FGRPO_RUN_LOG": str(tmp_path / "run.log"),
-            "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
-        }
+        env = {**cluster.env, "FGRPO_RUN_LOG": str(tmp_path / "run.log")}
         for _ in range(2):  # a second run joins the same, still running cluster
-            done = subprocess.run(
-                [sys.executable, "-c", JOINING_RUN],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert done.returncode == 0, done.stderr[-2000:]
-            address, run_log, worker_parent = done.stdout.split()
+            address, run_log, worker_parent = printed(JOINING_RUN, env, timeout=120)
             assert address == cluster.address and run_log == str(tmp_path / "run.log")
             # the worker belongs to the cluster's processes, which the sweep's monitor adds to the
             # run's
@@ -86,27 +88,22 @@ TWO_RUNS_ONE_PROCESS = textwrap.dedent("""\
     """)
 
 
-def second_run_sees(env: dict[str, str]) -> list[str]:
-    env = {**env, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    done = subprocess.run(
-        [sys.executable, "-c", TWO_RUNS_ONE_PROCESS],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.split()
-
-
 def test_a_run_joins_again_where_an_earlier_run_left_ray_connected():
     # the test session's cluster (tests/conftest.py); the second run's own environment
-    assert second_run_sees(dict(os.environ)) == ["first.log", "second.log"]
+    assert printed(TWO_RUNS_ONE_PROCESS, dict(os.environ), timeout=180) == [
+        "first.log",
+        "second.log",
+    ]
 
 
 def test_a_run_starts_its_own_cluster_where_an_earlier_run_left_ray_connected():
     env = {k: v for k, v in os.environ.items() if k != ADDRESS_ENV}
-    assert second_run_sees(env) == ["closed", "first.log", "closed", "second.log"]
+    assert printed(TWO_RUNS_ONE_PROCESS, env, timeout=180) == [
+        "closed",
+        "first.log",
+        "closed",
+        "second.log",
+    ]
 
 
 def test_without_ray_address_a_run_starts_its_own(monkeypatch):
